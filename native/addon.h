@@ -1,0 +1,13 @@
+// Declarations shared by the addon's translation units.
+#pragma once
+#include <napi.h>
+
+namespace xrun {
+
+// exec.cc: replace this process with another program.
+Napi::Value Execve(const Napi::CallbackInfo& info);
+
+// Every export sets `op`, `errno` and `path` on the errors it throws.
+Napi::Error OpError(Napi::Env env, const char* op, int err, const char* path);
+
+}  // namespace xrun

@@ -1,0 +1,207 @@
+/**
+ * ELF identification, header and program headers, from bytes.
+ *
+ * Pure: no file system. The caller hands a `ByteSource` (an in-memory buffer or
+ * a file read on demand), so a 200 MB binary costs two small reads. Limits
+ * follow the kernel's own loader (fs/binfmt_elf.c), so what parses here is what
+ * the kernel would accept and every malformed input ends in an `ElfError`.
+ */
+
+import { EXIT, XrunError } from './errors.js';
+
+export type ElfErrorCode =
+  | 'not-elf'
+  | 'truncated'
+  | 'bad-ident'
+  | 'bad-header'
+  | 'bad-phdr'
+  | 'bad-interp';
+
+/** A malformed or non-ELF input. Exit 126: the file exists but cannot be executed. */
+export class ElfError extends XrunError {
+  readonly elfCode: ElfErrorCode;
+  constructor(elfCode: ElfErrorCode, message: string) {
+    super(`elf-${elfCode}`, message, { exitCode: EXIT.cannotExecute });
+    this.elfCode = elfCode;
+  }
+}
+
+/** Reads up to `length` bytes at `offset`; fewer (or none) at end of input. */
+export interface ByteSource {
+  read(offset: number, length: number): Uint8Array;
+}
+
+/** A ByteSource over bytes already in memory. */
+export function bufferSource(bytes: Uint8Array): ByteSource {
+  return { read: (offset, length) => bytes.subarray(Math.min(offset, bytes.length), Math.min(offset + length, bytes.length)) };
+}
+
+export const PT_LOAD = 1;
+export const PT_INTERP = 3;
+export const ET_EXEC = 2;
+export const ET_DYN = 3;
+
+export interface ProgramHeader {
+  readonly type: number;
+  readonly offset: number;
+  readonly fileSize: number;
+}
+
+export interface ElfFile {
+  readonly elfClass: 32 | 64;
+  readonly byteOrder: 'little' | 'big';
+  readonly osAbi: number;
+  readonly abiVersion: number;
+  /** e_type: ET_EXEC, ET_DYN, ... */
+  readonly type: number;
+  readonly machine: number;
+  readonly flags: number;
+  readonly programHeaders: readonly ProgramHeader[];
+  /** PT_INTERP's path: the dynamic loader. Undefined for static programs. */
+  readonly interpreter: string | undefined;
+  /** The leading bytes, for binfmt-style magic matching. */
+  readonly head: Uint8Array;
+}
+
+const EI_NIDENT = 16;
+// The kernel refuses more than 64 KiB of program headers (binfmt_elf.c load_elf_phdrs).
+const MAX_PHDR_BYTES = 65536;
+// The kernel's bounds for PT_INTERP: at least "/"+NUL, at most PATH_MAX.
+const MAX_INTERP = 4096;
+const HEAD_BYTES = 64;
+
+/** Whether bytes start with the ELF magic \x7fELF. */
+export function isElfMagic(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
+}
+
+/** Parses the ELF header and program headers of `source`; throws ElfError on any malformation. */
+export function parseElf(source: ByteSource): ElfFile {
+  const head = source.read(0, HEAD_BYTES);
+  if (!isElfMagic(head)) {
+    throw new ElfError(head.length < 4 ? 'truncated' : 'not-elf', head.length < 4 ? 'file too short to be ELF' : 'not an ELF file');
+  }
+  if (head.length < EI_NIDENT) throw new ElfError('truncated', 'truncated ELF identification');
+
+  const cls = head[4];
+  const data = head[5];
+  if (cls !== 1 && cls !== 2) throw new ElfError('bad-ident', `invalid ELF class ${cls}`);
+  if (data !== 1 && data !== 2) throw new ElfError('bad-ident', `invalid ELF byte order ${data}`);
+  if (head[6] !== 1) throw new ElfError('bad-ident', `unsupported ELF version ${head[6]}`);
+  const elfClass = cls === 2 ? 64 : 32;
+  const little = data === 1;
+
+  const ehsize = elfClass === 64 ? 64 : 52;
+  if (head.length < ehsize) throw new ElfError('truncated', `truncated ELF header (${head.length} of ${ehsize} bytes)`);
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const u16 = (o: number) => view.getUint16(o, little);
+  const u32 = (o: number) => view.getUint32(o, little);
+  const word = (o: number) => (elfClass === 64 ? toSafe(view.getBigUint64(o, little)) : u32(o));
+
+  const type = u16(16);
+  const machine = u16(18);
+  const phoff = word(elfClass === 64 ? 32 : 28);
+  const flags = u32(elfClass === 64 ? 48 : 36);
+  const phentsize = u16(elfClass === 64 ? 54 : 42);
+  const phnum = u16(elfClass === 64 ? 56 : 44);
+
+  const programHeaders = readProgramHeaders(source, { elfClass, little, phoff, phentsize, phnum });
+  const interpreter = readInterpreter(source, programHeaders);
+
+  return {
+    elfClass,
+    byteOrder: little ? 'little' : 'big',
+    osAbi: head[7]!,
+    abiVersion: head[8]!,
+    type,
+    machine,
+    flags,
+    programHeaders,
+    interpreter,
+    head: head.slice(),
+  };
+}
+
+function toSafe(v: bigint): number {
+  // Offsets past 2^53 cannot be in any real file; treat them as "past the end".
+  return v > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(v);
+}
+
+interface PhdrLayout {
+  elfClass: 32 | 64;
+  little: boolean;
+  phoff: number;
+  phentsize: number;
+  phnum: number;
+}
+
+function readProgramHeaders(source: ByteSource, l: PhdrLayout): ProgramHeader[] {
+  if (l.phnum === 0) return [];
+  const expected = l.elfClass === 64 ? 56 : 32;
+  if (l.phentsize !== expected) {
+    throw new ElfError('bad-phdr', `program header entry size ${l.phentsize}, expected ${expected}`);
+  }
+  const total = l.phnum * l.phentsize;
+  if (total > MAX_PHDR_BYTES) throw new ElfError('bad-phdr', `too many program headers (${l.phnum})`);
+  const bytes = source.read(l.phoff, total);
+  if (bytes.length < total) throw new ElfError('truncated', 'program headers extend past the end of the file');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const headers: ProgramHeader[] = [];
+  for (let i = 0; i < l.phnum; i++) {
+    const base = i * l.phentsize;
+    if (l.elfClass === 64) {
+      headers.push({
+        type: view.getUint32(base, l.little),
+        offset: toSafe(view.getBigUint64(base + 8, l.little)),
+        fileSize: toSafe(view.getBigUint64(base + 32, l.little)),
+      });
+    } else {
+      headers.push({
+        type: view.getUint32(base, l.little),
+        offset: view.getUint32(base + 4, l.little),
+        fileSize: view.getUint32(base + 16, l.little),
+      });
+    }
+  }
+  return headers;
+}
+
+function readInterpreter(source: ByteSource, headers: readonly ProgramHeader[]): string | undefined {
+  // Like the kernel, the first PT_INTERP wins.
+  const ph = headers.find((h) => h.type === PT_INTERP);
+  if (!ph) return undefined;
+  if (ph.fileSize < 2 || ph.fileSize > MAX_INTERP) {
+    throw new ElfError('bad-interp', `interpreter path length ${ph.fileSize} out of range`);
+  }
+  const bytes = source.read(ph.offset, ph.fileSize);
+  if (bytes.length < ph.fileSize) throw new ElfError('truncated', 'interpreter path extends past the end of the file');
+  if (bytes[ph.fileSize - 1] !== 0) throw new ElfError('bad-interp', 'interpreter path is not NUL-terminated');
+  const nul = bytes.indexOf(0);
+  if (nul < ph.fileSize - 1) throw new ElfError('bad-interp', 'interpreter path has an embedded NUL');
+  return Buffer.from(bytes.subarray(0, nul)).toString('latin1');
+}
+
+/** True when the file is statically linked: no dynamic loader is requested. */
+export function isStatic(elf: ElfFile): boolean {
+  return elf.interpreter === undefined;
+}
+
+const MACHINE_NAMES: Readonly<Record<number, string>> = {
+  0x02: 'SPARC', 0x03: 'Intel 80386', 0x04: 'Motorola 68000', 0x08: 'MIPS', 0x0f: 'HP PA-RISC',
+  0x12: 'SPARC32PLUS', 0x14: 'PowerPC', 0x15: 'PowerPC64', 0x16: 'IBM S/390', 0x28: 'ARM',
+  0x2a: 'Renesas SH', 0x2b: 'SPARC V9', 0x32: 'Intel IA-64', 0x3e: 'x86-64', 0x4c: 'Axis CRIS',
+  0x5c: 'OpenRISC', 0x5e: 'Tensilica Xtensa', 0x71: 'Altera Nios II', 0xa4: 'Qualcomm Hexagon',
+  0xb7: 'AArch64', 0xf3: 'RISC-V', 0x102: 'LoongArch', 0x9026: 'Alpha', 0xbaab: 'MicroBlaze',
+};
+
+/** A person's name for an ELF e_machine value. */
+export function machineName(machine: number): string {
+  return MACHINE_NAMES[machine] ?? `machine 0x${machine.toString(16)}`;
+}
+
+const TYPE_NAMES: Readonly<Record<number, string>> = { 0: 'none', 1: 'relocatable', 2: 'executable', 3: 'shared object or PIE', 4: 'core dump' };
+
+/** A person's name for an ELF e_type value. */
+export function typeName(type: number): string {
+  return TYPE_NAMES[type] ?? `type 0x${type.toString(16)}`;
+}

@@ -1,0 +1,78 @@
+/**
+ * xrun's one error type and the place its wording lives.
+ *
+ * Every failure a user can cause or meet carries a stable code, a one-line
+ * message, an optional hint and the exit code the shell sees. The CLI prints
+ * them as `xrun: <message>` and `hint: <hint>`; nothing else prints errors.
+ */
+
+/** Exit codes: the contract with shells and scripts (see README "Exit codes"). */
+export const EXIT = {
+  /** Wrong options or arguments. */
+  usage: 2,
+  /** xrun itself failed (set-up, kernel feature missing, I/O). */
+  failure: 125,
+  /** The program exists but cannot be executed (not ELF, truncated, no emulator). */
+  cannotExecute: 126,
+  /** The program does not exist. */
+  notFound: 127,
+} as const;
+
+export interface XrunErrorOptions {
+  hint?: string;
+  cause?: unknown;
+  exitCode?: number;
+}
+
+export class XrunError extends Error {
+  override readonly name = 'XrunError';
+  readonly code: string;
+  readonly hint: string | undefined;
+  readonly exitCode: number;
+
+  constructor(code: string, message: string, options: XrunErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+    this.exitCode = options.exitCode ?? EXIT.failure;
+  }
+}
+
+/** The text printed for an error: one line, and a hint line when there is one. */
+export function formatError(err: XrunError): string {
+  return err.hint ? `xrun: ${err.message}\nhint: ${err.hint}\n` : `xrun: ${err.message}\n`;
+}
+
+/** Node's errno code of a caught error, if it has one ('ENOENT', ...). */
+export function errnoCode(err: unknown): string | undefined {
+  if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;
+  return undefined;
+}
+
+const ERRNO_TEXT: Readonly<Record<string, string>> = {
+  ENOENT: 'no such file or directory',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  ENOTDIR: 'not a directory',
+  EISDIR: 'is a directory',
+  ELOOP: 'too many levels of symbolic links',
+  ENOEXEC: 'exec format error',
+  EEXIST: 'file exists',
+  EINVAL: 'invalid argument',
+  EBUSY: 'device or resource busy',
+  ENOSPC: 'no space left on device',
+  EROFS: 'read-only file system',
+  ENAMETOOLONG: 'file name too long',
+  ETXTBSY: 'text file busy',
+  E2BIG: 'argument list too long',
+  ENOMEM: 'out of memory',
+  ENOSYS: 'function not implemented',
+  ENODEV: 'no such device',
+  EUSERS: 'too many users',
+};
+
+/** The strerror-style text of an errno code, lower case as in shell messages. */
+export function errnoText(code: string | undefined): string {
+  if (!code) return 'unknown error';
+  return ERRNO_TEXT[code] ?? code;
+}

@@ -1,0 +1,38 @@
+/** The text form of a direct launch plan, for `--explain`. */
+
+import type { DirectPlan } from './plan.js';
+
+/** Quotes a word for a POSIX shell when it needs it. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+function row(label: string, text: string): string {
+  return `${label.padEnd(10)}${text}\n`;
+}
+
+export function formatDirectPlan(plan: DirectPlan): string {
+  const p = plan.program;
+  const linkage = p.static ? 'static' : `dynamic, loader ${p.interpreter}`;
+  let out = '';
+  if (plan.script) {
+    out += row('script', `${plan.script.path} (#!${plan.script.interpreter}${plan.script.arg ? ` ${plan.script.arg}` : ''})`);
+  }
+  out += row('program', `${p.path}: ELF ${p.elfClass}-bit ${p.byteOrder === 'little' ? 'LSB' : 'MSB'}, ${linkage}`);
+  out += row('arch', `${p.arch}: matches QEMU's binfmt rule for ${p.arch}; host ${plan.host.arch} runs ${plan.host.native.join(', ')} natively`);
+  if (plan.mode === 'native') {
+    out += row('mode', 'native: executed directly, no emulator');
+  } else {
+    const emu = plan.emulator!;
+    const linked = emu.static === undefined ? 'linkage unknown' : emu.static ? 'static' : 'dynamic';
+    out += row('mode', 'emulated, direct: xrun execs the emulator in its own place');
+    out += row('emulator', `${emu.path} (${linked}; ${emu.reason})`);
+    const s = plan.sysroot!;
+    out += row('sysroot', s.path ? `${s.path} (${s.reason})` : `none (${s.reason})`);
+  }
+  out += row('argv0', `${plan.argv0.value} (${plan.argv0.reason})`);
+  out += row('exec', plan.exec.argv.map(shellQuote).join(' '));
+  out += row('env', 'inherited');
+  for (const note of plan.notes) out += row('note', note);
+  return out;
+}

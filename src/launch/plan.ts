@@ -1,0 +1,126 @@
+/**
+ * Direct launch: `xrun PROGRAM ARGS...` planned as plain data. The plan names
+ * the program, its arch, the emulator, the sysroot and the exact argv handed
+ * to execve, each with the reason it was chosen; `--explain` prints it and
+ * exec.ts runs it.
+ */
+
+import type { ElfClass, ByteOrder } from '../arch.js';
+import { requireEmulator, type Emulator } from '../emulator.js';
+import { host, runsNatively, type Host } from '../host.js';
+import { locate, readProgram, type ElfProgram, type Program } from './program.js';
+import { chooseSysroot, type Sysroot } from './sysroot.js';
+
+export interface LaunchRequest {
+  /** The program as the user typed it. */
+  readonly program: string;
+  readonly args: readonly string[];
+  /** --argv0 NAME. */
+  readonly argv0?: string | undefined;
+  /** --qemu PATH. */
+  readonly qemu?: string | undefined;
+  /** -L / --sysroot DIR. */
+  readonly sysroot?: string | undefined;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+export interface ProgramFacts {
+  readonly path: string;
+  readonly arch: string;
+  readonly elfClass: ElfClass;
+  readonly byteOrder: ByteOrder;
+  readonly static: boolean;
+  readonly interpreter: string | undefined;
+}
+
+export interface DirectPlan {
+  readonly kind: 'direct';
+  /** native: the host runs it; emulated: through QEMU. */
+  readonly mode: 'native' | 'emulated';
+  readonly host: { readonly arch: string; readonly native: readonly string[] };
+  /** The ELF that runs: the program itself, or a script's interpreter. */
+  readonly program: ProgramFacts;
+  readonly script: { readonly path: string; readonly interpreter: string; readonly arg: string | undefined } | undefined;
+  readonly emulator: Emulator | undefined;
+  readonly sysroot: Sysroot | undefined;
+  readonly argv0: { readonly value: string; readonly reason: string };
+  /** What execve gets; the environment is inherited unchanged. */
+  readonly exec: { readonly path: string; readonly argv: readonly string[] };
+  readonly notes: readonly string[];
+}
+
+function facts(p: ElfProgram): ProgramFacts {
+  return {
+    path: p.path,
+    arch: p.arch.name,
+    elfClass: p.elf.elfClass,
+    byteOrder: p.elf.byteOrder,
+    static: p.elf.interpreter === undefined,
+    interpreter: p.elf.interpreter,
+  };
+}
+
+/** The argv the guest program sees, before any emulator options. */
+function guestArgv(program: Program, req: LaunchRequest): { argv: string[]; argv0: DirectPlan['argv0'] } {
+  if (program.kind === 'script') {
+    // As the kernel does for #!: interpreter as written, its argument, the script as named.
+    const argv0 = req.argv0 ?? program.interpreter;
+    const rest = [...(program.interpreterArg === undefined ? [] : [program.interpreterArg]), req.program, ...req.args];
+    return {
+      argv: [argv0, ...rest],
+      argv0: { value: argv0, reason: req.argv0 !== undefined ? 'given with --argv0' : 'the #! interpreter, as the kernel passes it' },
+    };
+  }
+  const argv0 = req.argv0 ?? req.program;
+  return {
+    argv: [argv0, ...req.args],
+    argv0: { value: argv0, reason: req.argv0 !== undefined ? 'given with --argv0' : 'the program name as typed' },
+  };
+}
+
+/** Plans a direct launch. Throws XrunError for anything that stops it (exit codes 126/127). */
+export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
+  const path = locate(req.program, req.env.PATH);
+  const program = readProgram(path, req.program, req.sysroot ?? req.env.QEMU_LD_PREFIX);
+  const elf = program.kind === 'script' ? program.interpreterProgram : program;
+  const script = program.kind === 'script' ? { path: program.path, interpreter: program.interpreter, arg: program.interpreterArg } : undefined;
+  const { argv, argv0 } = guestArgv(program, req);
+  const hostFacts = { arch: h.arch.name, native: h.native.map((a) => a.name) };
+  const notes: string[] = [];
+
+  if (runsNatively(h, elf.arch) && req.qemu === undefined) {
+    notes.push(`${elf.arch.name} runs natively on this ${h.arch.name} host: no emulator`);
+    return {
+      kind: 'direct', mode: 'native', host: hostFacts, program: facts(elf), script, emulator: undefined, sysroot: undefined, argv0,
+      // The kernel handles #! itself; exec the script or program directly.
+      exec: { path: program.path, argv: program.kind === 'script' ? [req.argv0 ?? req.program, ...req.args] : argv },
+      notes,
+    };
+  }
+
+  const query = { qemu: req.qemu, env: req.env, hostArch: h.arch.name };
+  const emulator = requireEmulator(elf.arch, query, req.program);
+  const sysroot = chooseSysroot({
+    arch: elf.arch,
+    interpreter: elf.elf.interpreter,
+    program: elf.path,
+    option: req.sysroot,
+    envPrefix: req.env.QEMU_LD_PREFIX,
+  });
+  const qemuArgs = ['-0', argv[0]!, ...(sysroot.path ? ['-L', sysroot.path] : [])];
+  if (emulator.static === false) notes.push('the emulator is dynamically linked: fine here, but it cannot work inside a chroot or container');
+  notes.push('direct mode: foreign programs this one starts run only if a binfmt_misc entry covers them (see --rootfs, --transparent)');
+  return {
+    kind: 'direct',
+    mode: 'emulated',
+    host: hostFacts,
+    program: facts(elf),
+    script,
+    emulator,
+    sysroot,
+    argv0,
+    exec: { path: emulator.path, argv: [emulator.path, ...qemuArgs, elf.path, ...argv.slice(1)] },
+    notes,
+  };
+}
+

@@ -1,0 +1,174 @@
+/**
+ * What the user asked to run: a path or a name looked up on PATH, then what
+ * the file is (an ELF program for some arch, or a `#!` script whose
+ * interpreter is one). Reads files; decides nothing about emulation.
+ */
+
+import { accessSync, constants, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { archForHead, type Arch } from '../arch.js';
+import { readElf, readHead } from '../elf-file.js';
+import { ET_DYN, ET_EXEC, isElfMagic, machineName, typeName, type ElfFile } from '../elf.js';
+import { EXIT, XrunError, errnoCode, errnoText } from '../errors.js';
+import { pathDirs } from '../paths.js';
+
+export interface ElfProgram {
+  readonly kind: 'elf';
+  /** Absolute path. */
+  readonly path: string;
+  readonly elf: ElfFile;
+  readonly arch: Arch;
+}
+
+export interface ScriptProgram {
+  readonly kind: 'script';
+  readonly path: string;
+  /** The interpreter as written on the #! line. */
+  readonly interpreter: string;
+  /** The optional single argument after it (the kernel passes the rest of the line as one). */
+  readonly interpreterArg: string | undefined;
+  /** The interpreter, when it is an ELF file xrun can inspect. */
+  readonly interpreterProgram: ElfProgram;
+}
+
+export type Program = ElfProgram | ScriptProgram;
+
+// The kernel reads at most this much of a #! line (BINPRM_BUF_SIZE).
+const SHEBANG_MAX = 256;
+
+/** Finds `name` as execvp would: a name with a slash is a path, else the first match on PATH. */
+export function locate(name: string, pathEnv: string | undefined): string {
+  if (name === '') throw new XrunError('not-found', "'': no such file or directory", { exitCode: EXIT.notFound });
+  if (name.includes('/')) {
+    checkRunnable(name, name);
+    return resolve(name);
+  }
+  let denied: string | undefined;
+  for (const dir of pathDirs(pathEnv)) {
+    const candidate = join(dir, name);
+    try {
+      if (!statSync(candidate).isFile()) continue;
+    } catch {
+      continue;
+    }
+    try {
+      accessSync(candidate, constants.X_OK);
+      return resolve(candidate);
+    } catch {
+      denied ??= candidate;
+    }
+  }
+  if (denied) checkRunnable(denied, name);
+  throw new XrunError('not-found', `${name}: command not found`, { exitCode: EXIT.notFound });
+}
+
+function checkRunnable(path: string, shown: string): void {
+  let isDir: boolean;
+  try {
+    isDir = statSync(path).isDirectory();
+  } catch (err) {
+    const code = errnoCode(err);
+    throw new XrunError('not-found', `${shown}: ${errnoText(code)}`, {
+      exitCode: code === 'ENOENT' || code === 'ENOTDIR' ? EXIT.notFound : EXIT.cannotExecute,
+    });
+  }
+  if (isDir) throw new XrunError('cannot-execute', `${shown}: is a directory`, { exitCode: EXIT.cannotExecute });
+  try {
+    accessSync(path, constants.X_OK);
+  } catch {
+    throw new XrunError('cannot-execute', `${shown}: permission denied`, {
+      exitCode: EXIT.cannotExecute,
+      hint: `make it executable (chmod +x ${shown})`,
+    });
+  }
+}
+
+/** Reads the ELF program at absolute `path` and finds its arch; `shown` names it in errors. */
+export function readElfProgram(path: string, shown: string): ElfProgram {
+  let elf: ElfFile;
+  try {
+    elf = readElf(path);
+  } catch (err) {
+    if (err instanceof XrunError) {
+      throw new XrunError(err.code, `${shown}: ${err.message}`, { exitCode: err.exitCode, cause: err });
+    }
+    throw ioError(err, shown);
+  }
+  const arch = archForHead(elf.head);
+  if (!arch) throw unsupported(elf, shown);
+  return { kind: 'elf', path, elf, arch };
+}
+
+function unsupported(elf: ElfFile, shown: string): XrunError {
+  const what = `${elf.elfClass}-bit ${elf.byteOrder === 'little' ? 'LSB' : 'MSB'} ${machineName(elf.machine)}`;
+  if (elf.type !== ET_EXEC && elf.type !== ET_DYN) {
+    return new XrunError('cannot-execute', `${shown}: cannot execute a ${typeName(elf.type)} (${what})`, { exitCode: EXIT.cannotExecute });
+  }
+  return new XrunError('unknown-machine', `${shown}: no QEMU target runs ${what} programs`, {
+    exitCode: EXIT.cannotExecute,
+    hint: 'xrun inspect shows what the file is',
+  });
+}
+
+function ioError(err: unknown, shown: string): XrunError {
+  const code = errnoCode(err);
+  return new XrunError('io', `${shown}: ${errnoText(code)}`, {
+    exitCode: code === 'ENOENT' ? EXIT.notFound : EXIT.cannotExecute,
+    cause: err,
+  });
+}
+
+/** Parses a #! line: interpreter and optional argument, as the kernel splits it. */
+export function parseShebang(head: Uint8Array): { interpreter: string; arg: string | undefined } | undefined {
+  if (head.length < 2 || head[0] !== 0x23 || head[1] !== 0x21) return undefined;
+  let end = head.indexOf(0x0a);
+  if (end < 0) end = head.length;
+  const line = Buffer.from(head.subarray(2, end)).toString('latin1').replace(/[ \t\r]+$/, '').replace(/^[ \t]+/, '');
+  if (line === '') return undefined;
+  const split = line.search(/[ \t]/);
+  if (split < 0) return { interpreter: line, arg: undefined };
+  const arg = line.slice(split).replace(/^[ \t]+/, '');
+  return { interpreter: line.slice(0, split), arg: arg === '' ? undefined : arg };
+}
+
+/**
+ * Reads what is at absolute `path`: an ELF program, or a script whose
+ * interpreter is one. `interpreterRoot`, when set, is where a script's absolute
+ * interpreter path is looked up first (the sysroot the user named).
+ */
+export function readProgram(path: string, shown: string, interpreterRoot?: string): Program {
+  let head: Buffer;
+  try {
+    head = readHead(path, SHEBANG_MAX);
+  } catch (err) {
+    throw ioError(err, shown);
+  }
+  if (isElfMagic(head) || head.length < 2) return readElfProgram(path, shown);
+  const shebang = parseShebang(head);
+  if (!shebang) {
+    throw new XrunError('not-executable', `${shown}: not an ELF program or a #! script`, { exitCode: EXIT.cannotExecute });
+  }
+  let interpPath = shebang.interpreter;
+  if (interpreterRoot && interpPath.startsWith('/')) {
+    const inRoot = join(interpreterRoot, interpPath);
+    if (exists(inRoot)) interpPath = inRoot;
+  }
+  const interpShown = `${shown}: interpreter ${shebang.interpreter}`;
+  checkRunnable(interpPath, interpShown);
+  return {
+    kind: 'script',
+    path,
+    interpreter: shebang.interpreter,
+    interpreterArg: shebang.arg,
+    interpreterProgram: readElfProgram(resolve(interpPath), interpShown),
+  };
+}
+
+function exists(path: string): boolean {
+  try {
+    statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,23 @@
+/** Where xrun keeps its own files. */
+
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** xrun's cache: $XDG_CACHE_HOME/xrun, else ~/.cache/xrun. */
+export function cacheDir(env: Env = process.env): string {
+  const base = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
+  return join(base, 'xrun');
+}
+
+/** Where `xrun emulators fetch` puts static emulators for this host. */
+export function emulatorCacheDir(hostArch: string, env: Env = process.env): string {
+  return join(cacheDir(env), 'emulators', hostArch);
+}
+
+/** The directories of a PATH string, empty entries meaning the current directory as execvp does. */
+export function pathDirs(path: string | undefined): string[] {
+  if (path === undefined) return ['/usr/local/bin', '/usr/bin', '/bin'];
+  return path.split(':').map((d) => d || '.');
+}
