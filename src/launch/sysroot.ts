@@ -45,6 +45,17 @@ function loaderIn(root: string, interpreter: string): boolean {
   return isFile(join(root, interpreter));
 }
 
+/** Whether two paths name the same file (same device and inode). */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
+}
+
 /** The directories from the program's real directory up to, not including, `/`. */
 function enclosingDirs(program: string): string[] {
   let dir: string;
@@ -83,12 +94,15 @@ export function chooseSysroot(q: SysrootQuery): Sysroot {
     return { path: undefined, source: 'env', reason: `QEMU_LD_PREFIX=${q.envPrefix} from the environment (QEMU reads it)` };
   }
   if (interp === undefined) return { path: undefined, source: 'none', reason: 'static program: no loader needed' };
+  const hostRoot = q.hostRoot ?? '/';
   for (const dir of enclosingDirs(q.program)) {
-    if (loaderIn(dir, interp)) {
+    // On merged-/usr hosts /usr holds /usr/lib/<loader> too: a tree whose loader
+    // is the host's own file is the host, not a sysroot.
+    if (loaderIn(dir, interp) && !sameFile(join(dir, interp), join(hostRoot, interp))) {
       return { path: dir, source: 'enclosing', reason: `the program lies inside ${dir}, which holds its loader ${interp}` };
     }
   }
-  if (loaderIn(q.hostRoot ?? '/', interp)) {
+  if (loaderIn(hostRoot, interp)) {
     return { path: undefined, source: 'host', reason: `the host has the loader ${interp} (multiarch libraries)` };
   }
   for (const dir of crossSysroots(q.arch)) {
