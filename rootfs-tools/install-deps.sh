@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages xrun builds, runs and tests with.
+# Uses sudo when not root. Node.js >= 20.17 and npm must already be present.
+set -euo pipefail
+
+packages=(
+  # build the native addon
+  cmake g++ make
+  # the emulators: static (the ones xrun prefers) and dynamic (tests show why not)
+  qemu-user-static qemu-user
+  # rootfs mode: subordinate id ranges; debootstrap builds foreign Debian trees
+  uidmap debootstrap
+  # fixtures and provisioning: verify and unpack Debian packages and images
+  gpgv debian-archive-keyring xz-utils zstd ca-certificates
+  # the rootless peer the benchmark compares against
+  proot
+)
+
+if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=17)?0:1)'; then
+  echo "xrun: Node.js >= 20.17 is required (found: $(node --version 2>/dev/null || echo none))" >&2
+  echo "hint: install it from your distribution or nodejs.org, then run this again" >&2
+  exit 1
+fi
+
+sudo=()
+if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+# --no-install-recommends: qemu-user-static recommends binfmt-support, which
+# would register host binfmt entries; xrun does not need them.
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
