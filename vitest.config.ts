@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    globalSetup: ['test/setup/fixtures.ts'],
     testTimeout: 60_000,
     hookTimeout: 600_000,
     // Namespace and emulator tests spawn real processes; two cores run two files at once.

@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# Fetch real foreign binaries from Debian's archive for xrun's tests and the README's example.
+#
+# Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
+#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs) or items (sysroot/s390x)
+#   --print-dir    print the cache directory and exit
+# Environment:
+#   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
+#   XRUN_MIRROR    Debian mirror (default http://deb.debian.org/debian)
+#
+# Layout, relied on by test/helpers/fixtures.ts:
+#   busybox-static/<debarch>/busybox   static busybox: arm64 armel armhf i386 mips64el mipsel ppc64el s390x
+#   sysroot/<debarch>/                 dpkg -x of busybox (dynamic) + libc6, for qemu -L: arm64 s390x
+#   rootfs/<debarch>/                  the same plus applet links and a skeleton, for chroot: arm64
+#   .stamps/<group>.<debarch>          written last; an item without its stamp is rebuilt
+#
+# The system's apt configuration and state are never touched: apt-get runs on a private
+# configuration (APT_CONFIG) in a scratch directory inside the cache, so it works unprivileged too.
+
+set -euo pipefail
+
+readonly SUITE=bookworm
+readonly MIRROR=${XRUN_MIRROR:-http://deb.debian.org/debian}
+readonly KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
+# Bump when a recipe below changes, so caches built by an older script are rebuilt.
+readonly RECIPE=1
+
+readonly STATIC_ARCHES=(arm64 armel armhf i386 mips64el mipsel ppc64el s390x)
+readonly SYSROOT_ARCHES=(arm64 s390x)
+readonly ROOTFS_ARCHES=(arm64)
+# PT_INTERP of Debian's dynamic busybox, relative to the tree: checked so that a layout change
+# in the archive fails here rather than as a puzzling ENOENT under qemu.
+declare -rA LOADER=([arm64]=lib/ld-linux-aarch64.so.1 [s390x]=lib/ld64.so.1)
+readonly APPLETS=(sh ls cat echo true false id uname pwd env mkdir touch rm sleep seq wc head
+  grep sed test stat)
+
+# Unquoted on purpose: tilde expansion is the fallback when HOME is unset, as in node's homedir().
+cache=${XRUN_FIXTURES:-${XDG_CACHE_HOME:-${HOME:-~}/.cache}/xrun/fixtures}
+[[ $cache == /* ]] || cache=$PWD/$cache
+
+work=''
+step='starting'
+reported=''
+
+finish() {
+  local rc=$?
+  if [[ -n $work ]]; then rm -rf -- "$work"; fi
+  if ((rc != 0)) && [[ -z $reported ]]; then
+    printf 'fetch-fixtures: failed while %s (exit %d)\n' "$step" "$rc" >&2
+  fi
+}
+trap finish EXIT
+# Bash runs the EXIT trap on a fatal signal with $? = 0; exiting explicitly makes it report.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() {
+  reported=1
+  printf 'fetch-fixtures: %s\n' "$*" >&2
+  exit 1
+}
+
+usage() {
+  sed -n '2,/^$/{s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+}
+
+# Every item, as group/debarch.
+all_items() {
+  local a
+  for a in "${STATIC_ARCHES[@]}"; do echo "busybox-static/$a"; done
+  for a in "${SYSROOT_ARCHES[@]}"; do echo "sysroot/$a"; done
+  for a in "${ROOTFS_ARCHES[@]}"; do echo "rootfs/$a"; done
+}
+
+stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
+
+# Present means stamped by this recipe; the directory alone may be a leftover.
+is_present() {
+  local stamp
+  stamp=$(stamp_of "$1")
+  [[ -f $stamp && -d $cache/$1 ]] && [[ $(head -n1 -- "$stamp") == "xrun-fixtures $RECIPE" ]]
+}
+
+packages_of() {
+  local arch=${1#*/}
+  case ${1%/*} in
+    busybox-static) echo "busybox-static:$arch" ;;
+    # libc6 also depends on libgcc-s1, which busybox never loads: leaving it out keeps the tree small.
+    sysroot | rootfs) echo "busybox:$arch libc6:$arch" ;;
+    *) die "no recipe for $1" ;;
+  esac
+}
+
+# Only called once check_debs has passed, so it cannot fail inside a $(...) where a die would be lost.
+deb_of() {
+  local pkg=${1%:*} arch=${1#*:} debs
+  debs=("$work/debs/${pkg}_"*"_$arch.deb")
+  echo "${debs[0]}"
+}
+
+check_debs() {
+  local p debs
+  for p in "$@"; do
+    debs=("$work/debs/${p%:*}_"*"_${p#*:}.deb")
+    if ((${#debs[@]} != 1)) || [[ ! -f ${debs[0]} ]]; then
+      die "apt-get download left no single .deb for $p"
+    fi
+  done
+}
+
+# Debian bookworm ships bin/ and lib/ as real directories in its debs; a later release that moves
+# everything under usr/ would leave PT_INTERP dangling without these links.
+link_merged_usr() {
+  local d
+  for d in bin lib sbin; do
+    if [[ ! -e $1/$d && -d $1/usr/$d ]]; then ln -s "usr/$d" "$1/$d"; fi
+  done
+}
+
+extract_tree() {
+  local item=$1 dest=$2 pkg
+  mkdir -m 755 -- "$dest"
+  for pkg in $(packages_of "$item"); do dpkg -x "$(deb_of "$pkg")" "$dest"; done
+  link_merged_usr "$dest"
+  [[ -x $dest/bin/busybox ]] || die "$item: no bin/busybox in the busybox package"
+  # -e follows the loader's relative symlink, so this also proves it resolves inside the tree.
+  [[ -e $dest/${LOADER[${item#*/}]} ]] || die "$item: loader ${LOADER[${item#*/}]} missing from the tree"
+}
+
+# No qemu here, so `busybox --install` cannot run: the applet links are made by hand.
+make_rootfs_skeleton() {
+  local root=$1 applet
+  for applet in "${APPLETS[@]}"; do
+    [[ -e $root/bin/$applet ]] || ln -s busybox "$root/bin/$applet"
+  done
+  # Scripts name their interpreter as #!/usr/bin/env far more often than as /bin/env.
+  mkdir -p "$root/usr/bin"
+  [[ -e $root/usr/bin/env ]] || ln -s ../../bin/busybox "$root/usr/bin/env"
+  mkdir -p "$root/etc" "$root/proc" "$root/dev" "$root/sys"
+  mkdir -m 700 "$root/root"
+  mkdir "$root/tmp"
+  chmod 1777 "$root/tmp"
+  # nobody/nogroup: what unmapped ids show as inside a user namespace.
+  printf '%s\n' 'root:x:0:0:root:/root:/bin/sh' 'nobody:x:65534:65534:nobody:/nonexistent:/bin/false' \
+    >"$root/etc/passwd"
+  printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
+  : >"$root/etc/resolv.conf"
+}
+
+build_item() {
+  local item=$1 tmp=$2 pkg
+  case ${item%/*} in
+    busybox-static)
+      pkg=$(packages_of "$item")
+      dpkg -x "$(deb_of "$pkg")" "$tmp.deb"
+      mkdir -m 755 -- "$tmp"
+      [[ -x $tmp.deb/bin/busybox ]] || die "$item: no bin/busybox in busybox-static"
+      mv -- "$tmp.deb/bin/busybox" "$tmp/busybox"
+      ;;
+    sysroot)
+      extract_tree "$item" "$tmp"
+      ;;
+    rootfs)
+      extract_tree "$item" "$tmp"
+      make_rootfs_skeleton "$tmp"
+      ;;
+    *) die "no recipe for $item" ;;
+  esac
+}
+
+# Swap the finished tree in with rename(2): a reader or an interrupted run never sees half an item.
+install_item() {
+  local item=$1 tmp=$2 dest=$cache/$1 pkg deb
+  mkdir -p -- "${dest%/*}" "$cache/.stamps"
+  # An older recipe's stamp must go first: stamp present means the tree beside it is complete.
+  rm -f -- "$(stamp_of "$item")"
+  if [[ -e $dest || -L $dest ]]; then mv -T -- "$dest" "$tmp.old"; fi
+  mv -T -- "$tmp" "$dest"
+  {
+    echo "xrun-fixtures $RECIPE"
+    for pkg in $(packages_of "$item"); do
+      deb=$(deb_of "$pkg")
+      echo "${deb##*/}"
+    done
+  } >"$(stamp_of "$item").tmp"
+  mv -T -- "$(stamp_of "$item").tmp" "$(stamp_of "$item")"
+}
+
+# "busybox 1:1.35.0-4+deb12u1+b1, libc6 2.36-9+deb12u14"
+describe_debs() {
+  local pkg deb sep=''
+  for pkg in $(packages_of "$1"); do
+    deb=$(deb_of "$pkg")
+    printf '%s%s %s' "$sep" "$(dpkg-deb -f "$deb" Package)" "$(dpkg-deb -f "$deb" Version)"
+    sep=', '
+  done
+}
+
+run_apt() {
+  local log=$work/apt.log
+  if ! APT_CONFIG=$work/apt.conf apt-get -q "$@" >"$log" 2>&1; then
+    cp -- "$log" "$cache/apt-error.log"
+    die "apt-get $1 from $MIRROR failed: $(grep -m1 '^E:' "$log" || tail -n1 "$log") (log: $cache/apt-error.log)"
+  fi
+}
+
+# Private apt configuration. APT_CONFIG is read before /etc/apt/apt.conf.d, so pointing
+# Dir::Etc::Parts and Dir::Etc::Main away here keeps the host's hooks (update Post-Invoke),
+# sources, pinning and keys out entirely; -o options would come too late for that.
+# APT::Update::Error-Mode any: by default an unreachable mirror is only a warning and update exits 0,
+# which would surface later as a misleading "Unable to locate package".
+setup_apt() {
+  local arches=("$@") a list=''
+  mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial" "$work/log" "$work/empty" "$work/debs"
+  : >"$work/state/status"
+  for a in "${arches[@]}"; do list+="\"$a\"; "; done
+  printf 'deb [arch=%s signed-by=%s] %s %s main\n' \
+    "$(IFS=,; echo "${arches[*]}")" "$KEYRING" "$MIRROR" "$SUITE" >"$work/sources.list"
+  cat >"$work/apt.conf" <<EOF
+Dir::Etc::Parts "$work/empty";
+Dir::Etc::Main "$work/empty/apt.conf";
+Dir::Etc::SourceList "$work/sources.list";
+Dir::Etc::SourceParts "$work/empty";
+Dir::Etc::Preferences "$work/empty/preferences";
+Dir::Etc::PreferencesParts "$work/empty";
+Dir::Etc::Trusted "$work/empty/trusted.gpg";
+Dir::Etc::TrustedParts "$work/empty";
+Dir::State "$work/state";
+Dir::State::status "$work/state/status";
+Dir::Cache "$work/cache";
+Dir::Log "$work/log";
+APT::Architecture "${arches[0]}";
+APT::Architectures { $list};
+APT::Update::Error-Mode "any";
+Acquire::Languages "none";
+Acquire::Retries "2";
+Acquire::http::Timeout "30";
+Debug::NoLocking "true";
+EOF
+  # As root apt downloads as _apt, which cannot enter a cache under /root (0700): apt would fall
+  # back to root anyway, with a warning. Unprivileged, apt never switches user.
+  if ((EUID == 0)); then echo 'APT::Sandbox::User "root";' >>"$work/apt.conf"; fi
+}
+
+main() {
+  local only='' item sel
+  while (($#)); do
+    case $1 in
+      --only) (($# >= 2)) || { reported=1; usage >&2; exit 2; }; only=$2; shift 2 ;;
+      --only=*) only=${1#--only=}; shift ;;
+      --print-dir) echo "$cache"; exit 0 ;;
+      -h | --help) usage; exit 0 ;;
+      *) reported=1; printf 'fetch-fixtures: unknown argument %s\n' "$1" >&2; usage >&2; exit 2 ;;
+    esac
+  done
+
+  local wanted=()
+  if [[ -z $only ]]; then
+    mapfile -t wanted < <(all_items)
+  else
+    local -a sels
+    IFS=, read -ra sels <<<"$only"
+    for sel in "${sels[@]}"; do
+      local matched=''
+      while read -r item; do
+        if [[ $item == "$sel" || ${item%/*} == "$sel" ]]; then wanted+=("$item"); matched=1; fi
+      done < <(all_items)
+      [[ -n $matched ]] || { reported=1; printf 'fetch-fixtures: unknown item %s (known: %s)\n' \
+        "$sel" "$(all_items | paste -sd' ')" >&2; exit 2; }
+    done
+  fi
+
+  local missing=()
+  for item in "${wanted[@]}"; do is_present "$item" || missing+=("$item"); done
+  ((${#missing[@]})) || exit 0
+
+  local tool
+  for tool in apt-get dpkg dpkg-deb flock; do
+    command -v "$tool" >/dev/null || die "needs $tool (a Debian or Ubuntu host)"
+  done
+  [[ -r $KEYRING ]] || die "no $KEYRING to check the archive's signature (install debian-archive-keyring)"
+
+  step='locking the cache'
+  mkdir -p -- "$cache"
+  # Tests' global set-up and a developer's `npm run fixtures` may overlap; the second waits,
+  # then finds the items present.
+  exec 9>"$cache/.lock"
+  flock 9
+  local still=()
+  for item in "${missing[@]}"; do is_present "$item" || still+=("$item"); done
+  ((${#still[@]})) || exit 0
+  missing=("${still[@]}")
+
+  # Under the lock nobody else has a scratch directory: any left are from a killed run.
+  rm -rf -- "$cache"/.work.* "$cache/apt-error.log"
+  work=$(mktemp -d "$cache/.work.XXXXXX")
+
+  local arches=() pkgs=() a p
+  for item in "${missing[@]}"; do
+    a=${item#*/}
+    [[ " ${arches[*]} " == *" $a "* ]] || arches+=("$a")
+    for p in $(packages_of "$item"); do
+      [[ " ${pkgs[*]} " == *" $p "* ]] || pkgs+=("$p")
+    done
+  done
+
+  printf 'fetch-fixtures: %d item(s) into %s, indexes for %s from %s\n' \
+    "${#missing[@]}" "$cache" "${arches[*]}" "$MIRROR" >&2
+  step='setting up a private apt'
+  setup_apt "${arches[@]}"
+  step="apt-get update from $MIRROR"
+  run_apt update
+  # One apt-get call for every package: apt pipelines the requests on one connection.
+  step="apt-get download ${pkgs[*]}"
+  cd "$work/debs"
+  run_apt download "${pkgs[@]}"
+  check_debs "${pkgs[@]}"
+
+  for item in "${missing[@]}"; do
+    step="building $item"
+    build_item "$item" "$work/item.${item//\//-}"
+    install_item "$item" "$work/item.${item//\//-}"
+    printf 'fetch-fixtures: %s (%s)\n' "$item" "$(describe_debs "$item")" >&2
+  done
+  step='finishing'
+}
+
+main "$@"

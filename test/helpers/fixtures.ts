@@ -1,0 +1,91 @@
+/**
+ * Where rootfs-tools/fetch-fixtures.sh keeps the real foreign binaries the tests run.
+ * Paths only: fetching is the script's job (run once by test/setup/fixtures.ts), and the
+ * layout here must match the one documented at the top of that script.
+ */
+
+import { existsSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Debian architectures with a static busybox: busybox-static/<debarch>/busybox. */
+export const STATIC_ARCHES = ['arm64', 'armel', 'armhf', 'i386', 'mips64el', 'mipsel', 'ppc64el', 's390x'] as const;
+/** Debian architectures with a dynamic busybox + libc6 tree for `qemu -L`: sysroot/<debarch>/. */
+export const SYSROOT_ARCHES = ['arm64', 's390x'] as const;
+/** Debian architectures with a chroot-able root file system: rootfs/<debarch>/. */
+export const ROOTFS_ARCHES = ['arm64'] as const;
+
+export type StaticArch = (typeof STATIC_ARCHES)[number];
+export type SysrootArch = (typeof SYSROOT_ARCHES)[number];
+export type RootfsArch = (typeof ROOTFS_ARCHES)[number];
+
+/** One fetched unit, named as the script's `--only` takes it, e.g. `sysroot/s390x`. */
+export type FixtureItem = `busybox-static/${StaticArch}` | `sysroot/${SysrootArch}` | `rootfs/${RootfsArch}`;
+
+export const ALL_ITEMS: readonly FixtureItem[] = [
+  ...STATIC_ARCHES.map((a) => `busybox-static/${a}` as const),
+  ...SYSROOT_ARCHES.map((a) => `sysroot/${a}` as const),
+  ...ROOTFS_ARCHES.map((a) => `rootfs/${a}` as const),
+];
+
+/**
+ * The fixture cache, by the script's rule: $XRUN_FIXTURES, else
+ * ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures (empty values count as unset, as `:-` does).
+ */
+export function fixturesDir(env: Env = process.env): string {
+  if (env.XRUN_FIXTURES) return resolve(env.XRUN_FIXTURES);
+  const cache = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
+  return resolve(cache, 'xrun', 'fixtures');
+}
+
+/**
+ * Debian's statically linked busybox for `debarch`. Takes any string so that tests can loop over
+ * tables keyed by Debian name; a name the script does not fetch throws rather than yielding a
+ * path that silently never exists.
+ */
+export function busyboxStatic(debarch: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'busybox-static', known(STATIC_ARCHES, debarch, 'busybox-static'), 'busybox');
+}
+
+/** A tree with a dynamic busybox at bin/busybox and the libc6 it loads; its PT_INTERP resolves inside. */
+export function sysroot(debarch: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'sysroot', known(SYSROOT_ARCHES, debarch, 'sysroot'));
+}
+
+/** A minimal root file system (busybox applets, libc6, /etc/passwd with root): `chroot R /bin/sh`. */
+export function rootfs(debarch: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'rootfs', known(ROOTFS_ARCHES, debarch, 'rootfs'));
+}
+
+function known<A extends string>(arches: readonly A[], debarch: string, group: string): A {
+  if ((arches as readonly string[]).includes(debarch)) return debarch as A;
+  throw new Error(`no ${group} fixture for '${debarch}' (fetch-fixtures.sh has: ${arches.join(' ')})`);
+}
+
+/** The items among `items` not in the cache: stamp or tree missing. */
+export function missingFixtures(items: readonly FixtureItem[] = ALL_ITEMS, env: Env = process.env): FixtureItem[] {
+  const dir = fixturesDir(env);
+  return items.filter((item) => {
+    const [group, arch] = item.split('/') as [string, string];
+    // The script writes the stamp only after the tree is renamed into place.
+    return !existsSync(join(dir, '.stamps', `${group}.${arch}`)) || !existsSync(join(dir, item));
+  });
+}
+
+/** Whether every one of `items` (default: all) is in the cache. */
+export function fixturesAvailable(items: readonly FixtureItem[] = ALL_ITEMS, env: Env = process.env): boolean {
+  return missingFixtures(items, env).length === 0;
+}
+
+/** Why tests needing `items` must skip, for a visible `skipped: <reason>`; undefined when they can run. */
+export function fixturesSkipReason(
+  items: readonly FixtureItem[] = ALL_ITEMS,
+  env: Env = process.env,
+): string | undefined {
+  const missing = missingFixtures(items, env);
+  if (missing.length === 0) return undefined;
+  const why = env.XRUN_FIXTURES_ERROR ? ` (${env.XRUN_FIXTURES_ERROR})` : '';
+  return `fixtures missing from ${fixturesDir(env)}: ${missing.join(', ')}${why}; run: npm run fixtures`;
+}
