@@ -70,16 +70,21 @@ const MAX_PHDR_BYTES = 65536;
 const MAX_INTERP = 4096;
 const HEAD_BYTES = 64;
 
+const ELF_MAGIC = Uint8Array.of(0x7f, 0x45, 0x4c, 0x46);
+
 /** Whether bytes start with the ELF magic \x7fELF. */
 export function isElfMagic(bytes: Uint8Array): boolean {
-  return bytes.length >= 4 && bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
+  return bytes.length >= 4 && ELF_MAGIC.every((b, i) => bytes[i] === b);
 }
 
 /** Parses the ELF header and program headers of `source`; throws ElfError on any malformation. */
 export function parseElf(source: ByteSource): ElfFile {
   const head = source.read(0, HEAD_BYTES);
   if (!isElfMagic(head)) {
-    throw new ElfError(head.length < 4 ? 'truncated' : 'not-elf', head.length < 4 ? 'file too short to be ELF' : 'not an ELF file');
+    if (head.length === 0) throw new ElfError('truncated', 'empty file');
+    // A few bytes that begin like ELF are a truncated one; anything else is not ELF.
+    const prefix = head.length < 4 && ELF_MAGIC.subarray(0, head.length).every((b, i) => head[i] === b);
+    throw prefix ? new ElfError('truncated', 'file too short to be ELF') : new ElfError('not-elf', 'not an ELF file');
   }
   if (head.length < EI_NIDENT) throw new ElfError('truncated', 'truncated ELF identification');
 

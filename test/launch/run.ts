@@ -1,0 +1,39 @@
+/** Runs the built CLI (bin/xrun) as a real process. */
+
+import { execa, type Result } from 'execa';
+import { fileURLToPath } from 'node:url';
+
+export const XRUN = fileURLToPath(new URL('../../bin/xrun', import.meta.url));
+
+export interface RunOptions {
+  env?: Record<string, string | undefined>;
+  /** Replace the environment instead of extending it. */
+  extendEnv?: boolean;
+  input?: string;
+  cwd?: string;
+}
+
+export type RunResult = Result<{ reject: false; stripFinalNewline: false }>;
+
+/** `xrun ARGS...`; never rejects: assert on exitCode, stdout, stderr. */
+export function xrun(args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  return execa(process.execPath, [XRUN, ...args], {
+    reject: false,
+    stripFinalNewline: false,
+    env: opts.env,
+    extendEnv: opts.extendEnv ?? true,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  }) as Promise<RunResult>;
+}
+
+/** Runs a shell command line with xrun on PATH-independent absolute form; for $? after signals. */
+export function shell(script: string, opts: RunOptions = {}): Promise<RunResult> {
+  return execa('sh', ['-c', script], {
+    reject: false,
+    stripFinalNewline: false,
+    env: { XRUN: `${process.execPath} ${XRUN}`, ...opts.env },
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  }) as Promise<RunResult>;
+}
