@@ -91,6 +91,61 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
       run(doctorCommand(opts));
     });
 
+  const emulators = program
+    .command('emulators')
+    .description('list emulators, or fetch static ones from Debian into the cache (no root needed)');
+  emulators
+    .command('list')
+    .description('every emulator found on PATH and in the cache: arch, version, static or not')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const { emulatorsListCommand } = await import('./provision/emulators-command.js');
+      run(emulatorsListCommand(opts));
+    });
+  emulators
+    .command('fetch')
+    .description("download Debian's qemu-user-static for this host, verify it, and put the emulators in the cache")
+    .argument('[arch...]', "QEMU or Debian architecture names (aarch64, arm64, armhf...), or 'all'")
+    .addOption(new Option('--mirror <url>', 'Debian mirror (default http://deb.debian.org/debian)').env('XRUN_MIRROR'))
+    .option('--suite <name>', 'Debian suite', 'bookworm')
+    .option('--keyring <file>', 'OpenPGP keyring for gpgv (default /usr/share/keyrings/debian-archive-keyring.gpg)')
+    .action(async (arches: string[], opts: { mirror?: string; suite?: string; keyring?: string }) => {
+      const { emulatorsFetchCommand } = await import('./provision/emulators-command.js');
+      run(emulatorsFetchCommand(arches, opts));
+    });
+
+  const rootfs = program
+    .command('rootfs')
+    .description('make a foreign root file system for --rootfs: import an image, or bootstrap Debian');
+  rootfs
+    .command('import')
+    .description('extract a tarball, `docker save` output or OCI image layout into DIR, safely and without root')
+    .argument('<source>', 'a tar file (plain, gzip, xz, zstd), a docker-save tar, or an OCI layout directory or tar')
+    .argument('<dir>', 'the new root file system (must be empty or absent)')
+    .option('--arch <arch>', 'with multi-platform images: the platform to take (arm64, armhf, arm/v7, riscv64...)')
+    .action(async (source: string, dir: string, opts: { arch?: string }) => {
+      const { rootfsImportCommand } = await import('./provision/rootfs-command.js');
+      run(rootfsImportCommand(source, dir, opts));
+    });
+  rootfs
+    .command('debian')
+    .description('bootstrap a foreign Debian root file system as a plain user (debootstrap + xrun --rootfs)')
+    .argument('<dir>', 'the new root file system (must be empty or absent)')
+    .requiredOption('--arch <arch>', 'Debian or QEMU architecture name (arm64, armhf, riscv64...)')
+    .option('--suite <name>', 'Debian suite', 'bookworm')
+    .addOption(new Option('--mirror <url>', 'Debian mirror (default http://deb.debian.org/debian)').env('XRUN_MIRROR'))
+    .option('--include <pkgs>', 'extra packages, comma-separated')
+    .option('--cache-dir <dir>', "where debootstrap keeps downloaded .debs (default: xrun's cache)")
+    .action(async (dir: string, opts: { arch: string; suite?: string; mirror?: string; include?: string; cacheDir?: string }) => {
+      const { rootfsDebianCommand } = await import('./provision/rootfs-command.js');
+      run(rootfsDebianCommand(dir, opts));
+    });
+  // main() sets these on the top-level commands only; nested ones need them too.
+  for (const sub of [...emulators.commands, ...rootfs.commands]) {
+    sub.exitOverride();
+    sub.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
+  }
+
   return program;
 }
 

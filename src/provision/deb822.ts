@@ -1,0 +1,132 @@
+/**
+ * Debian archive metadata: Release files (and InRelease's clearsigned
+ * wrapping), Packages stanzas. Pure: text in, records out.
+ */
+
+export type Stanza = Readonly<Record<string, string>>;
+
+export interface IndexFile {
+  readonly path: string;
+  readonly sha256: string;
+  readonly size: number;
+}
+
+export interface Release {
+  readonly fields: Stanza;
+  /** The SHA256 section, by path relative to dists/<suite>/. */
+  readonly sha256: ReadonlyMap<string, IndexFile>;
+}
+
+export class Deb822Error extends Error {
+  override readonly name = 'Deb822Error';
+}
+
+/** Parses one deb822 paragraph. Continuation lines are joined with '\n' (leading space removed). */
+export function parseStanza(paragraph: string): Stanza {
+  const out: Record<string, string> = {};
+  let key: string | undefined;
+  for (const line of paragraph.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    if (line.startsWith(' ') || line.startsWith('\t')) {
+      if (key === undefined) throw new Deb822Error(`continuation line before any field: '${line}'`);
+      out[key] += `\n${line.slice(1)}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) throw new Deb822Error(`not a field: '${line}'`);
+    key = line.slice(0, colon);
+    out[key] = line.slice(colon + 1).trim();
+  }
+  return out;
+}
+
+/**
+ * The signed text of an InRelease file, without checking the signature (that
+ * is gpgv's job): the lines between the armor header block and the signature,
+ * dash-escaping undone (RFC 4880 section 7). A file that is not clearsigned is returned as it is.
+ */
+export function unwrapClearsigned(text: string): string {
+  const lines = text.replace(/\r\n/g, '\n').split('\n');
+  if (lines[0] !== '-----BEGIN PGP SIGNED MESSAGE-----') return text;
+  let i = 1;
+  while (i < lines.length && lines[i] !== '') i++;
+  const body: string[] = [];
+  for (i++; i < lines.length; i++) {
+    const line = lines[i]!;
+    if (line === '-----BEGIN PGP SIGNATURE-----') return `${body.join('\n')}\n`;
+    body.push(line.startsWith('- ') ? line.slice(2) : line);
+  }
+  throw new Deb822Error('clearsigned message without a signature block');
+}
+
+/** Parses a Release file (the signed text of InRelease). */
+export function parseRelease(text: string): Release {
+  const paragraph = text.replace(/\r\n/g, '\n').split(/\n\n/)[0] ?? '';
+  const fields = parseStanza(paragraph);
+  const sha256 = new Map<string, IndexFile>();
+  for (const line of (fields.SHA256 ?? '').split('\n')) {
+    const parts = line.trim().split(/\s+/);
+    if (parts.length !== 3) continue;
+    const [hex, size, path] = parts as [string, string, string];
+    if (!/^[0-9a-f]{64}$/.test(hex) || !/^\d+$/.test(size)) throw new Deb822Error(`bad SHA256 line in Release: '${line}'`);
+    sha256.set(path, { path, sha256: hex, size: Number(size) });
+  }
+  if (sha256.size === 0) throw new Deb822Error('Release file has no SHA256 section');
+  return { fields, sha256 };
+}
+
+/** RFC 2822 date of a Release file's Date/Valid-Until field, or undefined when absent or unreadable. */
+export function releaseDate(value: string | undefined): Date | undefined {
+  if (!value) return undefined;
+  const d = new Date(value.replace(/ UTC$/, ' GMT'));
+  return Number.isNaN(d.getTime()) ? undefined : d;
+}
+
+/**
+ * The paragraphs of a Packages file arriving in chunks; yields each as parsed
+ * fields. Paragraphs are separated by blank lines.
+ */
+export async function* packageStanzas(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<Stanza> {
+  let rest = '';
+  const decoder = new TextDecoder('utf-8');
+  for await (const chunk of chunks) {
+    rest += decoder.decode(chunk, { stream: true });
+    let sep: number;
+    while ((sep = rest.indexOf('\n\n')) >= 0) {
+      const paragraph = rest.slice(0, sep);
+      rest = rest.slice(sep + 2);
+      if (paragraph.trim() !== '') yield parseStanza(paragraph);
+    }
+  }
+  rest += decoder.decode();
+  if (rest.trim() !== '') yield parseStanza(rest);
+}
+
+export interface PackageRecord {
+  readonly name: string;
+  readonly version: string;
+  readonly architecture: string;
+  /** Path relative to the mirror's root. */
+  readonly filename: string;
+  readonly sha256: string;
+  readonly size: number;
+}
+
+/** The fields of a Packages stanza that a download needs, checked. */
+export function packageRecord(s: Stanza): PackageRecord {
+  const need = (k: string): string => {
+    const v = s[k];
+    if (v === undefined || v === '') throw new Deb822Error(`package ${s.Package ?? '?'}: no ${k} field`);
+    return v;
+  };
+  const sha256 = need('SHA256');
+  const size = need('Size');
+  const filename = need('Filename');
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Deb822Error(`package ${s.Package}: bad SHA256 '${sha256}'`);
+  if (!/^\d+$/.test(size)) throw new Deb822Error(`package ${s.Package}: bad Size '${size}'`);
+  // Filename is joined to the mirror URL: keep it a plain relative path.
+  if (filename.startsWith('/') || filename.split('/').includes('..')) {
+    throw new Deb822Error(`package ${s.Package}: unsafe Filename '${filename}'`);
+  }
+  return { name: need('Package'), version: need('Version'), architecture: need('Architecture'), filename, sha256, size: Number(size) };
+}

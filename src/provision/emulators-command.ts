@@ -1,0 +1,28 @@
+/** `xrun emulators list|fetch`: argument handling and output for emulators.ts. */
+
+import { host } from '../host.js';
+import { formatList, fetchEmulators, listEmulators, planFetch } from './emulators.js';
+import { formatBytes } from './progress.js';
+
+export interface FetchOptions {
+  mirror?: string;
+  suite?: string;
+  keyring?: string;
+}
+
+const warn = (line: string) => process.stderr.write(`xrun: warning: ${line}\n`);
+
+export async function emulatorsListCommand(opts: { json?: boolean }): Promise<number> {
+  const list = await listEmulators(process.env, host().arch.name);
+  process.stdout.write(opts.json ? `${JSON.stringify(list, null, 2)}\n` : formatList(list));
+  return 0;
+}
+
+export async function emulatorsFetchCommand(names: string[], opts: FetchOptions): Promise<number> {
+  const plan = planFetch(names, opts, host(), process.env);
+  const r = await fetchEmulators(plan, warn);
+  for (const e of r.installed) process.stdout.write(`${e.path}\n`);
+  const how = r.downloaded > 0 ? `downloaded ${formatBytes(r.downloaded)}` : 'package from the cache';
+  process.stderr.write(`xrun: qemu-user-static ${r.version} (${plan.debArch}) ${r.signed ? 'verified' : 'hashes checked, signature not checked'}; ${how}; ${r.installed.length} emulator${r.installed.length === 1 ? '' : 's'} in ${plan.cacheDir}\n`);
+  return 0;
+}

@@ -1,0 +1,119 @@
+/**
+ * `xrun emulators fetch/list` against Debian's real archive, as an
+ * unprivileged user with a private cache; then the launcher finding the
+ * fetched emulator when PATH has none.
+ */
+
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emulatorIsStatic } from '../../src/emulator.js';
+import { busyboxArm64, mirrorUnreachable, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+
+let home: string;
+let cannot: string | undefined;
+let bb: string;
+const hostArch = process.env.XRUN_HOST_ARCH || 'x86_64';
+const cacheFile = () => join(home, '.cache', 'xrun', 'emulators', hostArch, 'qemu-aarch64-static');
+
+beforeAll(async () => {
+  cannot = (await unprivilegedUnavailable()) ?? (await mirrorUnreachable());
+  home = userTempDir('xrun-emulators-');
+  if (cannot) return;
+  // A copy the unprivileged user can read (the team fixture may live under root's home).
+  bb = join(home, 'busybox');
+  copyFileSync(await busyboxArm64(), bb);
+}, 300_000);
+afterAll(() => rmSync(home, { recursive: true, force: true }));
+
+describe('emulators fetch', () => {
+  it('fetches a verified static aarch64 emulator into a private cache, without root', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    const started = Date.now();
+    const r = await xrun(['emulators', 'fetch', 'aarch64'], { home, timeout: 600_000 });
+    process.stderr.write(`emulators fetch aarch64 (cold cache): ${((Date.now() - started) / 1000).toFixed(1)} s; ${r.stderr.trim()}\n`);
+    expect(r.stderr).toMatch(/qemu-user-static .* verified; downloaded [\d.]+ MB; 1 emulator in/);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout.trim()).toBe(cacheFile());
+    expect(statSync(cacheFile()).mode & 0o777).toBe(0o755);
+    expect(emulatorIsStatic(cacheFile())).toBe(true);
+    const manifest = JSON.parse(readFileSync(join(home, '.cache/xrun/emulators', hostArch, 'manifest.json'), 'utf8'));
+    expect(manifest.emulators.aarch64).toMatchObject({ package: 'qemu-user-static', signed: true, suite: 'bookworm' });
+  }, 600_000);
+
+  it('runs an arm64 busybox with the fetched emulator', async (ctx) => {
+    if (skipReason(cannot) || skipReason(existsSync(cacheFile()) ? undefined : 'the fetch above failed')) return ctx.skip();
+    const r = await xrun(['--qemu', cacheFile(), bb, 'uname', '-m'], { home });
+    expect(r.stdout.trim()).toBe('aarch64');
+  });
+
+  it('reuses the cached package for another arch (hash checked again, nothing downloaded)', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    const r = await xrun(['emulators', 'fetch', 'armhf'], { home, timeout: 300_000 });
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/package from the cache; 1 emulator/);
+    expect(existsSync(join(home, '.cache/xrun/emulators', hostArch, 'qemu-arm-static'))).toBe(true);
+  }, 300_000);
+
+  it('says which emulators the package has when asked for one it lacks; refuses unknown names', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    const none = await xrun(['emulators', 'fetch'], { home });
+    expect(none.exitCode).toBe(2);
+    const bad = await xrun(['emulators', 'fetch', 'vax'], { home });
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/^xrun: unknown architecture 'vax'/);
+  });
+
+  it('refuses a tampered InRelease (signature check)', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    if (skipReason(existsSync('/usr/share/keyrings/debian-archive-keyring.gpg') ? undefined : 'debian-archive-keyring not installed')) return ctx.skip();
+    const real = Buffer.from(await (await fetch('http://deb.debian.org/debian/dists/bookworm/InRelease')).arrayBuffer()).toString();
+    const tampered = real.replace(/^(Suite: .*)$/m, '$1\nX-Injected: yes');
+    const server: Server = createServer((req, res) => {
+      if (req.url === '/debian/dists/bookworm/InRelease') res.end(tampered);
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+    try {
+      const port = (server.address() as { port: number }).port;
+      const r = await xrun(['emulators', 'fetch', '--mirror', `http://127.0.0.1:${port}/debian`, 'riscv64'], { home });
+      expect(r.exitCode).toBe(125);
+      expect(r.stderr).toMatch(/^xrun: http:\/\/127\.0\.0\.1:\d+\/debian\/dists\/bookworm\/InRelease: signature check failed/);
+      expect(existsSync(join(home, '.cache/xrun/emulators', hostArch, 'qemu-riscv64-static'))).toBe(false);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe('emulators list', () => {
+  it('prints valid JSON with the cached emulator and its recorded version', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    const r = await xrun(['emulators', 'list', '--json'], { home });
+    expect(r.exitCode).toBe(0);
+    const list = JSON.parse(r.stdout) as { arch: string; source: string; static: boolean; version: string; path: string }[];
+    expect(Array.isArray(list)).toBe(true);
+    const cached = list.find((e) => e.source === 'cache' && e.arch === 'aarch64');
+    expect(cached).toMatchObject({ static: true, path: cacheFile() });
+    expect(cached!.version).toMatch(/^qemu-user-static \S+/);
+    const text = await xrun(['emulators', 'list'], { home });
+    expect(text.stdout).toMatch(/ARCH\s+SOURCE\s+LINKAGE\s+VERSION\s+PATH/);
+  });
+});
+
+describe('the launcher and the cache', () => {
+  it('uses the cached emulator when PATH has none, and --explain says so', async (ctx) => {
+    if (skipReason(cannot) || skipReason(existsSync(cacheFile()) ? undefined : 'the fetch above failed')) return ctx.skip();
+    const emptyPath = join(home, 'empty-path');
+    mkdirSync(emptyPath, { recursive: true });
+    const env = { PATH: emptyPath };
+    const explain = await xrun(['--explain', bb, 'uname', '-m'], { home, env });
+    expect(explain.exitCode).toBe(0);
+    expect(explain.stdout).toMatch(/cache/);
+    expect(explain.stdout).toContain(cacheFile());
+    const r = await xrun([bb, 'uname', '-m'], { home, env });
+    expect(r.stdout.trim()).toBe('aarch64');
+    expect(r.exitCode).toBe(0);
+  });
+});

@@ -1,0 +1,276 @@
+/**
+ * `xrun rootfs import` through the built CLI, as an unprivileged user: docker
+ * save (both layouts), plain tarballs in every compression, OCI layouts with
+ * several platforms, hostile archives; then `xrun --rootfs` on the result.
+ */
+
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { busyboxArm64, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { tar, type WEntry } from './tar-writer.js';
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+let work: string;
+let busybox: Buffer;
+let unprivileged: string | undefined;
+
+const LOWER: () => WEntry[] = () => [
+  { name: './', type: 'directory' },
+  { name: './bin/', type: 'directory' },
+  { name: './bin/busybox', content: busybox, mode: 0o755 },
+  { name: './bin/sh', type: 'symlink', linkname: 'busybox' },
+  { name: './bin/true', type: 'link', linkname: './bin/busybox' },
+  { name: './etc/', type: 'directory' },
+  { name: './etc/motd', content: 'lower\n' },
+  { name: './etc/gone', content: 'to be whited out\n' },
+  { name: './opq/', type: 'directory' },
+  { name: './opq/lower', content: 'l\n' },
+  { name: './dev/', type: 'directory' },
+  { name: './dev/null', type: 'chardev' },
+];
+const UPPER: WEntry[] = [
+  { name: './etc/', type: 'directory' },
+  { name: './etc/.wh.gone', content: '' },
+  { name: './etc/motd', content: 'upper\n' },
+  { name: './opq/', type: 'directory' },
+  { name: './opq/.wh..wh..opq', content: '' },
+  { name: './opq/upper', content: 'u\n' },
+];
+
+function expectLayered(dir: string): void {
+  expect(readFileSync(join(dir, 'etc/motd'), 'utf8')).toBe('upper\n');
+  expect(existsSync(join(dir, 'etc/gone'))).toBe(false);
+  expect(readdirSync(join(dir, 'opq'))).toEqual(['upper']);
+  expect(readlinkSync(join(dir, 'bin/sh'))).toBe('busybox');
+  expect(lstatSync(join(dir, 'bin/true')).ino).toBe(lstatSync(join(dir, 'bin/busybox')).ino);
+  expect(readFileSync(join(dir, 'bin/busybox')).equals(busybox)).toBe(true);
+}
+
+function dockerSaveOld(): Buffer {
+  const l1 = tar(LOWER());
+  const l2 = tar(UPPER);
+  const config = Buffer.from(JSON.stringify({ architecture: 'arm64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${sha(l1)}`, `sha256:${sha(l2)}`] } }));
+  return tar([
+    { name: 'aaa/', type: 'directory' }, { name: 'aaa/layer.tar', content: l1 }, { name: 'aaa/VERSION', content: '1.0' },
+    { name: 'bbb/', type: 'directory' }, { name: 'bbb/layer.tar', content: l2 },
+    { name: `${sha(config)}.json`, content: config },
+    { name: 'manifest.json', content: JSON.stringify([{ Config: `${sha(config)}.json`, RepoTags: ['test:1'], Layers: ['aaa/layer.tar', 'bbb/layer.tar'] }]) },
+    { name: 'repositories', content: '{}' },
+  ]);
+}
+
+interface Blob { digest: string; bytes: Buffer }
+const blob = (bytes: Buffer): Blob => ({ digest: `sha256:${sha(bytes)}`, bytes });
+const json = (v: unknown): Blob => blob(Buffer.from(JSON.stringify(v)));
+
+/** An OCI image (config, manifest, layer blobs) for one platform. */
+function ociImage(platform: { architecture: string; variant?: string }, layers: Buffer[], compress: boolean) {
+  const raw = layers.map((l) => (compress ? gzipSync(l) : l));
+  const config = json({ ...platform, os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => `sha256:${sha(l)}`) } });
+  const layerBlobs = raw.map(blob);
+  const manifest = json({
+    schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config.digest, size: config.bytes.length },
+    layers: layerBlobs.map((b) => ({ mediaType: `application/vnd.oci.image.layer.v1.tar${compress ? '+gzip' : ''}`, digest: b.digest, size: b.bytes.length })),
+  });
+  return { blobs: [config, manifest, ...layerBlobs], manifest, platform };
+}
+
+/** An OCI layout as tar entries (for a directory or an archive). */
+function ociLayout(images: ReturnType<typeof ociImage>[], withPlatforms = true): WEntry[] {
+  const index = { schemaVersion: 2, manifests: images.map((i) => ({
+    mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: i.manifest.digest, size: i.manifest.bytes.length,
+    ...(withPlatforms ? { platform: { os: 'linux', ...i.platform } } : {}),
+  })) };
+  const blobs = new Map(images.flatMap((i) => i.blobs).map((b) => [b.digest, b]));
+  return [
+    { name: 'oci-layout', content: '{"imageLayoutVersion":"1.0.0"}' },
+    { name: 'index.json', content: JSON.stringify(index) },
+    { name: 'blobs/', type: 'directory' }, { name: 'blobs/sha256/', type: 'directory' },
+    ...[...blobs.values()].map((b) => ({ name: `blobs/sha256/${b.digest.slice(7)}`, content: b.bytes })),
+  ];
+}
+
+/** Docker 25+ `docker save`: an OCI layout plus the classic manifest.json pointing into blobs/. */
+function dockerSaveNew(): Buffer {
+  const img = ociImage({ architecture: 'arm64' }, [tar(LOWER()), tar(UPPER)], false);
+  const cfg = img.blobs[0]!.digest.slice(7);
+  const layers = img.blobs.slice(2).map((b) => `blobs/sha256/${b.digest.slice(7)}`);
+  return tar([...ociLayout([img]), { name: 'manifest.json', content: JSON.stringify([{ Config: `blobs/sha256/${cfg}`, RepoTags: ['t:2'], Layers: layers }]) }]);
+}
+
+function writeTree(dir: string, entries: WEntry[]): void {
+  mkdirSync(dir, { recursive: true });
+  for (const e of entries) {
+    const p = join(dir, e.name);
+    if (e.type === 'directory') mkdirSync(p, { recursive: true });
+    else writeFileSync(p, e.content ?? '');
+  }
+}
+
+const run = (args: string[]) => xrun(args, { home: work });
+
+beforeAll(async () => {
+  unprivileged = await unprivilegedUnavailable();
+  work = userTempDir('xrun-import-');
+  busybox = readFileSync(await busyboxArm64());
+}, 300_000);
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+describe('rootfs import', () => {
+  it('imports docker save output (classic layout): layers, whiteouts, opaque dir, links', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    writeFileSync(join(work, 'old.tar'), dockerSaveOld());
+    const r = await run(['rootfs', 'import', join(work, 'old.tar'), join(work, 'old')]);
+    expect(r.stderr).toMatch(/imported docker-save image linux\/arm64, 2 layers/);
+    expect(r.stderr).toMatch(/skipped 1 device node/);
+    expect(r.exitCode).toBe(0);
+    expectLayered(join(work, 'old'));
+  });
+
+  it('imports docker save output (OCI layout inside, Docker 25+)', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    writeFileSync(join(work, 'new.tar'), dockerSaveNew());
+    const r = await run(['rootfs', 'import', join(work, 'new.tar'), join(work, 'new')]);
+    expect(r.stderr).toMatch(/imported docker-save image/);
+    expect(r.exitCode).toBe(0);
+    expectLayered(join(work, 'new'));
+  });
+
+  for (const kind of ['gzip', 'xz', 'zstd', 'none'] as const) {
+    it(`imports a plain root file system tarball (${kind}), recognized by content not name`, async (ctx) => {
+      if (skipReason(unprivileged)) return ctx.skip();
+      const plain = tar([...LOWER(), { name: './.wh.literal', content: 'kept' }]);
+      const file = join(work, `rootfs-${kind}.bin`);
+      if (kind === 'gzip') writeFileSync(file, gzipSync(plain));
+      else if (kind === 'none') writeFileSync(file, plain);
+      else {
+        const cmd = kind === 'xz' ? 'xz' : 'zstd';
+        const which = await execa('sh', ['-c', `command -v ${cmd}`], { reject: false });
+        if (skipReason(which.exitCode === 0 ? undefined : `${cmd} not installed`)) return ctx.skip();
+        writeFileSync(file, (await execa(cmd, ['-c', '-q'], { input: plain, encoding: 'buffer' })).stdout);
+      }
+      const out = join(work, `plain-${kind}`);
+      const r = await run(['rootfs', 'import', file, out]);
+      expect(r.stderr).toMatch(/imported tarball/);
+      expect(r.exitCode).toBe(0);
+      expect(readFileSync(join(out, 'etc/gone'), 'utf8')).toBe('to be whited out\n');
+      expect(readFileSync(join(out, '.wh.literal'), 'utf8')).toBe('kept');
+      expect(readFileSync(join(out, 'bin/busybox')).equals(busybox)).toBe(true);
+    });
+  }
+
+  it('imports an OCI layout directory, choosing the platform by --arch', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    const arm = ociImage({ architecture: 'arm64' }, [tar(LOWER()), tar(UPPER)], true);
+    const amd = ociImage({ architecture: 'amd64' }, [tar([{ name: 'amd64-only', content: 'x' }])], true);
+    const armv7 = ociImage({ architecture: 'arm', variant: 'v7' }, [tar([{ name: 'armv7-only', content: 'x' }])], false);
+    const layout = join(work, 'oci');
+    writeTree(layout, ociLayout([amd, arm, armv7]));
+    const none = await run(['rootfs', 'import', layout, join(work, 'oci-none')]);
+    expect(none.exitCode).toBe(125);
+    expect(none.stderr).toMatch(/has 3 platforms \(linux\/amd64, linux\/arm64, linux\/arm\/v7\); choose one with --arch/);
+    const r = await run(['rootfs', 'import', '--arch', 'arm64', layout, join(work, 'oci-arm64')]);
+    expect(r.stderr).toMatch(/oci-layout image linux\/arm64, 2 layers/);
+    expect(r.exitCode).toBe(0);
+    expectLayered(join(work, 'oci-arm64'));
+    const v7 = await run(['rootfs', 'import', '--arch', 'armhf', layout, join(work, 'oci-armhf')]);
+    expect(v7.exitCode).toBe(0);
+    expect(existsSync(join(work, 'oci-armhf/armv7-only'))).toBe(true);
+    const missing = await run(['rootfs', 'import', '--arch', 'riscv64', layout, join(work, 'oci-rv')]);
+    expect(missing.stderr).toMatch(/has no linux\/riscv64 image \(it has: linux\/amd64, linux\/arm64, linux\/arm\/v7\)/);
+  });
+
+  it('imports an OCI layout packed in a tar, platforms read from the configs', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    const arm = ociImage({ architecture: 'arm64' }, [tar(LOWER()), tar(UPPER)], true);
+    const amd = ociImage({ architecture: 'amd64' }, [tar([{ name: 'amd64-only', content: 'x' }])], true);
+    writeFileSync(join(work, 'oci.tar'), gzipSync(tar(ociLayout([amd, arm], false))));
+    const r = await run(['rootfs', 'import', '--arch', 'aarch64', join(work, 'oci.tar'), join(work, 'oci-tar')]);
+    expect(r.stderr).toMatch(/oci-archive image linux\/arm64/);
+    expect(r.exitCode).toBe(0);
+    expectLayered(join(work, 'oci-tar'));
+  });
+
+  it('refuses a layer whose content does not match its digest', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    const img = ociImage({ architecture: 'arm64' }, [tar([{ name: 'f', content: 'original' }])], false);
+    const entries = ociLayout([img]).map((e) => (e.name.endsWith(img.blobs[2]!.digest.slice(7)) ? { ...e, content: tar([{ name: 'f', content: 'tampered' }]) } : e));
+    writeFileSync(join(work, 'tampered.tar'), tar(entries));
+    const r = await run(['rootfs', 'import', join(work, 'tampered.tar'), join(work, 'tampered')]);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toMatch(/digest mismatch/);
+    expect(r.stderr).toMatch(/left as it is for inspection/);
+  });
+
+  it('refuses a non-empty target directory', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    writeFileSync(join(work, 'small.tar'), tar([{ name: 'f', content: 'x' }]));
+    const r = await run(['rootfs', 'import', join(work, 'small.tar'), work]);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toMatch(/directory is not empty/);
+  });
+});
+
+describe('rootfs import: hostile archives through the CLI', () => {
+  const cases: [string, WEntry[], RegExp][] = [
+    ['a ../ name', [{ name: 'ok', content: 'x' }, { name: '../../escape', content: 'pwned' }], /refused: entry '..\/..\/escape': '..\/..\/escape' climbs out of the root with '..'/],
+    ['a hard link to a file outside', [{ name: 'hl', type: 'link', linkname: '../../../etc/passwd' }], /refused: entry 'hl': hard link target/],
+  ];
+  for (const [what, entries, message] of cases) {
+    it(`refuses ${what} with one clear line, touching nothing outside`, async (ctx) => {
+      if (skipReason(unprivileged)) return ctx.skip();
+      const sentinel = join(work, 'sentinel');
+      writeFileSync(sentinel, 'untouched');
+      const archive = join(work, 'hostile.tar');
+      writeFileSync(archive, tar(entries));
+      const dir = join(work, 'h', 'root');
+      rmSync(join(work, 'h'), { recursive: true, force: true });
+      const r = await run(['rootfs', 'import', archive, dir]);
+      expect(r.exitCode).toBe(125);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines[0]).toMatch(message);
+      expect(lines).toHaveLength(2);
+      expect(lines[1]).toMatch(/^hint: .* is left as it is for inspection/);
+      expect(readFileSync(sentinel, 'utf8')).toBe('untouched');
+      expect(existsSync(join(work, 'escape'))).toBe(false);
+      expect(existsSync(join(work, 'h', 'escape'))).toBe(false);
+    });
+  }
+
+  it('contains an absolute symlink followed by a file under it', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    const target = join(work, 'abs-target');
+    mkdirSync(target, { recursive: true });
+    const archive = join(work, 'abs.tar');
+    writeFileSync(archive, tar([{ name: 'x', type: 'symlink', linkname: target }, { name: 'x/planted', content: 'pwned' }]));
+    const dir = join(work, 'abs-root');
+    const r = await run(['rootfs', 'import', archive, dir]);
+    expect(r.exitCode).toBe(0);
+    expect(existsSync(join(target, 'planted'))).toBe(false);
+    expect(readFileSync(join(dir, target, 'planted'), 'utf8')).toBe('pwned');
+  });
+});
+
+describe('rootfs import, then xrun --rootfs', () => {
+  it('runs the imported arm64 busybox', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    const dir = join(work, 'run-root');
+    writeFileSync(join(work, 'run.tar'), dockerSaveOld());
+    expect((await run(['rootfs', 'import', join(work, 'run.tar'), dir])).exitCode).toBe(0);
+    const probe = await run(['--rootfs', dir, '/bin/busybox', 'cat', '/etc/motd']);
+    if (skipReason(/not available yet|unavailable/.test(probe.stderr) ? `xrun --rootfs is not available yet (${probe.stderr.trim()})` : undefined)) return ctx.skip();
+    expect(probe.stderr).toBe('');
+    expect(probe.stdout).toBe('upper\n');
+    const uname = await run(['--rootfs', dir, '/bin/sh', '-c', 'uname -m']);
+    expect(uname.stdout.trim()).toBe('aarch64');
+  });
+});
+
