@@ -6,8 +6,10 @@
  */
 
 import { createRequire } from 'node:module';
-import { Command, CommanderError, Option } from 'commander';
+import type { Command } from 'commander';
 import { EXIT, XrunError, formatError } from './errors.js';
+
+type Commander = typeof import('commander');
 
 /** Options of the root command (launch, rootfs, transparent and binfmt modes). */
 export interface RootOptions {
@@ -39,7 +41,79 @@ function version(): string {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-function buildProgram(run: (code: Promise<number> | number) => void): Command {
+interface OptionSpec {
+  readonly long: string;
+  readonly short?: string;
+  /** The value's placeholder; absent for a switch. */
+  readonly value?: string;
+  /** Repeatable: values collect into an array. */
+  readonly many?: boolean;
+  readonly key: keyof RootOptions;
+  readonly description: string;
+  readonly env?: string;
+  /** Allowed on the fast launch path (see parseLaunch). */
+  readonly launch?: boolean;
+}
+
+/** Every option of the root command, declared once: commander and parseLaunch both read this. */
+const ROOT_OPTIONS: readonly OptionSpec[] = [
+  { long: '--qemu', value: 'path', key: 'qemu', launch: true, description: 'use this emulator instead of qemu-<arch>-static from PATH' },
+  { long: '--sysroot', short: '-L', value: 'dir', key: 'sysroot', launch: true, description: 'root file system for the dynamic loader and libraries (QEMU -L)' },
+  { long: '--argv0', value: 'name', key: 'argv0', launch: true, description: 'argv[0] for the program (default: the name as typed)' },
+  { long: '--explain', key: 'explain', launch: true, description: 'print the plan (emulator, sysroot, argv, why each) instead of running' },
+  { long: '--json', key: 'json', launch: true, description: 'with --explain or --status: machine-readable output' },
+  { long: '--env', value: 'key=value', many: true, key: 'env', launch: true, description: 'set an environment variable for the program (repeatable)' },
+  { long: '--rootfs', value: 'dir', key: 'rootfs', description: 'run inside this foreign root file system (user + mount namespaces, chroot)' },
+  { long: '--transparent', key: 'transparent', description: 'run a host command where every foreign program it starts is emulated' },
+  { long: '--bind', value: 'src[:dst]', many: true, key: 'bind', description: 'with --rootfs: bind-mount a host path inside (repeatable)' },
+  { long: '--cwd', value: 'dir', key: 'cwd', description: 'with --rootfs: working directory inside' },
+  { long: '--install-binfmt', key: 'installBinfmt', description: "register xrun's binfmt_misc entries on the host (root)" },
+  { long: '--uninstall-binfmt', key: 'uninstallBinfmt', description: "remove xrun's binfmt_misc entries" },
+  { long: '--status', key: 'status', description: 'list binfmt_misc entries and what can run now' },
+  { long: '--arch', value: 'list', key: 'arch', description: "with binfmt commands: comma-separated QEMU arch names, or 'all'" },
+  { long: '--flags', value: 'flags', key: 'flags', description: 'with --install-binfmt: binfmt flags (default FP; O and C on request)' },
+  { long: '--persist', key: 'persist', description: 'with binfmt commands: also write/remove /etc/binfmt.d files' },
+  { long: '--force', key: 'force', description: 'with --install-binfmt: replace conflicting entries, accept a dynamic emulator' },
+  { long: '--dry-run', key: 'dryRun', description: 'with binfmt commands: print what would be done, change nothing' },
+  { long: '--binfmt-dir', value: 'dir', key: 'binfmtDir', env: 'XRUN_BINFMT_DIR', description: 'binfmt_misc mount point' },
+  { long: '--binfmt-conf-dir', value: 'dir', key: 'binfmtConfDir', env: 'XRUN_BINFMT_CONF_DIR', description: 'directory for --persist files' },
+];
+
+/** Names that are subcommands when they come first. */
+const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'help']);
+
+/**
+ * The launch path without commander: `xrun [launch options] PROGRAM ARGS...`.
+ * Loading commander costs about as much as the rest of xrun's start-up, and a
+ * launch only needs the few options marked `launch`. Anything else (help,
+ * subcommands, other modes, an unknown or malformed option) returns undefined
+ * and goes through commander, which also owns every usage error.
+ */
+export function parseLaunch(argv: readonly string[]): { program: string; args: string[]; opts: RootOptions } | undefined {
+  const opts: Record<string, unknown> = { bind: [], env: [] };
+  const done = (i: number) => ({ program: argv[i]!, args: argv.slice(i + 1), opts: opts as unknown as RootOptions });
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') return i + 1 < argv.length ? done(i + 1) : undefined;
+    if (!arg.startsWith('-') || arg === '-') return i === 0 && SUBCOMMANDS.has(arg) ? undefined : done(i);
+    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
+    const name = eq > 0 ? arg.slice(0, eq) : arg;
+    const spec = ROOT_OPTIONS.find((o) => o.launch && (o.long === name || o.short === name));
+    if (!spec) return undefined;
+    if (spec.value === undefined) {
+      if (eq > 0) return undefined;
+      opts[spec.key] = true;
+      continue;
+    }
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) return undefined;
+    if (spec.many) (opts[spec.key] as string[]).push(value);
+    else opts[spec.key] = value;
+  }
+  return undefined;
+}
+
+function buildProgram({ Command, Option }: Commander, run: (code: Promise<number> | number) => void): Command {
   const program = new Command('xrun')
     .description('Run Linux programs built for another CPU through QEMU user-mode emulation, rootless.')
     .usage('[options] PROGRAM [ARGS...]\n       xrun --rootfs DIR [options] [COMMAND [ARGS...]]\n       xrun <command> [options]')
@@ -47,27 +121,15 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
     .passThroughOptions()
     .allowExcessArguments(true)
     .helpOption('-h, --help', 'show this help')
-    .version(version(), '-V, --version', 'print the version')
-    .option('--qemu <path>', 'use this emulator instead of qemu-<arch>-static from PATH')
-    .option('-L, --sysroot <dir>', 'root file system for the dynamic loader and libraries (QEMU -L)')
-    .option('--argv0 <name>', 'argv[0] for the program (default: the name as typed)')
-    .option('--explain', 'print the plan (emulator, sysroot, argv, why each) instead of running')
-    .option('--json', 'with --explain or --status: machine-readable output')
-    .option('--rootfs <dir>', 'run inside this foreign root file system (user + mount namespaces, chroot)')
-    .option('--transparent', 'run a host command where every foreign program it starts is emulated')
-    .option('--bind <src[:dst]>', 'with --rootfs: bind-mount a host path inside (repeatable)', collect, [])
-    .option('--env <key=value>', 'set an environment variable for the program (repeatable)', collect, [])
-    .option('--cwd <dir>', 'with --rootfs: working directory inside')
-    .option('--install-binfmt', "register xrun's binfmt_misc entries on the host (root)")
-    .option('--uninstall-binfmt', "remove xrun's binfmt_misc entries")
-    .option('--status', 'list binfmt_misc entries and what can run now')
-    .option('--arch <list>', "with binfmt commands: comma-separated QEMU arch names, or 'all'")
-    .option('--flags <flags>', 'with --install-binfmt: binfmt flags (default FP; O and C on request)')
-    .option('--persist', 'with binfmt commands: also write/remove /etc/binfmt.d files')
-    .option('--force', 'with --install-binfmt: replace conflicting entries, accept a dynamic emulator')
-    .option('--dry-run', 'with binfmt commands: print what would be done, change nothing')
-    .addOption(new Option('--binfmt-dir <dir>', 'binfmt_misc mount point').env('XRUN_BINFMT_DIR'))
-    .addOption(new Option('--binfmt-conf-dir <dir>', 'directory for --persist files').env('XRUN_BINFMT_CONF_DIR'))
+    .version(version(), '-V, --version', 'print the version');
+  for (const spec of ROOT_OPTIONS) {
+    const flags = `${spec.short ? `${spec.short}, ` : ''}${spec.long}${spec.value ? ` <${spec.value}>` : ''}`;
+    const option = new Option(flags, spec.description);
+    if (spec.many) option.argParser(collect).default([]);
+    if (spec.env) option.env(spec.env);
+    program.addOption(option);
+  }
+  program
     .argument('[program]', 'the program to run: a path, or a name looked up on PATH')
     .argument('[args...]', 'its arguments')
     .action((prog: string | undefined, args: string[], opts: RootOptions) => run(root(program, prog, args, opts)));
@@ -140,11 +202,6 @@ function buildProgram(run: (code: Promise<number> | number) => void): Command {
       const { rootfsDebianCommand } = await import('./provision/rootfs-command.js');
       run(rootfsDebianCommand(dir, opts));
     });
-  // main() sets these on the top-level commands only; nested ones need them too.
-  for (const sub of [...emulators.commands, ...rootfs.commands]) {
-    sub.exitOverride();
-    sub.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
-  }
 
   return program;
 }
@@ -187,23 +244,30 @@ export function report(err: unknown): number {
 }
 
 /** Runs xrun with these arguments (without node and script) and resolves to its exit code. */
-export function main(argv: readonly string[]): Promise<number> {
+export async function main(argv: readonly string[]): Promise<number> {
+  const launch = parseLaunch(argv);
+  if (launch) {
+    try {
+      const { launchCommand } = await import('./launch/command.js');
+      return await launchCommand(launch.program, launch.args, launch.opts);
+    } catch (err) {
+      return report(err);
+    }
+  }
+  const commander = await import('commander');
   return new Promise((resolvePromise) => {
     const run = (code: Promise<number> | number) => {
       Promise.resolve(code).then(resolvePromise, (err: unknown) => resolvePromise(report(err)));
     };
-    const program = buildProgram(run);
-    program.exitOverride();
-    program.configureOutput({
-      writeErr: () => undefined,
-      outputError: () => undefined,
-    });
-    for (const sub of program.commands) {
-      sub.exitOverride();
-      sub.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
-    }
+    const program = buildProgram(commander, run);
+    const quiet = (command: Command) => {
+      command.exitOverride();
+      command.configureOutput({ writeErr: () => undefined, outputError: () => undefined });
+      command.commands.forEach(quiet);
+    };
+    quiet(program);
     program.parseAsync([...argv], { from: 'user' }).catch((err: unknown) => {
-      if (err instanceof CommanderError) {
+      if (err instanceof commander.CommanderError) {
         if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') {
           resolvePromise(0);
           return;

@@ -6,9 +6,9 @@
  */
 
 import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { XrunError } from './errors.js';
+import { packageRoot } from './paths.js';
 
 /** An error thrown by the addon: which operation failed, with which errno, on which path. */
 export interface NativeOpError extends Error {
@@ -26,8 +26,7 @@ let loaded: NativeAddon | undefined;
 
 /** Where the built addon may be, nearest first. */
 function candidates(): string[] {
-  const here = dirname(fileURLToPath(import.meta.url));
-  const root = join(here, '..');
+  const root = packageRoot();
   const fromEnv = process.env.XRUN_NATIVE ? [process.env.XRUN_NATIVE] : [];
   return [...fromEnv, join(root, 'build', 'Release', 'xrun.node'), join(root, 'build', 'Debug', 'xrun.node')];
 }

@@ -1,7 +1,8 @@
 /** Where xrun keeps its own files. */
 
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -20,4 +21,13 @@ export function emulatorCacheDir(hostArch: string, env: Env = process.env): stri
 export function pathDirs(path: string | undefined): string[] {
   if (path === undefined) return ['/usr/local/bin', '/usr/bin', '/bin'];
   return path.split(':').map((d) => d || '.');
+}
+
+/**
+ * The installed package's root (where bin/, build/ and package.json are). This
+ * file sits directly in src/, and the bundle flattens everything into dist/:
+ * one level down either way.
+ */
+export function packageRoot(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), '..');
 }

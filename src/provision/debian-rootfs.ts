@@ -17,14 +17,13 @@
  */
 
 import { mkdirSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { archByName, archForDebian } from '../arch.js';
 import { findEmulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
 import { host, runsNatively } from '../host.js';
-import { cacheDir } from '../paths.js';
+import { cacheDir, packageRoot } from '../paths.js';
 import { archiveSource } from './archive.js';
 import { findCommand } from './commands.js';
 import { status } from './progress.js';
@@ -47,7 +46,7 @@ export interface DebianPlan {
 }
 
 /** The built CLI (bin/xrun), which stage 2 runs as a child process. */
-const XRUN_BIN = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'xrun');
+const XRUN_BIN = join(packageRoot(), 'bin', 'xrun');
 
 /** Plans both stages (pure apart from finding commands). */
 export function planDebian(dir: string, opts: DebianOptions, env: Env = process.env): DebianPlan {
