@@ -95,7 +95,8 @@ export function parseLaunch(argv: readonly string[]): { program: string; args: s
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') return i + 1 < argv.length ? done(i + 1) : undefined;
-    if (!arg.startsWith('-') || arg === '-') return i === 0 && SUBCOMMANDS.has(arg) ? undefined : done(i);
+    // Commander takes the first operand as a subcommand even after root options.
+    if (!arg.startsWith('-') || arg === '-') return SUBCOMMANDS.has(arg) ? undefined : done(i);
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
     const name = eq > 0 ? arg.slice(0, eq) : arg;
     const spec = ROOT_OPTIONS.find((o) => o.launch && (o.long === name || o.short === name));
