@@ -43,6 +43,8 @@ export interface Arch {
   readonly debianArches: readonly string[];
   /** GNU triplets whose /usr/<triplet> cross sysroots hold this target's libraries. */
   readonly triplets: readonly string[];
+  /** The OCI image platform architecture (Go's GOARCH), where images exist. */
+  readonly ociArch: string | undefined;
 }
 
 // The common masks: byte 7 (EI_OSABI) ignored, e_type ET_EXEC or ET_DYN.
@@ -95,18 +97,19 @@ interface Row {
   unameMachines?: string[];
   debianArches?: string[];
   triplets?: string[];
+  ociArch?: string;
 }
 
 const ROWS: Row[] = [
   { name: 'aarch64', elfClass: 64, byteOrder: 'little', machine: 0xb7, mask: MASK_LE,
-    unameMachines: ['aarch64', 'arm64'], debianArches: ['arm64'], triplets: ['aarch64-linux-gnu'] },
+    unameMachines: ['aarch64', 'arm64'], debianArches: ['arm64'], triplets: ['aarch64-linux-gnu'], ociArch: 'arm64' },
   { name: 'aarch64_be', elfClass: 64, byteOrder: 'big', machine: 0xb7, mask: MASK_BE,
     unameMachines: ['aarch64_be'], triplets: ['aarch64_be-linux-gnu'] },
   { name: 'alpha', elfClass: 64, byteOrder: 'little', machine: 0x9026, mask: MASK_LE,
     unameMachines: ['alpha'], debianArches: ['alpha'], triplets: ['alpha-linux-gnu'] },
   { name: 'arm', elfClass: 32, byteOrder: 'little', machine: 0x28, mask: MASK_LE,
     unameMachines: ['armv7l', 'armv6l', 'armv5tel', 'armv5tejl', 'armv8l', 'arm'],
-    debianArches: ['armhf', 'armel'], triplets: ['arm-linux-gnueabihf', 'arm-linux-gnueabi'] },
+    debianArches: ['armhf', 'armel'], triplets: ['arm-linux-gnueabihf', 'arm-linux-gnueabi'], ociArch: 'arm' },
   { name: 'armeb', elfClass: 32, byteOrder: 'big', machine: 0x28, mask: MASK_BE,
     unameMachines: ['armv7b', 'armeb'], triplets: ['armeb-linux-gnueabi'] },
   { name: 'cris', elfClass: 32, byteOrder: 'little', machine: 0x4c, mask: MASK_LE,
@@ -116,11 +119,11 @@ const ROWS: Row[] = [
   { name: 'hppa', elfClass: 32, byteOrder: 'big', machine: 0x0f, mask: MASK_BE,
     unameMachines: ['parisc', 'parisc64'], debianArches: ['hppa'], triplets: ['hppa-linux-gnu'] },
   { name: 'i386', elfClass: 32, byteOrder: 'little', machine: 0x03, mask: MASK_X86,
-    unameMachines: ['i386', 'i486', 'i586', 'i686'], debianArches: ['i386'], triplets: ['i686-linux-gnu'] },
+    unameMachines: ['i386', 'i486', 'i586', 'i686'], debianArches: ['i386'], triplets: ['i686-linux-gnu'], ociArch: '386' },
   // QEMU's loongarch64 rule ignores the low two bits of EI_OSABI and all of EI_ABIVERSION.
   { name: 'loongarch64', elfClass: 64, byteOrder: 'little', machine: 0x102,
     mask: 'fffffffffffffffc00fffffffffffffffeffffff',
-    unameMachines: ['loongarch64'], debianArches: ['loong64'], triplets: ['loongarch64-linux-gnu'] },
+    unameMachines: ['loongarch64'], debianArches: ['loong64'], triplets: ['loongarch64-linux-gnu'], ociArch: 'loong64' },
   { name: 'm68k', elfClass: 32, byteOrder: 'big', machine: 0x04, mask: MASK_BE,
     unameMachines: ['m68k'], debianArches: ['m68k'], triplets: ['m68k-linux-gnu'] },
   { name: 'microblaze', elfClass: 32, byteOrder: 'big', machine: 0xbaab, mask: MASK_BE,
@@ -129,10 +132,10 @@ const ROWS: Row[] = [
     unameMachines: ['microblazeel'], triplets: ['microblazeel-linux-gnu'] },
   { name: 'mips', elfClass: 32, byteOrder: 'big', machine: 0x08, mask: MASK_MIPS32_BE,
     flags: ELF_MIPS_O32, magicTail: '00'.repeat(20),
-    unameMachines: ['mips'], debianArches: ['mips'], triplets: ['mips-linux-gnu'] },
+    unameMachines: ['mips'], debianArches: ['mips'], triplets: ['mips-linux-gnu'], ociArch: 'mips' },
   { name: 'mipsel', elfClass: 32, byteOrder: 'little', machine: 0x08, mask: MASK_MIPS32_LE,
     flags: ELF_MIPS_O32, magicTail: '00'.repeat(17),
-    unameMachines: ['mipsel'], debianArches: ['mipsel'], triplets: ['mipsel-linux-gnu'] },
+    unameMachines: ['mipsel'], debianArches: ['mipsel'], triplets: ['mipsel-linux-gnu'], ociArch: 'mipsle' },
   { name: 'mipsn32', elfClass: 32, byteOrder: 'big', machine: 0x08, mask: MASK_MIPS32_BE,
     flags: ELF_MIPS_N32, magicTail: `${'00'.repeat(19)}20`,
     unameMachines: [], debianArches: ['mipsn32'], triplets: ['mips64-linux-gnuabin32'] },
@@ -140,9 +143,9 @@ const ROWS: Row[] = [
     flags: ELF_MIPS_N32, magicTail: `${'00'.repeat(16)}20`,
     unameMachines: [], debianArches: ['mipsn32el'], triplets: ['mips64el-linux-gnuabin32'] },
   { name: 'mips64', elfClass: 64, byteOrder: 'big', machine: 0x08, mask: MASK_MIPS_BE,
-    unameMachines: ['mips64'], debianArches: ['mips64'], triplets: ['mips64-linux-gnuabi64'] },
+    unameMachines: ['mips64'], debianArches: ['mips64'], triplets: ['mips64-linux-gnuabi64'], ociArch: 'mips64' },
   { name: 'mips64el', elfClass: 64, byteOrder: 'little', machine: 0x08, mask: MASK_MIPS_LE,
-    unameMachines: ['mips64el'], debianArches: ['mips64el'], triplets: ['mips64el-linux-gnuabi64'] },
+    unameMachines: ['mips64el'], debianArches: ['mips64el'], triplets: ['mips64el-linux-gnuabi64'], ociArch: 'mips64le' },
   { name: 'nios2', elfClass: 32, byteOrder: 'little', machine: 0x71, mask: MASK_LE,
     unameMachines: ['nios2'], triplets: ['nios2-linux-gnu'] },
   { name: 'or1k', elfClass: 32, byteOrder: 'big', machine: 0x5c, mask: MASK_BE,
@@ -150,17 +153,17 @@ const ROWS: Row[] = [
   { name: 'ppc', elfClass: 32, byteOrder: 'big', machine: 0x14, mask: MASK_BE_OSABI,
     unameMachines: ['ppc'], debianArches: ['powerpc'], triplets: ['powerpc-linux-gnu'] },
   { name: 'ppc64', elfClass: 64, byteOrder: 'big', machine: 0x15, mask: MASK_BE_OSABI,
-    unameMachines: ['ppc64'], debianArches: ['ppc64'], triplets: ['powerpc64-linux-gnu'] },
+    unameMachines: ['ppc64'], debianArches: ['ppc64'], triplets: ['powerpc64-linux-gnu'], ociArch: 'ppc64' },
   // QEMU's ppc64le rule leaves out the high byte of e_machine.
   { name: 'ppc64le', elfClass: 64, byteOrder: 'little', machine: 0x15,
     mask: 'fffffffffffffffcfffffffffffffffffeffff00',
-    unameMachines: ['ppc64le'], debianArches: ['ppc64el'], triplets: ['powerpc64le-linux-gnu'] },
+    unameMachines: ['ppc64le'], debianArches: ['ppc64el'], triplets: ['powerpc64le-linux-gnu'], ociArch: 'ppc64le' },
   { name: 'riscv32', elfClass: 32, byteOrder: 'little', machine: 0xf3, mask: MASK_LE,
     unameMachines: ['riscv32'], triplets: ['riscv32-linux-gnu'] },
   { name: 'riscv64', elfClass: 64, byteOrder: 'little', machine: 0xf3, mask: MASK_LE,
-    unameMachines: ['riscv64'], debianArches: ['riscv64'], triplets: ['riscv64-linux-gnu'] },
+    unameMachines: ['riscv64'], debianArches: ['riscv64'], triplets: ['riscv64-linux-gnu'], ociArch: 'riscv64' },
   { name: 's390x', elfClass: 64, byteOrder: 'big', machine: 0x16, mask: MASK_BE_OSABI,
-    unameMachines: ['s390x'], debianArches: ['s390x'], triplets: ['s390x-linux-gnu'] },
+    unameMachines: ['s390x'], debianArches: ['s390x'], triplets: ['s390x-linux-gnu'], ociArch: 's390x' },
   { name: 'sh4', elfClass: 32, byteOrder: 'little', machine: 0x2a, mask: MASK_LE_OSABI,
     unameMachines: ['sh4', 'sh4a'], debianArches: ['sh4'], triplets: ['sh4-linux-gnu'] },
   { name: 'sh4eb', elfClass: 32, byteOrder: 'big', machine: 0x2a, mask: MASK_BE_OSABI,
@@ -172,7 +175,7 @@ const ROWS: Row[] = [
   { name: 'sparc64', elfClass: 64, byteOrder: 'big', machine: 0x2b, mask: MASK_BE_OSABI,
     unameMachines: ['sparc64'], debianArches: ['sparc64'], triplets: ['sparc64-linux-gnu'] },
   { name: 'x86_64', elfClass: 64, byteOrder: 'little', machine: 0x3e, mask: MASK_X86,
-    unameMachines: ['x86_64', 'amd64'], debianArches: ['amd64'], triplets: ['x86_64-linux-gnu'] },
+    unameMachines: ['x86_64', 'amd64'], debianArches: ['amd64'], triplets: ['x86_64-linux-gnu'], ociArch: 'amd64' },
   { name: 'xtensa', elfClass: 32, byteOrder: 'little', machine: 0x5e, mask: MASK_LE,
     unameMachines: ['xtensa'], triplets: ['xtensa-linux-gnu'] },
   { name: 'xtensaeb', elfClass: 32, byteOrder: 'big', machine: 0x5e, mask: MASK_BE,
@@ -193,6 +196,7 @@ export const ARCHES: readonly Arch[] = ROWS.map((row) => {
     unameMachines: row.unameMachines ?? [],
     debianArches: row.debianArches ?? [],
     triplets: row.triplets ?? [],
+    ociArch: row.ociArch,
   });
 });
 
@@ -226,6 +230,11 @@ export function archForHead(head: Uint8Array): Arch | undefined {
 /** The arch a kernel reporting `uname -m` = machine runs natively, if any. */
 export function archForUname(machine: string): Arch | undefined {
   return ARCHES.find((a) => a.unameMachines.includes(machine));
+}
+
+/** The arch of an OCI platform architecture name (arm64, amd64, mips64le, ...). */
+export function archForOci(ociArch: string): Arch | undefined {
+  return ARCHES.find((a) => a.ociArch === ociArch);
 }
 
 /** The arch of a Debian architecture name (arm64, armhf, ppc64el, ...). */

@@ -4,7 +4,7 @@
  * platform. Pure: parsed JSON in, plain data out.
  */
 
-import { archByName, archForDebian } from '../arch.js';
+import { archByName, archForDebian, archForOci } from '../arch.js';
 
 export interface Platform {
   readonly os?: string;
@@ -16,34 +16,25 @@ export class ImageError extends Error {
   override readonly name = 'ImageError';
 }
 
-/**
- * OCI's architecture names (GOARCH) for QEMU targets. Kept here rather than in
- * arch.ts's table because only image import needs them; Debian's arm ABIs map
- * to variants (armhf = arm/v7, armel = arm/v5, as Docker's official images do).
- */
-const OCI_ARCH: Readonly<Record<string, string>> = {
-  aarch64: 'arm64', arm: 'arm', x86_64: 'amd64', i386: '386', ppc64le: 'ppc64le', ppc64: 'ppc64', s390x: 's390x',
-  riscv64: 'riscv64', mips64el: 'mips64le', mips64: 'mips64', mipsel: 'mipsle', mips: 'mips', loongarch64: 'loong64',
-};
+// Debian's arm ABIs map to OCI variants, as Docker's official images do.
 const DEBIAN_VARIANT: Readonly<Record<string, Platform>> = {
   armhf: { architecture: 'arm', variant: 'v7' },
   armel: { architecture: 'arm', variant: 'v5' },
 };
-const OCI_NAMES = new Set(Object.values(OCI_ARCH));
 
 /** The platform an --arch value asks for: a Debian name, a QEMU name, or an OCI one (arm64, arm/v7). */
 export function platformFor(name: string): Platform {
   const [arch, variant, extra] = name.split('/');
   if (extra !== undefined) throw new ImageError(`--arch ${name}: expected ARCH or ARCH/VARIANT`);
   if (variant !== undefined) {
-    if (!OCI_NAMES.has(arch!)) throw new ImageError(`--arch ${name}: unknown OCI architecture '${arch}'`);
+    if (!archForOci(arch!)) throw new ImageError(`--arch ${name}: unknown OCI architecture '${arch}'`);
     return { architecture: arch!, variant };
   }
   const deb = DEBIAN_VARIANT[name];
   if (deb) return deb;
   const qemu = archByName(name) ?? archForDebian(name);
-  if (qemu && OCI_ARCH[qemu.name]) return { architecture: OCI_ARCH[qemu.name]! };
-  if (OCI_NAMES.has(name)) return { architecture: name };
+  if (qemu?.ociArch) return { architecture: qemu.ociArch };
+  if (archForOci(name)) return { architecture: name };
   throw new ImageError(`--arch ${name}: unknown architecture (use a Debian, QEMU or OCI name: arm64, armhf, arm/v7, riscv64, amd64...)`);
 }
 
