@@ -63,14 +63,26 @@ function mutate(base: Buffer, next: () => number): Buffer {
   const l = layout(is64 ? 64 : 32);
   const writeWord = (value: bigint, offset: number, size: number) => {
     if (offset + size > b.length) return;
-    if (size === 8) (le ? b.writeBigUInt64LE(value & ((1n << 64n) - 1n), offset) : b.writeBigUInt64BE(value & ((1n << 64n) - 1n), offset));
-    else if (size === 4) (le ? b.writeUInt32LE(Number(value & 0xffffffffn), offset) : b.writeUInt32BE(Number(value & 0xffffffffn), offset));
-    else (le ? b.writeUInt16LE(Number(value & 0xffffn), offset) : b.writeUInt16BE(Number(value & 0xffffn), offset));
+    const v = value & ((1n << BigInt(size * 8)) - 1n);
+    if (size === 8) {
+      if (le) b.writeBigUInt64LE(v, offset);
+      else b.writeBigUInt64BE(v, offset);
+    } else if (size === 4) {
+      if (le) b.writeUInt32LE(Number(v), offset);
+      else b.writeUInt32BE(Number(v), offset);
+    } else if (le) {
+      b.writeUInt16LE(Number(v), offset);
+    } else {
+      b.writeUInt16BE(Number(v), offset);
+    }
   };
   const extreme = () => EXTREMES[next() % EXTREMES.length]!;
   switch (next() % 5) {
     case 0: // random byte flips in the first 128 bytes
-      for (let i = 0, n = 1 + (next() % 6); i < n; i++) b[next() % Math.min(128, b.length)] ^= 1 << (next() % 8);
+      for (let i = 0, n = 1 + (next() % 6); i < n; i++) {
+        const at = next() % Math.min(128, b.length);
+        b[at] = b[at]! ^ (1 << (next() % 8));
+      }
       break;
     case 1:
       writeWord(extreme(), l.phoff, l.phoffSize);
