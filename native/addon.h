@@ -7,6 +7,9 @@ namespace xrun {
 // exec.cc: replace this process with another program.
 Napi::Value Execve(const Napi::CallbackInfo& info);
 
+// sandbox.cc: run a plan in new user + mount namespaces and wait for it.
+Napi::Value RunSandbox(const Napi::CallbackInfo& info);
+
 // Every export sets `op`, `errno` and `path` on the errors it throws.
 Napi::Error OpError(Napi::Env env, const char* op, int err, const char* path);
 

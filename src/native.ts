@@ -17,9 +17,44 @@ export interface NativeOpError extends Error {
   path: string | null;
 }
 
+/** One operation the sandboxed child performs, in order, after its id maps are written. */
+export type SandboxOp =
+  | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string; optional?: boolean }
+  | { op: 'write'; path: string; data: string; optional?: boolean }
+  | { op: 'mkdir'; path: string; optional?: boolean }
+  | { op: 'chroot'; path: string }
+  | { op: 'chdir'; path: string };
+
+/** Everything the addon needs to run a sandbox, serialised before it forks. */
+export interface SandboxSpec {
+  ops: readonly SandboxOp[];
+  /** execve is tried on each in turn, as execvp does. */
+  candidates: readonly string[];
+  argv: readonly string[];
+  env: readonly string[];
+  /** newuidmap/newgidmap argv without the pid (the addon inserts it as argv[1]). */
+  uidHelper?: readonly string[];
+  gidHelper?: readonly string[];
+  /** Written to /proc/PID/{setgroups,uid_map,gid_map} by the parent when there is no helper. */
+  setgroups?: string;
+  uidMap?: string;
+  gidMap?: string;
+  /** Make chown, fchown, lchown and fchownat succeed without effect (seccomp), for single-id maps. */
+  ignoreChown?: boolean;
+}
+
+/** How a sandbox run ended: the guest's status, or the step that failed before execve. */
+export type SandboxResult =
+  | { exitCode: number }
+  | { signal: number }
+  /** failed: 'unshare' | 'op' (step = index into ops, or ops.length for execve) | 'uid_map' | 'gid_map' | 'setgroups' | 'fork' | 'pipe' | 'waitpid'. */
+  | { failed: string; errno: number; step: number };
+
 export interface NativeAddon {
   /** Replaces this process with `path`; returns only by throwing a NativeOpError. */
   execve(path: string, argv: readonly string[], env: readonly string[]): never;
+  /** Runs a sandbox and waits for it; signals sent to xrun meanwhile go to the guest. */
+  runSandbox(spec: SandboxSpec): SandboxResult;
 }
 
 let loaded: NativeAddon | undefined;

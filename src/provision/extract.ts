@@ -20,11 +20,10 @@
  */
 
 import {
-  closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync,
-  mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeSync, chmodSync, chownSync, utimesSync,
+  closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync,
+  mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeSync, chmodSync, chownSync, utimesSync,
 } from 'node:fs';
-import { errnoCode } from '../errors.js';
-import { UnsafePathError, entryComponents, findEntry, placeEntry, resolveDir, type Node, type PathOps } from './safe-path.js';
+import { UnsafePathError, entryComponents, findEntry, lookupOnDisk as lookup, placeEntry, resolveDir, type PathOps } from './safe-path.js';
 import type { TarEntry } from './tar.js';
 
 export interface ExtractStats {
@@ -57,18 +56,6 @@ interface DirMeta {
 
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
-
-function lookup(path: string): Node {
-  try {
-    const st = lstatSync(path);
-    if (st.isDirectory()) return { kind: 'directory' };
-    if (st.isSymbolicLink()) return { kind: 'symlink', target: readlinkSync(path) };
-    return { kind: 'other' };
-  } catch (err) {
-    if (errnoCode(err) === 'ENOENT') return { kind: 'missing' };
-    throw err;
-  }
-}
 
 const DISK: PathOps = {
   lookup,

@@ -14,11 +14,27 @@
  * a table instead of a disk.
  */
 
+import { lstatSync, readlinkSync } from 'node:fs';
+import { errnoCode } from '../errors.js';
+
 export type Node = { kind: 'missing' } | { kind: 'directory' } | { kind: 'symlink'; target: string } | { kind: 'other' };
 
 export interface PathOps {
   lookup(path: string): Node;
   mkdir(path: string): void;
+}
+
+/** What is at `path` on disk, without following a final symlink. */
+export function lookupOnDisk(path: string): Node {
+  try {
+    const st = lstatSync(path);
+    if (st.isDirectory()) return { kind: 'directory' };
+    if (st.isSymbolicLink()) return { kind: 'symlink', target: readlinkSync(path) };
+    return { kind: 'other' };
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return { kind: 'missing' };
+    throw err;
+  }
 }
 
 export class UnsafePathError extends Error {
@@ -48,7 +64,7 @@ const MAX_SYMLINKS = 40;
  * disk, none a symlink) that `dir` names inside the root. With `create`,
  * missing directories are made; without, a missing one returns undefined.
  */
-export function resolveDir(root: string, dir: readonly string[], ops: PathOps, create: boolean, what: string): string[] | undefined {
+export function resolveDir(root: string, dir: readonly string[], ops: PathOps, create: boolean, what: string, fileAtEnd = false): string[] | undefined {
   const cur: string[] = [];
   const queue = [...dir];
   let hops = 0;
@@ -77,6 +93,10 @@ export function resolveDir(root: string, dir: readonly string[], ops: PathOps, c
         break;
       }
       case 'other':
+        if (fileAtEnd && queue.length === 0) {
+          cur.push(c);
+          break;
+        }
         throw new UnsafePathError(`${what}: '/${[...cur, c].join('/')}' is not a directory`);
     }
   }
@@ -114,4 +134,19 @@ export function findEntry(root: string, name: string, ops: PathOps): Placed | un
 
 function join(root: string, comps: readonly string[]): string {
   return comps.length === 0 ? root : `${root}/${comps.join('/')}`;
+}
+
+/**
+ * The host path of `path` as a program chrooted into `root` would reach it,
+ * every symlink (the last one too) followed inside the root; undefined when
+ * it does not exist there.
+ */
+export function resolveInRoot(root: string, path: string, ops: PathOps): string | undefined {
+  try {
+    const comps = resolveDir(root, path.split('/'), ops, false, path, true);
+    return comps === undefined ? undefined : join(root, comps);
+  } catch (err) {
+    if (err instanceof UnsafePathError) return undefined;
+    throw err;
+  }
 }

@@ -1,0 +1,27 @@
+/** The text form of a sandbox plan, for `--explain`. */
+
+import { shellQuote } from '../launch/explain.js';
+import type { SandboxPlan } from './plan.js';
+
+function row(label: string, text: string): string {
+  return `${label.padEnd(10)}${text}\n`;
+}
+
+export function formatSandboxPlan(plan: SandboxPlan): string {
+  let out = row('mode', plan.mode === 'rootfs'
+    ? `rootfs: new user + mount namespaces, chroot into ${plan.root}`
+    : 'transparent: new user + mount namespaces, host file system, foreign programs emulated');
+  out += row('program', `${plan.program.path}${plan.program.hostPath !== plan.program.path ? ` (${plan.program.hostPath} on the host)` : ''}${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
+  out += row('ids', `uid_map "${plan.idmap.uidMap}", gid_map "${plan.idmap.gidMap}" (${plan.idmap.reason})`);
+  for (const e of plan.binfmt) {
+    out += row('binfmt', `${e.arch} -> ${e.emulator.path} (${e.emulator.static === false ? 'dynamic' : 'static'}; ${e.emulator.reason}), flags PF: the emulator is opened now, so it need not exist inside; argv[0] kept`);
+    out += row('', e.line);
+  }
+  for (const m of plan.mounts) out += row('mount', `${m.source} on ${m.target} (${m.what})`);
+  out += row('cwd', plan.cwd);
+  out += row('exec', plan.argv.map(shellQuote).join(' '));
+  out += row('env', plan.mode === 'rootfs' ? plan.env.join(' ') : 'inherited, plus --env and QEMU_LD_PREFIX when -L is given');
+  for (const note of plan.notes) out += row('note', note);
+  out += row('host', 'unchanged: every mount and binfmt entry lives in namespaces that end with the program');
+  return out;
+}

@@ -1,0 +1,117 @@
+/**
+ * What this kernel and system allow for rootless sandboxes: cheap reads of
+ * /proc and /etc, no namespaces made. Rootfs mode plans its fallback from
+ * these, and `xrun doctor` prints them with their fixes.
+ */
+
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { release, userInfo } from 'node:os';
+import { pathDirs } from '../paths.js';
+
+export interface KernelVersion {
+  readonly major: number;
+  readonly minor: number;
+  readonly text: string;
+}
+
+export interface IdRange {
+  readonly start: number;
+  readonly count: number;
+}
+
+export interface Features {
+  readonly kernel: KernelVersion;
+  /** binfmt_misc is a known file system type (built in or its module loaded). */
+  readonly binfmtMisc: boolean;
+  /** binfmt_misc can be mounted inside a user namespace (Linux >= 6.7). */
+  readonly sandboxedBinfmt: boolean;
+  /** Unprivileged user namespaces are allowed; the reason when not. */
+  readonly userns: { readonly allowed: boolean; readonly reason?: string; readonly fix?: string };
+  /** Ubuntu's AppArmor restriction: unshare succeeds, capabilities inside are denied. */
+  readonly apparmorRestricted: boolean;
+  readonly euid: number;
+  readonly user: string;
+  readonly subuid: IdRange | undefined;
+  readonly subgid: IdRange | undefined;
+  readonly newuidmap: string | undefined;
+  readonly newgidmap: string | undefined;
+}
+
+function read(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8').trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Parses a kernel release string like 6.18.44-fc-v669. */
+export function parseKernelVersion(text: string): KernelVersion {
+  const m = /^(\d+)\.(\d+)/.exec(text);
+  return { major: m ? Number(m[1]) : 0, minor: m ? Number(m[2]) : 0, text };
+}
+
+/** Whether `v` is at least major.minor. */
+export function atLeast(v: KernelVersion, major: number, minor: number): boolean {
+  return v.major > major || (v.major === major && v.minor >= minor);
+}
+
+/** The first /etc/subuid-style range for a user, by name or by numeric id. */
+export function parseSubid(text: string, user: string, id: number): IdRange | undefined {
+  for (const line of text.split('\n')) {
+    const [who, start, count] = line.trim().split(':');
+    if ((who === user || who === String(id)) && start !== undefined && count !== undefined) {
+      const range = { start: Number(start), count: Number(count) };
+      if (Number.isInteger(range.start) && Number.isInteger(range.count) && range.count > 0) return range;
+    }
+  }
+  return undefined;
+}
+
+function findExecutable(name: string, path: string | undefined): string | undefined {
+  for (const dir of [...pathDirs(path), '/usr/bin', '/usr/sbin']) {
+    try {
+      accessSync(`${dir}/${name}`, constants.X_OK);
+      return `${dir}/${name}`;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+function usernsState(euid: number): Features['userns'] {
+  if (read('/proc/sys/user/max_user_namespaces') === '0') {
+    return { allowed: false, reason: 'user.max_user_namespaces is 0', fix: 'sysctl -w user.max_user_namespaces=15000 (as root)' };
+  }
+  if (euid !== 0 && read('/proc/sys/kernel/unprivileged_userns_clone') === '0') {
+    return { allowed: false, reason: 'kernel.unprivileged_userns_clone is 0', fix: 'sysctl -w kernel.unprivileged_userns_clone=1 (as root)' };
+  }
+  return { allowed: true };
+}
+
+/** Probes this machine. */
+export function probeFeatures(env: Readonly<Record<string, string | undefined>> = process.env): Features {
+  const kernel = parseKernelVersion(release());
+  const euid = process.geteuid?.() ?? 0;
+  let user = String(euid);
+  try {
+    user = userInfo().username;
+  } catch {
+    // no passwd entry: the numeric id is all there is
+  }
+  const filesystems = read('/proc/filesystems') ?? '';
+  return {
+    kernel,
+    binfmtMisc: /\tbinfmt_misc$/m.test(filesystems),
+    sandboxedBinfmt: atLeast(kernel, 6, 7),
+    userns: usernsState(euid),
+    apparmorRestricted: euid !== 0 && read('/proc/sys/kernel/apparmor_restrict_unprivileged_userns') === '1',
+    euid,
+    user,
+    subuid: parseSubid(read('/etc/subuid') ?? '', user, euid),
+    subgid: parseSubid(read('/etc/subgid') ?? '', user, euid),
+    newuidmap: findExecutable('newuidmap', env.PATH),
+    newgidmap: findExecutable('newgidmap', env.PATH),
+  };
+}

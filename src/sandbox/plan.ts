@@ -1,0 +1,320 @@
+/**
+ * Rootfs and transparent modes, planned as plain data: id maps, mounts,
+ * binfmt_misc entries, root, cwd, environment and argv, each with the reason
+ * it was chosen. run.ts hands `spec` to the addon; --explain prints the rest.
+ */
+
+import { existsSync, lstatSync, statSync } from 'node:fs';
+import { posix } from 'node:path';
+import { ARCHES, type Arch } from '../arch.js';
+import { findEmulator, type Emulator } from '../emulator.js';
+import { EXIT, XrunError } from '../errors.js';
+import { readHead } from '../elf-file.js';
+import { isElfMagic } from '../elf.js';
+import { host, runsNatively, type Host } from '../host.js';
+import { locate, parseShebang, readElfProgram } from '../launch/program.js';
+import { lookupOnDisk, resolveInRoot } from '../provision/safe-path.js';
+import { registerLine, ruleFor } from '../binfmt/rule.js';
+import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
+import type { SandboxOp, SandboxSpec } from '../native.js';
+import type { Features } from './features.js';
+
+// mount(2) flags.
+const MS_BIND = 0x1000;
+const MS_REC = 0x4000;
+const MS_PRIVATE = 0x40000;
+
+const ROOTFS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const DISK = { lookup: lookupOnDisk, mkdir: () => undefined };
+
+export interface SandboxRequest {
+  readonly mode: 'rootfs' | 'transparent';
+  /** --rootfs DIR. */
+  readonly root?: string | undefined;
+  readonly program: string | undefined;
+  readonly args: readonly string[];
+  /** --env K=V, parsed. */
+  readonly envAssignments: Readonly<Record<string, string>>;
+  readonly cwd?: string | undefined;
+  /** --bind SRC[:DST]. */
+  readonly binds: readonly string[];
+  readonly qemu?: string | undefined;
+  /** --transparent with -L: QEMU_LD_PREFIX for the foreign programs. */
+  readonly sysroot?: string | undefined;
+  /** The host environment. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+export interface IdMapChoice {
+  readonly kind: 'full' | 'subid' | 'single';
+  readonly uidMap: string;
+  readonly gidMap: string;
+  readonly reason: string;
+}
+
+export interface PlannedEntry {
+  readonly arch: string;
+  readonly emulator: Emulator;
+  readonly line: string;
+}
+
+export interface PlannedMount {
+  readonly source: string;
+  readonly target: string;
+  readonly what: string;
+}
+
+export interface SandboxPlan {
+  readonly kind: 'sandbox';
+  readonly mode: 'rootfs' | 'transparent';
+  readonly root: string | undefined;
+  readonly program: { readonly path: string; readonly hostPath: string; readonly arch: string | undefined };
+  readonly idmap: IdMapChoice;
+  readonly binfmt: readonly PlannedEntry[];
+  readonly mounts: readonly PlannedMount[];
+  readonly cwd: string;
+  readonly argv: readonly string[];
+  readonly env: readonly string[];
+  readonly notes: readonly string[];
+  /** Exactly what the addon executes. */
+  readonly spec: SandboxSpec;
+}
+
+/** Chooses id maps: the full range as root, subordinate ranges when configured, else the caller's own id. */
+export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: number, gid: number): { choice: IdMapChoice; spec: Partial<SandboxSpec> } {
+  if (f.euid === 0) {
+    const all = '0 0 4294967295';
+    return {
+      choice: { kind: 'full', uidMap: all, gidMap: all, reason: 'run as root: every id maps to itself, so files keep their owners on the host' },
+      spec: { uidMap: all, gidMap: all },
+    };
+  }
+  if (mode === 'transparent') {
+    // Not uid -> uid: binfmt_misc's files belong to the namespace's uid 0, and
+    // while 0 is unmapped even a capable process may not write `register`.
+    const uidMap = `0 ${uid} 1`;
+    const gidMap = `0 ${gid} 1`;
+    return {
+      choice: { kind: 'single', uidMap, gidMap, reason: "your id maps to root inside (registering the private binfmt_misc entries needs root's id mapped); files you create stay yours on the host" },
+      spec: { setgroups: 'deny', uidMap, gidMap },
+    };
+  }
+  if (f.subuid && f.subgid && f.newuidmap && f.newgidmap) {
+    const uidMap = `0 ${uid} 1 1 ${f.subuid.start} ${f.subuid.count}`;
+    const gidMap = `0 ${gid} 1 1 ${f.subgid.start} ${f.subgid.count}`;
+    return {
+      choice: { kind: 'subid', uidMap, gidMap, reason: `your /etc/subuid and /etc/subgid ranges, through newuidmap/newgidmap: root inside, and package managers can chown` },
+      spec: {
+        uidHelper: [f.newuidmap, '0', String(uid), '1', '1', String(f.subuid.start), String(f.subuid.count)],
+        gidHelper: [f.newgidmap, '0', String(gid), '1', '1', String(f.subgid.start), String(f.subgid.count)],
+      },
+    };
+  }
+  const uidMap = `0 ${uid} 1`;
+  const gidMap = `0 ${gid} 1`;
+  return {
+    choice: {
+      kind: 'single', uidMap, gidMap,
+      reason: 'no subordinate id range for you (/etc/subuid): only your own id maps, to root inside; chown succeeds without effect so package managers work',
+    },
+    spec: { setgroups: 'deny', uidMap, gidMap, ignoreChown: true },
+  };
+}
+
+function isDir(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** Finds a program inside the root as execvp would there: its path inside and on the host. */
+export function locateInRoot(root: string, program: string, pathEnv: string, cwd: string): { path: string; hostPath: string } {
+  const candidates = program.includes('/')
+    ? [posix.resolve(cwd, program)]
+    : pathEnv.split(':').map((d) => posix.join(posix.resolve(cwd, d || '.'), program));
+  for (const path of candidates) {
+    const hostPath = resolveInRoot(root, path, DISK);
+    if (hostPath && isFile(hostPath)) return { path, hostPath };
+  }
+  throw new XrunError('not-found', program.includes('/') ? `${program}: no such file in ${root}` : `${program}: command not found in ${root}`, {
+    exitCode: EXIT.notFound,
+    hint: program.includes('/') ? undefined : `PATH inside is ${pathEnv}`,
+  });
+}
+
+/** The arch of the program that will run first, reading #! scripts' interpreters inside the root. */
+function programArch(root: string | undefined, hostPath: string, shown: string): Arch | undefined {
+  const head = readHead(hostPath, 256);
+  if (isElfMagic(head)) return readElfProgram(hostPath, shown).arch;
+  const shebang = parseShebang(head);
+  if (!shebang) return undefined;
+  const interp = root ? resolveInRoot(root, shebang.interpreter, DISK) : shebang.interpreter;
+  if (!interp || !isFile(interp)) return undefined;
+  return readElfProgram(interp, `${shown}: interpreter ${shebang.interpreter}`).arch;
+}
+
+function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, requireStatic: boolean, notes: string[]): PlannedEntry[] {
+  const entries: PlannedEntry[] = [];
+  for (const arch of arches) {
+    const emulator = findEmulator(arch, { qemu: arches.length === 1 ? req.qemu : undefined, env: req.env, hostArch: h.arch.name });
+    if (!emulator) {
+      if (arches.length === 1) {
+        throw new XrunError('no-emulator', `no emulator for ${arch.name}: qemu-${arch.name}-static not found on PATH`, {
+          exitCode: EXIT.cannotExecute,
+          hint: `install it (Debian/Ubuntu: apt-get install qemu-user-static), run \`xrun emulators fetch ${arch.name}\` (no root needed), or pass --qemu PATH`,
+        });
+      }
+      continue;
+    }
+    if (emulator.static === false) {
+      if (requireStatic) {
+        throw new XrunError('dynamic-emulator', `${emulator.path} is dynamically linked: it cannot start inside ${req.root}, where the host's libraries are not`, {
+          exitCode: EXIT.cannotExecute,
+          hint: `use a static emulator: apt-get install qemu-user-static, or xrun emulators fetch ${arch.name}`,
+        });
+      }
+      notes.push(`${emulator.path} is dynamically linked: fine without chroot`);
+    }
+    entries.push({ arch: arch.name, emulator, line: registerLine(ruleFor(arch, emulator.path, 'FP')) });
+  }
+  return entries;
+}
+
+/** Plans a sandbox run. `binfmt: false` leaves out the private binfmt_misc (a host entry serves instead). */
+export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBinfmt: boolean } = { privateBinfmt: true }, h: Host = host()): SandboxPlan {
+  const notes: string[] = [];
+  const ops: SandboxOp[] = [];
+  const mounts: PlannedMount[] = [];
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  const { choice: idmap, spec: idSpec } = chooseIdMap(f, req.mode, uid, gid);
+
+  // Nothing mounted here may reach the host's mount table.
+  ops.push({ op: 'mount', target: '/', flags: MS_REC | MS_PRIVATE });
+
+  let root: string | undefined;
+  let program: SandboxPlan['program'];
+  let cwd: string;
+  let env: Record<string, string | undefined>;
+  let entries: PlannedEntry[];
+
+  if (req.mode === 'rootfs') {
+    root = posix.resolve(req.root!);
+    if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
+    cwd = req.cwd ?? '/';
+    env = { PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments };
+    const found = locateInRoot(root, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
+    const arch = programArch(root, found.hostPath, found.path);
+    program = { ...found, arch: arch?.name };
+    const foreign = arch && !runsNatively(h, arch) ? [arch] : [];
+    if (arch && foreign.length === 0) notes.push(`${arch.name} runs natively here: no binfmt entry needed`);
+    entries = opts.privateBinfmt ? entriesFor(foreign, req, h, true, notes) : [];
+  } else {
+    cwd = req.cwd ?? process.cwd();
+    env = { ...req.env, ...(req.sysroot ? { QEMU_LD_PREFIX: posix.resolve(req.sysroot) } : {}), ...req.envAssignments };
+    if (!req.program) throw new XrunError('usage', '--transparent needs a command to run', { exitCode: EXIT.usage, hint: 'xrun --transparent -- make check' });
+    const path = locate(req.program, env.PATH);
+    program = { path, hostPath: path, arch: undefined };
+    const foreign = ARCHES.filter((a) => !runsNatively(h, a));
+    entries = opts.privateBinfmt ? entriesFor(foreign, req, h, false, notes) : [];
+    if (entries.length === 0) notes.push('no emulators found: foreign programs will fail with "Exec format error"');
+  }
+
+  if (entries.length > 0) {
+    ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0 });
+    mounts.push({ source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, what: 'a binfmt_misc instance private to this user namespace' });
+    for (const e of entries) ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: e.line });
+  } else if (!opts.privateBinfmt) {
+    notes.push('using the host binfmt_misc entries: this kernel has no binfmt_misc per user namespace');
+  }
+
+  if (root) {
+    for (const dir of ['/proc', '/dev', '/sys']) {
+      if (!isDir(posix.join(root, dir)) && lstatExists(posix.join(root, dir))) continue;
+      ops.push({ op: 'mkdir', path: posix.join(root, dir), optional: true });
+      ops.push({ op: 'mount', source: dir, target: posix.join(root, dir), flags: MS_BIND | MS_REC, optional: dir === '/sys' });
+      mounts.push({ source: dir, target: dir, what: `the host's ${dir}, recursively` });
+    }
+    const resolv = posix.join(root, 'etc/resolv.conf');
+    if (isFile('/etc/resolv.conf') && isRegularNoLink(resolv)) {
+      ops.push({ op: 'mount', source: '/etc/resolv.conf', target: resolv, flags: MS_BIND, optional: true });
+      mounts.push({ source: '/etc/resolv.conf', target: '/etc/resolv.conf', what: "the host's DNS settings" });
+    }
+    for (const bind of req.binds) {
+      const [src, dst = src] = splitBind(bind);
+      const source = posix.resolve(src);
+      if (!existsSync(source)) throw new XrunError('bind', `--bind ${bind}: ${source}: no such file or directory`, { exitCode: EXIT.usage });
+      const target = bindTarget(root, dst, isDir(source));
+      if (isDir(source)) ops.push({ op: 'mkdir', path: target, optional: true });
+      ops.push({ op: 'mount', source, target, flags: MS_BIND | MS_REC });
+      mounts.push({ source, target: dst, what: 'given with --bind' });
+    }
+    ops.push({ op: 'chroot', path: root });
+  } else if (req.binds.length > 0) {
+    throw new XrunError('usage', '--bind goes with --rootfs', { exitCode: EXIT.usage });
+  }
+  ops.push({ op: 'chdir', path: cwd });
+
+  // argv[0] as typed, as a shell passes it (busybox dispatches on it).
+  const argv = req.program ? [req.program, ...req.args] : ['/bin/sh'];
+  const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+  return {
+    kind: 'sandbox',
+    mode: req.mode,
+    root,
+    program,
+    idmap,
+    binfmt: entries,
+    mounts,
+    cwd,
+    argv,
+    env: envList,
+    notes,
+    spec: { ops, candidates: [program.path], argv, env: envList, ...idSpec },
+  };
+}
+
+function lstatExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function isRegularNoLink(path: string): boolean {
+  try {
+    return lstatSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+function splitBind(bind: string): [string, string | undefined] {
+  const colon = bind.indexOf(':');
+  return colon < 0 ? [bind, undefined] : [bind.slice(0, colon), bind.slice(colon + 1)];
+}
+
+/** Where a bind lands on the host: DST resolved inside the root (symlinks clamped), its last component created if missing. */
+function bindTarget(root: string, dst: string, dir: boolean): string {
+  const parent = resolveInRoot(root, posix.dirname(posix.resolve('/', dst)), DISK);
+  if (!parent || !isDir(parent)) {
+    throw new XrunError('bind', `--bind target ${dst}: its directory does not exist in ${root}`, { exitCode: EXIT.usage });
+  }
+  const target = posix.join(parent, posix.basename(posix.resolve('/', dst)));
+  if (!dir && !isFile(target)) {
+    throw new XrunError('bind', `--bind target ${dst}: a file can only be bound onto an existing file in ${root}`, { exitCode: EXIT.usage });
+  }
+  return target;
+}

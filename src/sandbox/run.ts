@@ -1,0 +1,68 @@
+/** Runs a sandbox plan through the addon and turns its result into an exit code or an XrunError. */
+
+import { EXIT, XrunError, errnoText } from '../errors.js';
+import { errnoName } from '../launch/exec.js';
+import { native, type SandboxOp } from '../native.js';
+import type { SandboxPlan } from './plan.js';
+
+function describeOp(op: SandboxOp): string {
+  switch (op.op) {
+    case 'mount':
+      return op.fstype === 'binfmt_misc'
+        ? `mounting a private binfmt_misc on ${op.target}`
+        : op.source ? `bind-mounting ${op.source} on ${op.target}` : `making ${op.target} private`;
+    case 'write':
+      return `registering a binfmt_misc entry (${op.data.split(':')[1]})`;
+    case 'mkdir':
+      return `creating ${op.path}`;
+    case 'chroot':
+      return `entering ${op.path}`;
+    case 'chdir':
+      return `changing to directory ${op.path}`;
+  }
+}
+
+function failure(plan: SandboxPlan, failed: string, errno: number, step: number): XrunError {
+  const name = errnoName(errno);
+  const why = errnoText(name);
+  if (failed === 'unshare') {
+    return new XrunError('userns', `cannot create a user namespace: ${why}`, {
+      hint: 'user namespaces may be disabled: see `xrun doctor`',
+    });
+  }
+  if (failed === 'uid_map' || failed === 'gid_map' || failed === 'setgroups') {
+    return new XrunError('idmap', `cannot write the ${failed.replace('_', ' ')} (${plan.idmap.kind}: ${failed === 'gid_map' ? plan.idmap.gidMap : plan.idmap.uidMap}): ${why}`, {
+      hint: plan.idmap.kind === 'subid' ? 'check your /etc/subuid and /etc/subgid ranges and that newuidmap/newgidmap are setuid root' : 'see `xrun doctor`',
+    });
+  }
+  if (failed === 'op') {
+    const ops = plan.spec.ops;
+    if (step >= ops.length) {
+      const prog = plan.program.path;
+      if (name === 'ENOENT') {
+        return new XrunError('not-found', `${prog}: ${why} inside ${plan.root ?? 'the sandbox'}`, {
+          exitCode: EXIT.notFound,
+          hint: plan.program.arch ? `if ${prog} exists, its dynamic loader may be missing inside ${plan.root}` : undefined,
+        });
+      }
+      return new XrunError('cannot-execute', `${prog}: cannot execute: ${why}`, {
+        exitCode: EXIT.cannotExecute,
+        hint: name === 'ENOEXEC' ? 'no binfmt_misc entry covers this program: see `xrun --explain`' : undefined,
+      });
+    }
+    const op = ops[step]!;
+    const hint = op.op === 'mount' && op.fstype === 'binfmt_misc'
+      ? 'this kernel may not allow binfmt_misc inside a user namespace (Linux >= 6.7 does); see `xrun doctor`'
+      : name === 'EPERM' || name === 'EACCES' ? 'see `xrun doctor` (user namespace restrictions)' : undefined;
+    return new XrunError('sandbox', `${describeOp(op)}: ${why}`, { hint });
+  }
+  return new XrunError('sandbox', `sandbox ${failed} failed: ${why}`);
+}
+
+/** Runs the plan, waits for the guest, and returns its exit code (128+N for death by signal N). */
+export function runSandbox(plan: SandboxPlan): number {
+  const result = native().runSandbox(plan.spec);
+  if ('exitCode' in result) return result.exitCode;
+  if ('signal' in result) return 128 + result.signal;
+  throw failure(plan, result.failed, result.errno, result.step);
+}
