@@ -1,0 +1,111 @@
+/**
+ * Running the built CLI as root and as an unprivileged user. As root, the
+ * unprivileged runs go through setpriv as uid/gid 65534 with a copy of the
+ * built runtime (bin, dist, build, package.json) that uid can read, so the
+ * repository's own location does not matter.
+ */
+
+import { execa } from 'execa';
+import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { RunOptions, RunResult } from '../launch/run.js';
+
+export const NOBODY = 65534;
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+
+export interface Runner {
+  /** 'root' or 'unprivileged'. */
+  readonly who: string;
+  readonly uid: number;
+  /** Why this runner cannot run here, if it cannot. */
+  readonly unavailable: string | undefined;
+  run(args: readonly string[], opts?: RunOptions & { killAfterMs?: number }): Promise<RunResult>;
+  /** A scratch directory this runner's user owns. */
+  scratch(): string;
+}
+
+const isRoot = process.getuid?.() === 0;
+let runtimeCopy: string | undefined;
+
+function runtimeFor65534(): string {
+  if (runtimeCopy) return runtimeCopy;
+  const dir = mkdtempSync(join(tmpdir(), 'xrun-runtime-'));
+  for (const part of ['bin', 'dist', 'package.json']) cpSync(join(REPO, part), join(dir, part), { recursive: true });
+  mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
+  cpSync(join(REPO, 'build', 'Release', 'xrun.node'), join(dir, 'build', 'Release', 'xrun.node'));
+  const open = (p: string) => {
+    chmodSync(p, 0o755);
+    for (const e of readdirSync(p, { withFileTypes: true })) {
+      if (e.isDirectory()) open(join(p, e.name));
+      else chmodSync(join(p, e.name), 0o755);
+    }
+  };
+  open(dir);
+  runtimeCopy = dir;
+  return dir;
+}
+
+/** Removes the runtime copy; call from afterAll. */
+export function cleanupRunners(): void {
+  if (runtimeCopy) rmSync(runtimeCopy, { recursive: true, force: true });
+  runtimeCopy = undefined;
+}
+
+function spawn(cmd: string, args: string[], opts: RunOptions & { killAfterMs?: number }): Promise<RunResult> {
+  const child = execa(cmd, args, {
+    reject: false,
+    stripFinalNewline: false,
+    env: opts.env,
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  });
+  if (opts.killAfterMs !== undefined) setTimeout(() => child.kill('SIGTERM'), opts.killAfterMs);
+  return child as unknown as Promise<RunResult>;
+}
+
+/** The current user (root in CI): runs bin/xrun of this repository. */
+export const currentUser: Runner = {
+  who: isRoot ? 'root' : 'unprivileged',
+  uid: process.getuid?.() ?? 0,
+  unavailable: undefined,
+  run: (args, opts = {}) => spawn(process.execPath, [join(REPO, 'bin', 'xrun'), ...args], opts),
+  scratch: () => mkdtempSync(join(tmpdir(), 'xrun-sb-')),
+};
+
+/** Root runs an unprivileged user through setpriv; a non-root test process is already one. */
+export const otherUser: Runner = isRoot
+  ? {
+      who: 'unprivileged',
+      uid: NOBODY,
+      unavailable: undefined,
+      run(args, opts = {}) {
+        const home = opts.env?.HOME ?? '/tmp';
+        return spawn('setpriv', [
+          `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--',
+          'env', `HOME=${home}`, `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`,
+          ...Object.entries(opts.env ?? {}).filter(([k]) => k !== 'HOME').map(([k, v]) => `${k}=${v ?? ''}`),
+          process.execPath, join(runtimeFor65534(), 'bin', 'xrun'), ...args,
+        ], { ...opts, env: {} });
+      },
+      scratch() {
+        const dir = mkdtempSync(join(tmpdir(), 'xrun-sb-'));
+        chmodSync(dir, 0o755);
+        chownSync(dir, NOBODY, NOBODY);
+        return dir;
+      },
+    }
+  : {
+      who: 'root',
+      uid: 0,
+      unavailable: 'the tests run as an unprivileged user; the root cases need root',
+      run: () => Promise.reject(new Error('unavailable')),
+      scratch: () => mkdtempSync(join(tmpdir(), 'xrun-sb-')),
+    };
+
+/** A copy of `src` at `dest` (cp -a), owned by the runner's user. */
+export async function copyFor(runner: Runner, src: string, dest: string): Promise<void> {
+  await execa('cp', ['-a', src, dest]);
+  if (isRoot && runner.uid !== 0) await execa('chown', ['-R', `${runner.uid}:${runner.uid}`, dest]);
+}

@@ -1,0 +1,145 @@
+/**
+ * --rootfs and --transparent end to end: the built CLI, real namespaces, a
+ * real arm64 Debian userland, as root and as an unprivileged user.
+ */
+
+import { execa } from 'execa';
+import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { archByName } from '../../src/arch.js';
+import { registerLine, ruleFor } from '../../src/binfmt/rule.js';
+import { probeFeatures } from '../../src/sandbox/features.js';
+import { sandboxBlocker } from '../../src/sandbox/command.js';
+import { busyboxStatic, fixturesAvailable, rootfs } from '../helpers/fixtures.js';
+import { skipIf } from '../helpers/skip.js';
+import { cleanupRunners, copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
+
+const features = probeFeatures();
+const blocker = sandboxBlocker(features);
+const cannot = (runner: Runner) =>
+  runner.unavailable
+  ?? (fixturesAvailable() ? undefined : 'fixtures missing (rootfs-tools/fetch-fixtures.sh)')
+  ?? (blocker ? `no rootless sandbox here: ${blocker.why}` : undefined)
+  ?? (features.sandboxedBinfmt ? undefined : `Linux ${features.kernel.text} has no binfmt_misc per user namespace`);
+
+const scratchDirs: string[] = [];
+afterAll(() => {
+  for (const d of scratchDirs) rmSync(d, { recursive: true, force: true });
+  cleanupRunners();
+});
+
+/** A private, writable copy of the arm64 rootfs owned by the runner's user. */
+async function rootfsFor(runner: Runner): Promise<string> {
+  const dir = runner.scratch();
+  scratchDirs.push(dir);
+  await copyFor(runner, rootfs('arm64'), join(dir, 'root'));
+  return join(dir, 'root');
+}
+
+/** Mount points and binfmt entries of the host, to compare before and after. */
+function hostState(): string {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((l) => l.split(' ').slice(4, 5).join('')).sort().join('\n');
+  let binfmt: string[] = [];
+  try {
+    binfmt = readdirSync('/proc/sys/fs/binfmt_misc').sort();
+  } catch {
+    // not there at all
+  }
+  return `${mounts}\n--\n${binfmt.join('\n')}`;
+}
+
+for (const runner of [currentUser, otherUser]) {
+  describe(`--rootfs as ${runner.who}`, () => {
+    it('runs a foreign shell whose foreign children run too; root inside; exit codes pass', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const root = await rootfsFor(runner);
+      const r = await runner.run(['--rootfs', root, 'sh', '-c', 'id -u; uname -m; /bin/true && echo child-ok; ls / | grep -c etc; exit 42']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('0\naarch64\nchild-ok\n1\n');
+      expect(r.exitCode).toBe(42);
+    });
+
+    it('applets reached through symlinks, stdin, --cwd and --env', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const root = await rootfsFor(runner);
+      const r = await runner.run(['--rootfs', root, '--cwd', '/tmp', '--env', 'GREETING=hi there', 'sh', '-c', 'pwd; echo "$GREETING"; cat; ls /bin/ls >/dev/null && echo ls-ok'], { input: 'from stdin\n' });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('/tmp\nhi there\nfrom stdin\nls-ok\n');
+      const defaults = await runner.run(['--rootfs', root, 'env']);
+      expect(defaults.stdout).toMatch(/^HOME=\/root$/m);
+      expect(defaults.stdout).toMatch(/^PATH=\/usr\/local\/sbin:\/usr\/local\/bin:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin$/m);
+    });
+
+    it(`files created inside belong to ${runner.who === 'root' ? 'uid 0' : 'the user'} on the host`, async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const root = await rootfsFor(runner);
+      const r = await runner.run(['--rootfs', root, 'sh', '-c', 'echo data > /tmp/created; mkdir /tmp/dir']);
+      expect(r.exitCode).toBe(0);
+      expect(statSync(join(root, 'tmp', 'created')).uid).toBe(runner.uid);
+      expect(statSync(join(root, 'tmp', 'dir')).uid).toBe(runner.uid);
+    });
+
+    it('death by a signal is 128+N; a SIGTERM sent to xrun reaches the guest', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const root = await rootfsFor(runner);
+      const own = await runner.run(['--rootfs', root, 'sh', '-c', 'kill -TERM $$']);
+      expect(own.exitCode).toBe(143);
+      const started = Date.now();
+      const forwarded = await runner.run(['--rootfs', root, 'sleep', '30'], { killAfterMs: 1500 });
+      expect(forwarded.exitCode).toBe(143);
+      expect(Date.now() - started).toBeLessThan(15_000);
+    });
+
+    it('a missing command is 127 with one line', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const root = await rootfsFor(runner);
+      const r = await runner.run(['--rootfs', root, 'no-such-command']);
+      expect(r.exitCode).toBe(127);
+      expect(r.stderr).toMatch(/^xrun: no-such-command: command not found in \S+\nhint: PATH inside is .*\n$/);
+    });
+
+    it('--transparent: a host script starts a foreign program', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const dir = runner.scratch();
+      scratchDirs.push(dir);
+      // Named busybox: the P flag keeps argv[0], and busybox dispatches on it.
+      copyFileSync(busyboxStatic('arm64'), join(dir, 'busybox'));
+      writeFileSync(join(dir, 'check.sh'), `#!/bin/sh\n"${dir}/busybox" uname -m\n`, { mode: 0o755 });
+      await execa('chmod', ['755', join(dir, 'busybox'), join(dir, 'check.sh')]);
+      const r = await runner.run(['--transparent', '--', join(dir, 'check.sh')]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('aarch64\n');
+    });
+  });
+}
+
+describe('the host is unchanged', () => {
+  it('mount table and binfmt_misc table are identical before and after runs, a crash and a kill', async (ctx) => {
+    skipIf(ctx, cannot(currentUser));
+    const before = hostState();
+    const root = await rootfsFor(currentUser);
+    await currentUser.run(['--rootfs', root, '/bin/true']);
+    await currentUser.run(['--rootfs', root, 'sh', '-c', 'kill -SEGV $$']);
+    await currentUser.run(['--rootfs', root, 'sleep', '30'], { killAfterMs: 1000 });
+    await currentUser.run(['--transparent', '--', '/bin/true']);
+    expect(hostState()).toBe(before);
+  });
+});
+
+describe('--explain', () => {
+  it('prints the plan with the exact register line, and runs nothing', async (ctx) => {
+    skipIf(ctx, cannot(currentUser));
+    const root = await rootfsFor(currentUser);
+    const r = await currentUser.run(['--rootfs', root, '--explain', '--json', 'touch', '/tmp/not-made']);
+    expect(r.exitCode).toBe(0);
+    const plan = JSON.parse(r.stdout);
+    const emulator = plan.binfmt[0].emulator.path;
+    expect(plan.binfmt[0].line).toBe(registerLine(ruleFor(archByName('aarch64')!, emulator, 'FP')));
+    expect(plan.root).toBe(root);
+    expect(() => statSync(join(root, 'tmp', 'not-made'))).toThrow();
+    const text = await currentUser.run(['--rootfs', root, '--explain', 'sh']);
+    expect(text.stdout).toMatch(/^binfmt +aarch64 -> \S+qemu-aarch64-static \(static/m);
+    expect(text.stdout).toMatch(/^ids +uid_map/m);
+  });
+});
