@@ -9,23 +9,10 @@ import { describe, expect, it } from 'vitest';
 import { ARCHES, archByName, archForHead, archForUname, matchesMagic, nativeArches, type Arch } from '../src/arch.js';
 import { readElf } from '../src/elf-file.js';
 import { buildElf } from './helpers/elf-builder.js';
+import { decodeBinfmtField } from './helpers/binfmt-field.js';
 import { skipIf } from './helpers/skip.js';
 
 const RULES_DIR = '/usr/lib/binfmt.d';
-
-/** Decodes a binfmt_misc field: \xHH escapes and literal characters. */
-export function decodeBinfmtField(field: string): Buffer {
-  const bytes: number[] = [];
-  for (let i = 0; i < field.length; i++) {
-    if (field[i] === '\\' && field[i + 1] === 'x') {
-      bytes.push(parseInt(field.slice(i + 2, i + 4), 16));
-      i += 3;
-    } else {
-      bytes.push(field.charCodeAt(i));
-    }
-  }
-  return Buffer.from(bytes);
-}
 
 /** Debian's QEMU rules: name (without the qemu- prefix) to magic and mask. */
 function debianRules(): Map<string, { magic: string; mask: string }> {
