@@ -1,6 +1,108 @@
-// Placeholder until doctor lands (issue 3).
-import { XrunError } from './errors.js';
+/**
+ * `xrun doctor [--json]`: what this machine allows, what is installed, and
+ * for each missing piece, the fix. Reads only; changes nothing.
+ */
 
-export function doctorCommand(_opts: { json?: boolean }): number {
-  throw new XrunError('unavailable', 'doctor is not available yet');
+import { ARCHES } from './arch.js';
+import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers } from './binfmt/entries.js';
+import { emulatorIsStatic, findEmulator } from './emulator.js';
+import { host, runsNatively } from './host.js';
+import { probeFeatures } from './sandbox/features.js';
+import { sandboxBlocker } from './sandbox/command.js';
+
+export interface Check {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly fix?: string;
+}
+
+/** Every check, in the order people read them. */
+export function doctorChecks(env: Readonly<Record<string, string | undefined>> = process.env): Check[] {
+  const f = probeFeatures(env);
+  const h = host();
+  const checks: Check[] = [];
+  checks.push({ name: 'host', ok: true, detail: `${h.uname} (${h.native.map((a) => a.name).join(', ')} run natively), Linux ${f.kernel.text}` });
+  checks.push({
+    name: 'binfmt_misc',
+    ok: f.binfmtMisc,
+    detail: f.binfmtMisc ? 'the kernel has binfmt_misc' : 'the kernel has no binfmt_misc',
+    ...(f.binfmtMisc ? {} : { fix: 'sudo modprobe binfmt_misc' }),
+  });
+  checks.push({
+    name: 'sandboxed binfmt_misc',
+    ok: f.sandboxedBinfmt,
+    detail: f.sandboxedBinfmt
+      ? 'binfmt_misc can be mounted in a user namespace (Linux >= 6.7): --rootfs children run without host entries'
+      : `Linux ${f.kernel.text} has no binfmt_misc per user namespace: --rootfs needs a host entry for children to run`,
+    ...(f.sandboxedBinfmt ? {} : { fix: 'upgrade to Linux 6.7 or later, or as root: xrun --install-binfmt' }),
+  });
+  const blocker = sandboxBlocker(f);
+  checks.push({
+    name: 'user namespaces',
+    ok: !blocker,
+    detail: blocker ? blocker.why : 'unprivileged user namespaces are allowed',
+    ...(blocker?.fix ? { fix: blocker.fix } : {}),
+  });
+  const subids = f.subuid && f.subgid;
+  checks.push({
+    name: 'id ranges',
+    ok: f.euid === 0 || Boolean(subids && f.newuidmap && f.newgidmap),
+    detail: f.euid === 0
+      ? 'running as root: the full id range is mapped'
+      : subids
+        ? `subuid ${f.subuid!.start}+${f.subuid!.count}, subgid ${f.subgid!.start}+${f.subgid!.count}${f.newuidmap && f.newgidmap ? '' : ', but newuidmap/newgidmap are missing'}`
+        : `no /etc/subuid range for ${f.user}: --rootfs maps only your own id (chown succeeds without effect inside)`,
+    ...(f.euid === 0 || (subids && f.newuidmap) ? {} : {
+      fix: subids ? 'apt-get install uidmap' : `as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${f.user}`,
+    }),
+  });
+
+  const foreign = ARCHES.filter((a) => !runsNatively(h, a));
+  const found = foreign.flatMap((a) => {
+    const e = findEmulator(a, { env, hostArch: h.arch.name });
+    return e ? [e] : [];
+  });
+  const staticCount = found.filter((e) => e.static).length;
+  checks.push({
+    name: 'emulators',
+    ok: staticCount > 0,
+    detail: found.length === 0
+      ? 'no QEMU emulators on PATH or in the cache'
+      : `${found.length} of ${foreign.length} foreign architectures have one (${staticCount} static)${found.some((e) => e.static === false) ? `; dynamic: ${found.filter((e) => e.static === false).map((e) => e.arch).join(', ')} (useless inside --rootfs)` : ''}`,
+    ...(staticCount > 0 ? {} : { fix: 'apt-get install qemu-user-static, or without root: xrun emulators fetch all' }),
+  });
+
+  if (!isMounted(DEFAULT_BINFMT_DIR)) {
+    checks.push({ name: 'host binfmt entries', ok: true, detail: `binfmt_misc is not mounted at ${DEFAULT_BINFMT_DIR}: no host entries (xrun needs none)` });
+  } else {
+    const entries = listEntries(DEFAULT_BINFMT_DIR).filter((e) => e.magic !== undefined);
+    if (entries.length === 0) checks.push({ name: 'host binfmt entries', ok: true, detail: 'none registered (xrun needs none)' });
+    for (const e of entries) {
+      const arch = entryArch(e)?.name ?? ARCHES.find((a) => entryCovers(e, a))?.name ?? '?';
+      const inContainers = worksInContainers(e);
+      const linkage = emulatorIsStatic(e.interpreter);
+      checks.push({
+        name: `entry ${e.name}`,
+        ok: !e.enabled || inContainers,
+        detail: `${arch}, ${e.enabled ? 'enabled' : 'disabled'}, ${e.interpreter} (${linkage === undefined ? 'missing or unreadable' : linkage ? 'static' : 'dynamic'}), flags ${e.flags || '-'}: ${inContainers ? 'works inside chroots and containers' : 'fails inside chroots and containers'}`,
+        ...(e.enabled && !inContainers ? { fix: `replace it with a static emulator and flag F: sudo xrun --install-binfmt --arch ${arch} --force` } : {}),
+      });
+    }
+  }
+  return checks;
+}
+
+export function doctorCommand(opts: { json?: boolean }): number {
+  const checks = doctorChecks();
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
+  } else {
+    for (const c of checks) {
+      process.stdout.write(`${c.ok ? 'ok  ' : 'FIX '} ${c.name.padEnd(22)} ${c.detail}\n`);
+      if (c.fix) process.stdout.write(`     ${''.padEnd(22)} fix: ${c.fix}\n`);
+    }
+  }
+  // Doctor reports; it does not fail. Scripts read --json.
+  return 0;
 }

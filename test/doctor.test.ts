@@ -1,0 +1,38 @@
+/** `xrun doctor`: the machine's facts and, for what is missing, the fix. */
+
+import { execa } from 'execa';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { archByName } from '../src/arch.js';
+import { escapeHex } from '../src/binfmt/rule.js';
+import { probeFeatures } from '../src/sandbox/features.js';
+import { skipIf } from './helpers/skip.js';
+import { xrun } from './launch/run.js';
+
+const BIN = fileURLToPath(new URL('../bin/xrun', import.meta.url));
+
+describe('xrun doctor', () => {
+  it('--json lists the checks, each with a fix when it fails', async () => {
+    const r = await xrun(['doctor', '--json']);
+    expect(r.exitCode).toBe(0);
+    const checks = JSON.parse(r.stdout) as { name: string; ok: boolean; detail: string; fix?: string }[];
+    const names = checks.map((c) => c.name);
+    for (const name of ['host', 'binfmt_misc', 'sandboxed binfmt_misc', 'user namespaces', 'id ranges', 'emulators']) expect(names).toContain(name);
+    for (const c of checks.filter((c) => !c.ok)) expect(c.fix, c.name).toBeTruthy();
+    const f = probeFeatures();
+    expect(checks.find((c) => c.name === 'sandboxed binfmt_misc')!.ok).toBe(f.sandboxedBinfmt);
+  });
+
+  it('flags a host entry with a dynamic interpreter as failing inside containers, with the fix', async (ctx) => {
+    const f = probeFeatures();
+    skipIf(ctx, !f.sandboxedBinfmt ? 'no binfmt_misc in user namespaces here' : !existsSync('/usr/bin/qemu-aarch64') ? 'qemu-user (dynamic) not installed' : undefined);
+    const a = archByName('aarch64')!;
+    const rule = `:qemu-aarch64:M::${escapeHex(a.magic)}:${escapeHex(a.mask)}:/usr/bin/qemu-aarch64:F`;
+    const r = await execa('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c',
+      `mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && printf '%s' "$RULE" > /proc/sys/fs/binfmt_misc/register && "$NODE" "$BIN" doctor`], {
+      reject: false, env: { RULE: rule, NODE: process.execPath, BIN },
+    });
+    expect(r.stdout).toMatch(/^FIX +entry qemu-aarch64 +aarch64, enabled, \/usr\/bin\/qemu-aarch64 \(dynamic\), flags F: fails inside chroots and containers\n +fix: replace it with a static emulator and flag F: sudo xrun --install-binfmt --arch aarch64 --force$/m);
+  });
+});
