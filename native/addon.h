@@ -2,7 +2,17 @@
 #pragma once
 #include <napi.h>
 
+#include <string>
+#include <vector>
+
 namespace xrun {
+
+// process.cc: helpers for every exec from Node. The two *ForExec functions
+// are async-signal-safe: a forked child may call them.
+bool StringArray(const Napi::Value& v, std::vector<std::string>* out);
+std::vector<char*> Pointers(std::vector<std::string>& strings);
+void ResetSignalsForExec();
+void RestoreStdioForExec();
 
 // exec.cc: replace this process with another program.
 Napi::Value Execve(const Napi::CallbackInfo& info);

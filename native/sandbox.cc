@@ -76,15 +76,7 @@ bool Str(const Napi::Object& o, const char* key, std::string* out) {
 
 bool Strings(const Napi::Object& o, const char* key, std::vector<std::string>* out) {
   Napi::Value v = o.Get(key);
-  if (v.IsUndefined() || v.IsNull()) return true;
-  if (!v.IsArray()) return false;
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value item = a.Get(i);
-    if (!item.IsString()) return false;
-    out->push_back(item.As<Napi::String>().Utf8Value());
-  }
-  return true;
+  return v.IsUndefined() || v.IsNull() || StringArray(v, out);
 }
 
 bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
@@ -129,13 +121,6 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
   if (!Str(o, "uidMap", &spec->uidMap) || !Str(o, "gidMap", &spec->gidMap) || !Str(o, "setgroups", &spec->setgroups))
     return *why = "maps", false;
   return true;
-}
-
-std::vector<char*> Pointers(std::vector<std::string>& strings) {
-  std::vector<char*> p;
-  for (auto& s : strings) p.push_back(&s[0]);
-  p.push_back(nullptr);
-  return p;
 }
 
 void WriteAll(int fd, const void* data, size_t n) {
@@ -209,21 +194,8 @@ int IgnoreChown() {
 
 // The child, after fork: async-signal-safe calls only.
 [[noreturn]] void Child(const Spec& spec, char* const* argv, char* const* envp, int ready, int go, int report) {
-  struct sigaction dfl = {};
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; sig++) {
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  // Node marks fds 0-2 close-on-exec and may set O_NONBLOCK on them (see exec.cc).
-  for (int fd = 0; fd <= 2; fd++) {
-    int fdflags = fcntl(fd, F_GETFD);
-    if (fdflags >= 0) fcntl(fd, F_SETFD, fdflags & ~FD_CLOEXEC);
-    int flags = fcntl(fd, F_GETFL);
-    if (flags >= 0 && (flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
-  }
+  ResetSignalsForExec();
+  RestoreStdioForExec();
 
   if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) Fail(report, -1, errno);
   WriteAll(ready, "u", 1);
