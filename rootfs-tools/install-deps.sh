@@ -11,7 +11,7 @@ packages=(
   # rootfs mode: subordinate id ranges; debootstrap builds foreign Debian trees
   uidmap debootstrap
   # fixtures and provisioning: verify and unpack Debian packages and images
-  gpgv debian-archive-keyring xz-utils zstd ca-certificates
+  gpgv debian-archive-keyring xz-utils zstd
   # the rootless peer the benchmark compares against
   proot
 )
