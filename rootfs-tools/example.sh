@@ -18,3 +18,13 @@ run "$cache/busybox-static/s390x/busybox" sh -c 'echo "hello from $(uname -m)"'
 run --explain "$cache/sysroot/arm64/bin/busybox" true
 run "$cache/sysroot/arm64/bin/busybox" echo "a dynamic arm64 program found its loader by itself"
 run --rootfs "$cache/rootfs/arm64" sh -c 'echo "inside: $(uname -m), uid $(id -u)"; ls /bin | head -3'
+
+# A whole foreign Debian system, bootstrapped without root by xrun itself
+# (about a minute the first time; kept next to the fixtures afterwards).
+debian="$(dirname "$cache")/example/bookworm-arm64"
+if [ ! -x "$debian/usr/bin/dpkg" ]; then
+  rm -rf "$debian"
+  mkdir -p "$(dirname "$debian")"
+  run rootfs debian --arch arm64 "$debian"
+fi
+run --rootfs "$debian" sh -c 'echo "$(. /etc/os-release; echo "$PRETTY_NAME") on $(dpkg --print-architecture)"; dpkg -l | grep -c ^ii'
