@@ -1,0 +1,71 @@
+/** Feature probes and the decisions made from them, on made-up hosts. */
+
+import { describe, expect, it } from 'vitest';
+import { sandboxBlocker } from '../../src/sandbox/command.js';
+import { atLeast, parseKernelVersion, parseSubid, type Features } from '../../src/sandbox/features.js';
+import { chooseIdMap } from '../../src/sandbox/plan.js';
+
+const base: Features = {
+  kernel: parseKernelVersion('6.8.0-45-generic'),
+  binfmtMisc: true,
+  sandboxedBinfmt: true,
+  userns: { allowed: true },
+  apparmorRestricted: false,
+  euid: 1000,
+  user: 'dev',
+  subuid: { start: 100000, count: 65536 },
+  subgid: { start: 100000, count: 65536 },
+  newuidmap: '/usr/bin/newuidmap',
+  newgidmap: '/usr/bin/newgidmap',
+};
+
+describe('kernel versions and subordinate ids', () => {
+  it('parses release strings and compares', () => {
+    expect(parseKernelVersion('6.18.44-fc-v669')).toMatchObject({ major: 6, minor: 18 });
+    expect(atLeast(parseKernelVersion('6.7.0'), 6, 7)).toBe(true);
+    expect(atLeast(parseKernelVersion('6.6.30'), 6, 7)).toBe(false);
+    expect(atLeast(parseKernelVersion('5.15.0'), 6, 7)).toBe(false);
+  });
+  it('finds a range by name or by uid', () => {
+    const text = 'other:200000:1000\ndev:100000:65536\n1001:300000:10\nbad:x:y\n';
+    expect(parseSubid(text, 'dev', 1000)).toEqual({ start: 100000, count: 65536 });
+    expect(parseSubid(text, 'nobody-here', 1001)).toEqual({ start: 300000, count: 10 });
+    expect(parseSubid(text, 'bad', 5)).toBeUndefined();
+    expect(parseSubid('', 'dev', 1000)).toBeUndefined();
+  });
+});
+
+describe('what blocks a rootless sandbox', () => {
+  it('nothing on a usual host', () => expect(sandboxBlocker(base)).toBeUndefined());
+  it('disabled user namespaces, with the sysctl that fixes it', () => {
+    const b = sandboxBlocker({ ...base, userns: { allowed: false, reason: 'kernel.unprivileged_userns_clone is 0', fix: 'sysctl -w kernel.unprivileged_userns_clone=1 (as root)' } });
+    expect(b?.why).toBe('user namespaces are disabled (kernel.unprivileged_userns_clone is 0)');
+    expect(b?.fix).toMatch(/sysctl/);
+  });
+  it("Ubuntu's AppArmor restriction", () => {
+    expect(sandboxBlocker({ ...base, apparmorRestricted: true })?.why).toMatch(/AppArmor restricts unprivileged user namespaces/);
+  });
+});
+
+describe('id maps', () => {
+  it('root: the full range, written directly', () => {
+    const { choice, spec } = chooseIdMap({ ...base, euid: 0 }, 'rootfs', 0, 0);
+    expect(choice.kind).toBe('full');
+    expect(spec).toEqual({ uidMap: '0 0 4294967295', gidMap: '0 0 4294967295' });
+  });
+  it('a user with ranges: newuidmap/newgidmap with the pid inserted by the addon', () => {
+    const { choice, spec } = chooseIdMap(base, 'rootfs', 1000, 1000);
+    expect(choice).toMatchObject({ kind: 'subid', uidMap: '0 1000 1 1 100000 65536' });
+    expect(spec.uidHelper).toEqual(['/usr/bin/newuidmap', '0', '1000', '1', '1', '100000', '65536']);
+    expect(spec.ignoreChown).toBeUndefined();
+  });
+  it('a user without ranges: own id to root, setgroups denied, chown made harmless', () => {
+    const { choice, spec } = chooseIdMap({ ...base, subuid: undefined }, 'rootfs', 1000, 1000);
+    expect(choice.kind).toBe('single');
+    expect(spec).toEqual({ setgroups: 'deny', uidMap: '0 1000 1', gidMap: '0 1000 1', ignoreChown: true });
+  });
+  it('transparent mode as a user: own id to root so the private binfmt_misc can be written', () => {
+    const { spec } = chooseIdMap(base, 'transparent', 1000, 1000);
+    expect(spec).toEqual({ setgroups: 'deny', uidMap: '0 1000 1', gidMap: '0 1000 1' });
+  });
+});
