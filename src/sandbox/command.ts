@@ -9,12 +9,13 @@ import { entryCovers, listEntries, worksInContainers } from '../binfmt/entries.j
 import { parseEnvAssignments } from '../env.js';
 import { EXIT, XrunError } from '../errors.js';
 import { archByName } from '../arch.js';
+import { host, runsNatively } from '../host.js';
 import { execDirect } from '../launch/exec.js';
 import { formatDirectPlan } from '../launch/explain.js';
 import { planDirect } from '../launch/plan.js';
 import { formatSandboxPlan } from './explain.js';
 import { probeFeatures, type Features } from './features.js';
-import { planSandbox, type SandboxRequest } from './plan.js';
+import { ROOTFS_PATH, locateInRoot, planSandbox, type SandboxRequest } from './plan.js';
 import { runSandbox } from './run.js';
 
 /** Why this host cannot make a rootless sandbox, with the fix; undefined when it can. */
@@ -62,7 +63,7 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     const probe = planSandbox(req, f, { privateBinfmt: false });
     const arch = probe.program.arch ? archByName(probe.program.arch) : undefined;
     const hostEntry = arch && listEntries().find((e) => e.enabled && entryCovers(e, arch) && worksInContainers(e));
-    if (mode === 'rootfs' && arch && !hostEntry && probe.binfmt.length === 0 && probe.notes.some((n) => n.includes('natively'))) {
+    if (mode === 'rootfs' && arch && runsNatively(host(), arch)) {
       privateBinfmt = false;
     } else if (hostEntry || mode === 'transparent') {
       privateBinfmt = false;
@@ -86,13 +87,13 @@ function fallbackDirect(req: SandboxRequest, opts: RootOptions, why: string, fix
     throw new XrunError('userns', `--bind and --cwd need a sandbox: ${why}`, { exitCode: EXIT.failure, ...(fix ? { hint: fix } : {}) });
   }
   const root = req.root!;
-  const probe = planSandbox(req, { ...probeFeatures(), euid: 1 }, { privateBinfmt: false });
+  const found = locateInRoot(root, req.program ?? '/bin/sh', ROOTFS_PATH, '/');
   const env = { ...process.env, ...req.envAssignments };
-  const plan = planDirect({ program: probe.program.hostPath, args: req.args, argv0: req.program ?? '/bin/sh', qemu: req.qemu, sysroot: root, env });
+  const plan = planDirect({ program: found.hostPath, args: req.args, argv0: req.program ?? '/bin/sh', qemu: req.qemu, sysroot: root, env });
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify({ fallback: why, ...plan }, null, 2)}\n` : `${formatDirectPlan(plan)}note      fallback: ${why}\n`);
     return 0;
   }
-  warn(`${why}: running ${probe.program.path} directly under the emulator with -L ${root}; programs it starts cannot run`, fix);
+  warn(`${why}: running ${found.path} directly under the emulator with -L ${root}; programs it starts cannot run`, fix);
   return execDirect(plan, env);
 }

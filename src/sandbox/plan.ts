@@ -24,7 +24,8 @@ const MS_BIND = 0x1000;
 const MS_REC = 0x4000;
 const MS_PRIVATE = 0x40000;
 
-const ROOTFS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/** PATH inside a root file system unless --env says otherwise. */
+export const ROOTFS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DISK = { lookup: lookupOnDisk, mkdir: () => undefined };
 
 export interface SandboxRequest {
