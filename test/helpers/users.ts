@@ -29,7 +29,8 @@ export interface Runner {
 const isRoot = process.getuid?.() === 0;
 let runtimeCopy: string | undefined;
 
-function runtimeFor65534(): string {
+/** A copy of the built runtime (bin, dist, build, package.json) that uid 65534 can read, wherever the repo is. */
+export function runtimeFor65534(): string {
   if (runtimeCopy) return runtimeCopy;
   const dir = mkdtempSync(join(tmpdir(), 'xrun-runtime-'));
   for (const part of ['bin', 'dist', 'package.json']) cpSync(join(REPO, part), join(dir, part), { recursive: true });

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupRunners } from '../helpers/users.js';
 import { planDebian } from '../../src/provision/debian-rootfs.js';
 import { findCommand } from '../../src/provision/commands.js';
 import { isRoot, mirrorUnreachable, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
@@ -61,3 +62,5 @@ describe('rootfs debian', () => {
     expect(arch.stdout.trim()).toBe('arm64');
   }, 900_000);
 });
+
+afterAll(cleanupRunners);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupRunners } from '../helpers/users.js';
 import { busyboxArm64, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
 import { tar, type WEntry } from './tar-writer.js';
 
@@ -273,3 +274,5 @@ describe('rootfs import, then xrun --rootfs', () => {
   });
 });
 
+
+afterAll(cleanupRunners);
