@@ -10,6 +10,7 @@ import { archForHead, type Arch } from '../arch.js';
 import { readElf, readHead } from '../elf-file.js';
 import { ET_DYN, ET_EXEC, isElfMagic, machineName, typeName, type ElfFile } from '../elf.js';
 import { EXIT, XrunError, errnoCode, errnoText } from '../errors.js';
+import { exists, isFile } from '../fs-checks.js';
 import { pathDirs } from '../paths.js';
 
 export interface ElfProgram {
@@ -46,11 +47,7 @@ export function locate(name: string, pathEnv: string | undefined): string {
   let denied: string | undefined;
   for (const dir of pathDirs(pathEnv)) {
     const candidate = join(dir, name);
-    try {
-      if (!statSync(candidate).isFile()) continue;
-    } catch {
-      continue;
-    }
+    if (!isFile(candidate)) continue;
     try {
       accessSync(candidate, constants.X_OK);
       return resolve(candidate);
@@ -164,11 +161,3 @@ export function readProgram(path: string, shown: string, interpreterRoot?: strin
   };
 }
 
-function exists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}

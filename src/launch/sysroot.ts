@@ -9,6 +9,7 @@ import { realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Arch } from '../arch.js';
 import { EXIT, XrunError } from '../errors.js';
+import { isFile } from '../fs-checks.js';
 
 export type SysrootSource = 'option' | 'env' | 'enclosing' | 'host' | 'cross' | 'none';
 
@@ -33,13 +34,6 @@ export interface SysrootQuery {
   readonly hostRoot?: string;
 }
 
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
 
 function loaderIn(root: string, interpreter: string): boolean {
   return isFile(join(root, interpreter));

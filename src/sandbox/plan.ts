@@ -4,12 +4,13 @@
  * it was chosen. run.ts hands `spec` to the addon; --explain prints the rest.
  */
 
-import { existsSync, lstatSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { posix } from 'node:path';
 import { ARCHES, type Arch } from '../arch.js';
 import { findEmulator, type Emulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
 import { readHead } from '../elf-file.js';
+import { isDir, isFile, isRegularNoLink, lexists } from '../fs-checks.js';
 import { isElfMagic } from '../elf.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { locate, parseShebang, readElfProgram } from '../launch/program.js';
@@ -122,21 +123,7 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
   };
 }
 
-function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
 
-function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
 
 /** Finds a program inside the root as execvp would there: its path inside and on the host. */
 export function locateInRoot(root: string, program: string, pathEnv: string, cwd: string): { path: string; hostPath: string } {
@@ -241,7 +228,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
 
   if (root) {
     for (const dir of ['/proc', '/dev', '/sys']) {
-      if (!isDir(posix.join(root, dir)) && lstatExists(posix.join(root, dir))) continue;
+      if (!isDir(posix.join(root, dir)) && lexists(posix.join(root, dir))) continue;
       ops.push({ op: 'mkdir', path: posix.join(root, dir), optional: true });
       ops.push({ op: 'mount', source: dir, target: posix.join(root, dir), flags: MS_BIND | MS_REC, optional: dir === '/sys' });
       mounts.push({ source: dir, target: dir, what: `the host's ${dir}, recursively` });
@@ -285,22 +272,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   };
 }
 
-function lstatExists(path: string): boolean {
-  try {
-    lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-function isRegularNoLink(path: string): boolean {
-  try {
-    return lstatSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
 
 function splitBind(bind: string): [string, string | undefined] {
   const colon = bind.indexOf(':');
