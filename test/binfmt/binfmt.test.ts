@@ -33,10 +33,10 @@ afterAll(() => {
   cleanupRunners();
 });
 
-/** Runs a shell script inside a private user + mount namespace with its own binfmt_misc. */
-function inNamespace(script: string) {
+/** Runs a shell script inside a private user + mount namespace with its own binfmt_misc (mounted unless told not to). */
+function inNamespace(script: string, mount = true) {
   return execa('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c',
-    `mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 99\n${script}`], {
+    `${mount ? 'mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 99\n' : ''}${script}`], {
     reject: false,
     stripFinalNewline: false,
     env: { XRUN, BB: fixturesAvailable() ? busyboxStatic('arm64') : '/nonexistent', T: tmp },
@@ -76,6 +76,18 @@ describe('--install-binfmt in a private binfmt_misc', () => {
       name: 'xrun-aarch64', xrun: true, enabled: true, flags: 'PF', arch: 'aarch64',
       magic: AARCH64.magic, mask: AARCH64.mask, interpreterStatic: true, worksInContainers: true,
     })]);
+  });
+
+  it('mounts binfmt_misc itself when it is not mounted', async (ctx) => {
+    skipIf(ctx, cannot());
+    const r = await inNamespace(`
+      set -e
+      grep -c binfmt_misc /proc/self/mounts || true
+      $XRUN --install-binfmt --arch aarch64
+      grep -c binfmt_misc /proc/self/mounts
+      $BB uname -m`, false);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^0\nregistered xrun-aarch64: .*\n1\naarch64\n$/);
   });
 
   it('--persist writes and removes systemd-binfmt files', async (ctx) => {
