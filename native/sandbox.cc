@@ -233,7 +233,10 @@ int IgnoreChown() {
         if (rc != 0 && errno == EEXIST) rc = 0;
         break;
       case kChroot:
+        // chroot(2) leaves the working directory outside the new root: without
+        // chdir("/") a relative path in the next op resolves on the host.
         rc = chroot(op.a.c_str());
+        if (rc == 0) rc = chdir("/");
         break;
       case kChdir:
         rc = chdir(op.a.c_str());

@@ -199,7 +199,9 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   if (req.mode === 'rootfs') {
     root = posix.resolve(req.root!);
     if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
-    cwd = req.cwd ?? '/';
+    // Relative to the root's '/', never to xrun's own directory on the host:
+    // the child chroots and then changes directory (issue 12, relative --cwd escape).
+    cwd = posix.resolve('/', req.cwd ?? '/');
     env = { PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments };
     const found = locateInRoot(root, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
     const arch = programArch(root, found.hostPath, found.path);

@@ -5,7 +5,7 @@
 
 import { execa } from 'execa';
 import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { archByName } from '../../src/arch.js';
 import { registerLine, ruleFor } from '../../src/binfmt/rule.js';
@@ -89,6 +89,24 @@ for (const runner of [currentUser, otherUser]) {
       const forwarded = await runner.run(['--rootfs', root, 'sleep', '30'], { killAfterMs: 1500 });
       expect(forwarded.exitCode).toBe(143);
       expect(Date.now() - started).toBeLessThan(15_000);
+    });
+
+    it('relative --cwd escape: a relative or ..-laden --cwd resolves from the root, never from the host directory', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const root = await rootfsFor(runner);
+      const hostDir = join(runner.scratch(), 'host');
+      scratchDirs.push(dirname(hostDir));
+      await execa('mkdir', ['-p', join(hostDir, 'work'), join(root, 'work')]);
+      if (runner.uid !== currentUser.uid) await execa('chown', ['-R', `${runner.uid}:${runner.uid}`, hostDir, join(root, 'work')]);
+      for (const cwd of ['work', '../../../../work', 'work/../work']) {
+        const r = await runner.run(['--rootfs', root, '--cwd', cwd, 'sh', '-c', 'touch written-by-guest && pwd && ls ../../../..'], { cwd: hostDir });
+        expect(r.stderr).toBe('');
+        expect(r.stdout.split('\n')[0]).toBe('/work');
+        expect(readdirSync(join(hostDir, 'work'))).toEqual([]);
+        expect(statSync(join(root, 'work', 'written-by-guest')).isFile()).toBe(true);
+        // The guest's '/' is the root's: it holds the rootfs's own entries, not the host's.
+        expect(r.stdout).toContain('\nwork\n');
+      }
     });
 
     it('a missing command is 127 with one line', async (ctx) => {
