@@ -4,6 +4,7 @@
  */
 
 import { ARCHES } from './arch.js';
+import { EXIT } from './errors.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers } from './binfmt/entries.js';
 import { emulatorIsStatic, findEmulator } from './emulator.js';
 import { host, runsNatively } from './host.js';
@@ -14,7 +15,16 @@ export interface Check {
   readonly name: string;
   readonly ok: boolean;
   readonly detail: string;
+  /** What fixes a failing check. */
   readonly fix?: string;
+  /** An improvement for a passing check (e.g. id ranges so that chown works). */
+  readonly hint?: string;
+}
+
+/** What `doctor --json` prints: `ok` is false when any check needs fixing, as the exit code says. */
+export interface DoctorReport {
+  readonly ok: boolean;
+  readonly checks: readonly Check[];
 }
 
 /** Every check, in the order people read them. */
@@ -45,16 +55,18 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
     ...(blocker?.fix ? { fix: blocker.fix } : {}),
   });
   const subids = f.subuid && f.subgid;
+  const ranged = f.euid === 0 || Boolean(subids && f.newuidmap && f.newgidmap);
   checks.push({
+    // A single id is a supported mode, not a failure: --rootfs runs, chown has no effect.
     name: 'id ranges',
-    ok: f.euid === 0 || Boolean(subids && f.newuidmap && f.newgidmap),
+    ok: true,
     detail: f.euid === 0
       ? 'running as root: the full id range is mapped'
       : subids
-        ? `subuid ${f.subuid!.start}+${f.subuid!.count}, subgid ${f.subgid!.start}+${f.subgid!.count}${f.newuidmap && f.newgidmap ? '' : ', but newuidmap/newgidmap are missing'}`
+        ? `subuid ${f.subuid!.start}+${f.subuid!.count}, subgid ${f.subgid!.start}+${f.subgid!.count}${f.newuidmap && f.newgidmap ? '' : ', but newuidmap/newgidmap are missing: --rootfs maps only your own id'}`
         : `no /etc/subuid range for ${f.user}: --rootfs maps only your own id (chown succeeds without effect inside)`,
-    ...(f.euid === 0 || (subids && f.newuidmap) ? {} : {
-      fix: subids ? 'apt-get install uidmap' : `as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${f.user}`,
+    ...(ranged ? {} : {
+      hint: subids ? 'apt-get install uidmap' : `as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${f.user}`,
     }),
   });
 
@@ -93,16 +105,21 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
   return checks;
 }
 
+/**
+ * Prints the checks; exits 0 when all pass and EXIT.checkFailed when any needs
+ * fixing, so `xrun doctor || exit 1` gates a pipeline.
+ */
 export function doctorCommand(opts: { json?: boolean }): number {
   const checks = doctorChecks();
+  const report: DoctorReport = { ok: checks.every((c) => c.ok), checks };
   if (opts.json) {
-    process.stdout.write(`${JSON.stringify(checks, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
     for (const c of checks) {
       process.stdout.write(`${c.ok ? 'ok  ' : 'FIX '} ${c.name.padEnd(22)} ${c.detail}\n`);
       if (c.fix) process.stdout.write(`     ${''.padEnd(22)} fix: ${c.fix}\n`);
+      if (c.hint) process.stdout.write(`     ${''.padEnd(22)} hint: ${c.hint}\n`);
     }
   }
-  // Doctor reports; it does not fail. Scripts read --json.
-  return 0;
+  return report.ok ? 0 : EXIT.checkFailed;
 }

@@ -8,6 +8,8 @@
 
 /** Exit codes: the contract with shells and scripts (see README "Exit codes"). */
 export const EXIT = {
+  /** `xrun doctor`: at least one check needs fixing. */
+  checkFailed: 1,
   /** Wrong options or arguments. */
   usage: 2,
   /** xrun itself failed (set-up, kernel feature missing, I/O). */

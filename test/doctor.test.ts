@@ -7,16 +7,19 @@ import { describe, expect, it } from 'vitest';
 import { archByName } from '../src/arch.js';
 import { escapeHex } from '../src/binfmt/rule.js';
 import { probeFeatures } from '../src/sandbox/features.js';
+import { sandboxBlocker } from '../src/sandbox/command.js';
 import { skipIf } from './helpers/skip.js';
 import { xrun } from './launch/run.js';
 
 const BIN = fileURLToPath(new URL('../bin/xrun', import.meta.url));
 
 describe('xrun doctor', () => {
-  it('--json lists the checks, each with a fix when it fails', async () => {
+  it('--json lists the checks, each with a fix when it fails; ok and the exit code agree', async () => {
     const r = await xrun(['doctor', '--json']);
-    expect(r.exitCode).toBe(0);
-    const checks = JSON.parse(r.stdout) as { name: string; ok: boolean; detail: string; fix?: string }[];
+    const report = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean; detail: string; fix?: string }[] };
+    const checks = report.checks;
+    expect(report.ok).toBe(checks.every((c) => c.ok));
+    expect(r.exitCode).toBe(report.ok ? 0 : 1);
     const names = checks.map((c) => c.name);
     for (const name of ['host', 'binfmt_misc', 'sandboxed binfmt_misc', 'user namespaces', 'id ranges', 'emulators']) expect(names).toContain(name);
     for (const c of checks.filter((c) => !c.ok)) expect(c.fix, c.name).toBeTruthy();
@@ -33,6 +36,38 @@ describe('xrun doctor', () => {
       `mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && printf '%s' "$RULE" > /proc/sys/fs/binfmt_misc/register && "$NODE" "$BIN" doctor`], {
       reject: false, env: { RULE: rule, NODE: process.execPath, BIN },
     });
+    expect(r.exitCode).toBe(1);
     expect(r.stdout).toMatch(/^FIX +entry qemu-aarch64 +aarch64, enabled, \/usr\/bin\/qemu-aarch64 \(dynamic\), flags F: fails inside chroots and containers\n +fix: replace it with a static emulator and flag F: sudo xrun --install-binfmt --arch aarch64 --force$/m);
+  });
+
+  it('exits 1 when a check fails: user namespaces refused for real', async (ctx) => {
+    skipIf(ctx, sandboxBlocker(probeFeatures()) ? 'user namespaces are already refused here' : undefined);
+    // The sysctl is per user namespace: setting it inside one changes nothing outside.
+    const r = await execa('unshare', ['--user', '--map-root-user', 'sh', '-c',
+      'echo 0 > /proc/sys/user/max_user_namespaces && "$NODE" "$BIN" doctor --json; echo "exit $?"'], {
+      reject: false, env: { NODE: process.execPath, BIN },
+    });
+    const [json, exit] = r.stdout.split(/\n(?=exit \d+\n?$)/);
+    const report = JSON.parse(json!) as { ok: boolean; checks: { name: string; ok: boolean; fix?: string }[] };
+    expect(report.ok).toBe(false);
+    const userns = report.checks.find((c) => c.name === 'user namespaces')!;
+    expect(userns.ok).toBe(false);
+    expect(userns.fix).toMatch(/max_user_namespaces/);
+    expect(exit).toBe('exit 1');
+  });
+
+  it('exits 0 when every check passes: a fresh namespace with an empty binfmt_misc', async (ctx) => {
+    const f = probeFeatures();
+    const missing = !f.sandboxedBinfmt ? 'no binfmt_misc in user namespaces here'
+      : sandboxBlocker(f) ? 'no user namespaces here'
+        : !existsSync('/usr/bin/qemu-aarch64-static') ? 'qemu-user-static not installed' : undefined;
+    skipIf(ctx, missing);
+    const r = await execa('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c',
+      'mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && "$NODE" "$BIN" doctor'], {
+      reject: false, env: { NODE: process.execPath, BIN, PATH: process.env.PATH },
+    });
+    expect(r.stdout).not.toMatch(/^FIX/m);
+    expect(r.stdout).toMatch(/^ok +host binfmt entries +none registered/m);
+    expect(r.exitCode).toBe(0);
   });
 });
