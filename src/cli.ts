@@ -172,7 +172,8 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .addOption(new Option('--mirror <url>', 'Debian mirror (default http://deb.debian.org/debian)').env('XRUN_MIRROR'))
     .option('--suite <name>', 'Debian suite', 'bookworm')
     .option('--keyring <file>', 'OpenPGP keyring for gpgv (default /usr/share/keyrings/debian-archive-keyring.gpg)')
-    .action(async (arches: string[], opts: { mirror?: string; suite?: string; keyring?: string }) => {
+    .option('--insecure', 'go on when the Release signature cannot be checked (no gpgv or keyring): only hashes are checked')
+    .action(async (arches: string[], opts: { mirror?: string; suite?: string; keyring?: string; insecure?: boolean }) => {
       const { emulatorsFetchCommand } = await import('./provision/emulators-command.js');
       run(emulatorsFetchCommand(arches, opts));
     });

@@ -26,6 +26,8 @@ export interface ArchiveSource {
   readonly mirror: string;
   readonly suite: string;
   readonly keyring: string;
+  /** Accept a Release whose signature cannot be checked (no gpgv or no keyring). */
+  readonly insecure: boolean;
 }
 
 export interface VerifiedRelease {
@@ -44,14 +46,14 @@ export interface FetchedPackage {
 }
 
 /** The archive to use, from options and environment (XRUN_MIRROR). */
-export function archiveSource(opts: { mirror?: string; suite?: string; keyring?: string }, env = process.env): ArchiveSource {
+export function archiveSource(opts: { mirror?: string; suite?: string; keyring?: string; insecure?: boolean }, env = process.env): ArchiveSource {
   const mirror = (opts.mirror || env.XRUN_MIRROR || DEFAULT_MIRROR).replace(/\/+$/, '');
   if (!/^https?:\/\/[^/]/.test(mirror)) {
     throw new XrunError('usage', `--mirror ${mirror}: expected an http:// or https:// URL`, { exitCode: 2 });
   }
   const suite = opts.suite || DEFAULT_SUITE;
   if (!/^[A-Za-z0-9._-]+$/.test(suite)) throw new XrunError('usage', `--suite ${suite}: not a suite name`, { exitCode: 2 });
-  return { mirror, suite, keyring: opts.keyring || DEFAULT_KEYRING };
+  return { mirror, suite, keyring: opts.keyring || DEFAULT_KEYRING, insecure: opts.insecure === true };
 }
 
 /** Where verified downloads are kept: xrun's cache unless a caller says otherwise. */
@@ -59,8 +61,8 @@ function downloadsDir(override?: string): string {
   return override ?? join(cacheDir(), 'downloads', 'debian');
 }
 
-async function gpgv(src: ArchiveSource, args: string[], what: string): Promise<string> {
-  const result = await execa('gpgv', ['--keyring', src.keyring, ...args], { reject: false, stripFinalNewline: false });
+async function gpgv(cmd: string, src: ArchiveSource, args: string[], what: string): Promise<string> {
+  const result = await execa(cmd, ['--keyring', src.keyring, ...args], { reject: false, stripFinalNewline: false });
   if (result.exitCode !== 0) {
     const why = result.stderr.split('\n').filter((l) => /BAD|bad|no public key|not found|[Ee]xpired|error/i.test(l)).pop()
       ?? result.stderr.trim().split('\n').pop() ?? `exit status ${result.exitCode}`;
@@ -71,11 +73,35 @@ async function gpgv(src: ArchiveSource, args: string[], what: string): Promise<s
   return result.stdout;
 }
 
-/** Fetches and verifies dists/<suite>/InRelease (or Release + Release.gpg). */
+/** Why the Release signature cannot be checked here, or undefined when it can. */
+export function cannotVerify(src: ArchiveSource, env: Readonly<Record<string, string | undefined>> = process.env): string | undefined {
+  const missing = [
+    ...(findCommand('gpgv', env) === undefined ? ['gpgv is not installed'] : []),
+    ...(existsSync(src.keyring) ? [] : [`the keyring ${src.keyring} does not exist`]),
+  ];
+  return missing.length > 0 ? missing.join(' and ') : undefined;
+}
+
+/**
+ * Fetches and verifies dists/<suite>/InRelease (or Release + Release.gpg).
+ * Fails closed: when the signature cannot be checked (no gpgv, no keyring)
+ * the Release is refused unless the source is marked insecure, because every
+ * hash below it (index, .deb, the emulators that may end up registered for the
+ * whole host) is only as trustworthy as that signature.
+ */
 export async function fetchRelease(src: ArchiveSource, warn: (line: string) => void): Promise<VerifiedRelease> {
   const base = `${src.mirror}/dists/${src.suite}`;
-  const canVerify = findCommand('gpgv') !== undefined && existsSync(src.keyring);
-  if (!canVerify) warn('signature not checked: gpgv/keyring missing');
+  const why = cannotVerify(src);
+  const gpgvPath = findCommand('gpgv');
+  const canVerify = why === undefined && gpgvPath !== undefined;
+  if (why !== undefined) {
+    if (!src.insecure) {
+      throw new XrunError('verify', `cannot verify the signature of ${base}/InRelease: ${why}`, {
+        hint: `install gpgv and debian-archive-keyring (Debian/Ubuntu: apt-get install gpgv debian-archive-keyring)${src.keyring === DEFAULT_KEYRING ? '' : ' or give an existing --keyring'}, or pass --insecure to go on without the signature check`,
+      });
+    }
+    warn(`--insecure: the signature of ${base}/InRelease is NOT checked (${why}); the package hashes come from an unauthenticated file, so anyone between you and ${src.mirror} can substitute the emulators`);
+  }
   const tmp = mkdtempSync(join(tmpdir(), 'xrun-release-'));
   try {
     let text: string;
@@ -84,7 +110,7 @@ export async function fetchRelease(src: ArchiveSource, warn: (line: string) => v
       if (canVerify) {
         writeFileSync(join(tmp, 'InRelease'), inRelease);
         // --output gives exactly the text the signature covers: nothing unsigned is parsed.
-        text = await gpgv(src, ['--output', '-', join(tmp, 'InRelease')], `${base}/InRelease`);
+        text = await gpgv(gpgvPath!, src, ['--output', '-', join(tmp, 'InRelease')], `${base}/InRelease`);
       } else {
         text = unwrapClearsigned(inRelease.toString('utf8'));
       }
@@ -98,7 +124,7 @@ export async function fetchRelease(src: ArchiveSource, warn: (line: string) => v
         if (!sig) throw new XrunError('verify', `${base}/Release.gpg: not found; cannot check the Release signature`);
         writeFileSync(join(tmp, 'Release'), release);
         writeFileSync(join(tmp, 'Release.gpg'), sig);
-        await gpgv(src, [join(tmp, 'Release.gpg'), join(tmp, 'Release')], `${base}/Release`);
+        await gpgv(gpgvPath!, src, [join(tmp, 'Release.gpg'), join(tmp, 'Release')], `${base}/Release`);
       }
       text = release.toString('utf8');
     }

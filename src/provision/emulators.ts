@@ -174,7 +174,7 @@ export interface FetchPlan {
 }
 
 /** Which emulators to fetch, from where, into where. Names may be QEMU's (aarch64) or Debian's (arm64). */
-export function planFetch(names: readonly string[], opts: { mirror?: string; suite?: string; keyring?: string }, h: Host, env: Env): FetchPlan {
+export function planFetch(names: readonly string[], opts: { mirror?: string; suite?: string; keyring?: string; insecure?: boolean }, h: Host, env: Env): FetchPlan {
   const debArch = h.arch.debianArches[0];
   if (debArch === undefined) {
     throw new XrunError('unsupported', `Debian has no packages for this host's architecture (${h.arch.name})`);

@@ -4,12 +4,13 @@
  * fetched emulator when PATH has none.
  */
 
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupRunners } from '../helpers/users.js';
 import { emulatorIsStatic } from '../../src/emulator.js';
+import { findCommand } from '../../src/provision/commands.js';
 import { busyboxArm64, mirrorUnreachable, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
 
 let home: string;
@@ -86,6 +87,46 @@ describe('emulators fetch', () => {
       server.close();
     }
   });
+});
+
+describe('emulators fetch fails closed', () => {
+  /** A PATH with xz (the .deb's data is xz-compressed) but no gpgv. */
+  const pathWithoutGpgv = () => {
+    const dir = join(home, 'path-without-gpgv');
+    mkdirSync(dir, { recursive: true });
+    const xz = findCommand('xz');
+    if (xz && !existsSync(join(dir, 'xz'))) symlinkSync(xz, join(dir, 'xz'));
+    return dir;
+  };
+  const riscv = () => join(home, '.cache/xrun/emulators', hostArch, 'qemu-riscv64-static');
+
+  it('unsigned Release accepted when gpgv is missing: now refused, with the fix, and nothing is fetched', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    const r = await xrun(['emulators', 'fetch', 'riscv64'], { home, env: { PATH: pathWithoutGpgv() } });
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toMatch(/^xrun: cannot verify the signature of http:\/\/\S+\/dists\/bookworm\/InRelease: gpgv is not installed\n/);
+    expect(r.stderr).toMatch(/^hint: install gpgv and debian-archive-keyring .*--insecure/m);
+    expect(existsSync(riscv())).toBe(false);
+  });
+
+  it('unsigned Release accepted when the keyring is missing: now refused', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    const r = await xrun(['emulators', 'fetch', '--keyring', join(home, 'no-such-keyring.gpg'), 'riscv64'], { home });
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr).toMatch(/^xrun: cannot verify the signature of .*: the keyring \S+no-such-keyring\.gpg does not exist\n/);
+    expect(existsSync(riscv())).toBe(false);
+  });
+
+  it('--insecure goes on without gpgv, says loudly what it skips, and records the emulator as unsigned', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    const r = await xrun(['emulators', 'fetch', '--insecure', 'riscv64'], { home, env: { PATH: pathWithoutGpgv() }, timeout: 600_000 });
+    expect(r.stderr).toMatch(/^xrun: warning: --insecure: the signature of \S+InRelease is NOT checked \(gpgv is not installed\)/m);
+    expect(r.stderr).toMatch(/signature NOT checked \(--insecure\)/);
+    expect(r.exitCode).toBe(0);
+    expect(emulatorIsStatic(riscv())).toBe(true);
+    const manifest = JSON.parse(readFileSync(join(home, '.cache/xrun/emulators', hostArch, 'manifest.json'), 'utf8'));
+    expect(manifest.emulators.riscv64).toMatchObject({ signed: false });
+  }, 600_000);
 });
 
 describe('emulators list', () => {
