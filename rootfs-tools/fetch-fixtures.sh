@@ -2,7 +2,7 @@
 # Fetch real foreign binaries from Debian's archive for xrun's tests and the README's example.
 #
 # Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
-#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs) or items (sysroot/s390x)
+#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs, vm) or items (sysroot/s390x)
 #   --print-dir    print the cache directory and exit
 # Environment:
 #   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
@@ -12,6 +12,9 @@
 #   busybox-static/<debarch>/busybox   static busybox: arm64 armel armhf i386 mips64el mipsel ppc64el s390x
 #   sysroot/<debarch>/                 dpkg -x of busybox (dynamic) + libc6, for qemu -L: arm64 s390x
 #   rootfs/<debarch>/                  the same plus applet links and a skeleton, for chroot: arm64
+#   vm/<debarch>/                      Debian's own kernel for a qemu-system guest: amd64
+#                                      vmlinuz, modules/<name>.ko (MODULES below), busybox (static),
+#                                      release (the kernel's uname -r)
 #   .stamps/<group>.<debarch>          written last; an item without its stamp is rebuilt
 #
 # The system's apt configuration and state are never touched: apt-get runs on a private
@@ -28,6 +31,13 @@ readonly RECIPE=1
 readonly STATIC_ARCHES=(arm64 armel armhf i386 mips64el mipsel ppc64el s390x)
 readonly SYSROOT_ARCHES=(arm64 s390x)
 readonly ROOTFS_ARCHES=(arm64)
+readonly VM_ARCHES=(amd64)
+# What a busybox initramfs loads, in this order, to mount the host's tree over virtio 9p and put a
+# tmpfs overlay on it; binfmt_misc for host entries. Debian builds all of these as modules.
+readonly MODULES=(virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 9pnet
+  9pnet_virtio netfs fscache 9p overlay binfmt_misc)
+# Metapackages, resolved after apt-get update to the package they depend on (the versioned kernel).
+declare -A RESOLVED=()
 # PT_INTERP of Debian's dynamic busybox, relative to the tree: checked so that a layout change
 # in the archive fails here rather than as a puzzling ENOENT under qemu.
 declare -rA LOADER=([arm64]=lib/ld-linux-aarch64.so.1 [s390x]=lib/ld64.so.1)
@@ -70,6 +80,7 @@ all_items() {
   for a in "${STATIC_ARCHES[@]}"; do echo "busybox-static/$a"; done
   for a in "${SYSROOT_ARCHES[@]}"; do echo "sysroot/$a"; done
   for a in "${ROOTFS_ARCHES[@]}"; do echo "rootfs/$a"; done
+  for a in "${VM_ARCHES[@]}"; do echo "vm/$a"; done
 }
 
 stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
@@ -87,6 +98,8 @@ packages_of() {
     busybox-static) echo "busybox-static:$arch" ;;
     # libc6 also depends on libgcc-s1, which busybox never loads: leaving it out keeps the tree small.
     sysroot | rootfs) echo "busybox:$arch libc6:$arch" ;;
+    # The metapackage names the suite's current kernel; resolve_metapackages finds which.
+    vm) echo "${RESOLVED[linux-image-$arch:$arch]:-linux-image-$arch:$arch} busybox-static:$arch" ;;
     *) die "no recipe for $1" ;;
   esac
 }
@@ -164,8 +177,42 @@ build_item() {
       extract_tree "$item" "$tmp"
       make_rootfs_skeleton "$tmp"
       ;;
+    vm)
+      build_vm "$item" "$tmp"
+      ;;
     *) die "no recipe for $item" ;;
   esac
+}
+
+# Debian's kernel package: its vmlinuz and the modules MODULES names, flattened; and a static busybox.
+build_vm() {
+  local item=$1 tmp=$2 arch=${1#*/} pkg deb m ko release
+  mkdir -m 755 -- "$tmp" "$tmp/modules"
+  for pkg in $(packages_of "$item"); do dpkg -x "$(deb_of "$pkg")" "$tmp.deb"; done
+  [[ -x $tmp.deb/bin/busybox ]] || die "$item: no bin/busybox in busybox-static"
+  mv -- "$tmp.deb/bin/busybox" "$tmp/busybox"
+  deb=("$tmp.deb/boot/vmlinuz-"*)
+  [[ -f ${deb[0]} ]] || die "$item: no boot/vmlinuz-* in the kernel package"
+  release=${deb[0]##*/vmlinuz-}
+  mv -- "${deb[0]}" "$tmp/vmlinuz"
+  echo "$release" >"$tmp/release"
+  for m in "${MODULES[@]}"; do
+    ko=$(find "$tmp.deb/lib/modules/$release" -name "$m.ko" -print -quit)
+    [[ -n $ko ]] || die "$item: module $m.ko not in the kernel package for $arch"
+    mv -- "$ko" "$tmp/modules/$m.ko"
+  done
+  rm -rf -- "$tmp.deb"
+}
+
+# apt-get download takes the metapackage itself; the kernel is the package it depends on.
+resolve_metapackages() {
+  local meta real
+  for meta in "$@"; do
+    [[ $meta == linux-image-* ]] || continue
+    real=$(APT_CONFIG=$work/apt.conf apt-cache depends --important "$meta" | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
+    [[ -n $real ]] || die "cannot resolve $meta to a kernel package"
+    RESOLVED[$meta]="$real:${meta#*:}"
+  done
 }
 
 # Swap the finished tree in with rename(2): a reader or an interrupted run never sees half an item.
@@ -295,7 +342,7 @@ main() {
   rm -rf -- "$cache"/.work.* "$cache/apt-error.log"
   work=$(mktemp -d "$cache/.work.XXXXXX")
 
-  local arches=() pkgs=() a p
+  local arches=() pkgs=() a p i
   for item in "${missing[@]}"; do
     a=${item#*/}
     [[ " ${arches[*]} " == *" $a "* ]] || arches+=("$a")
@@ -310,6 +357,9 @@ main() {
   setup_apt "${arches[@]}"
   step="apt-get update from $MIRROR"
   run_apt update
+  step='resolving metapackages'
+  resolve_metapackages "${pkgs[@]}"
+  for i in "${!pkgs[@]}"; do pkgs[i]=${RESOLVED[${pkgs[i]}]:-${pkgs[i]}}; done
   # One apt-get call for every package: apt pipelines the requests on one connection.
   step="apt-get download ${pkgs[*]}"
   cd "$work/debs"

@@ -23,6 +23,8 @@ export interface RootOptions {
   bind: string[];
   env: string[];
   cwd?: string;
+  /** false with --no-sandbox (commander's negated-option form). */
+  sandbox?: boolean;
   installBinfmt?: boolean;
   uninstallBinfmt?: boolean;
   status?: boolean;
@@ -67,6 +69,7 @@ const ROOT_OPTIONS: readonly OptionSpec[] = [
   { long: '--transparent', key: 'transparent', description: 'run a host command where every foreign program it starts is emulated' },
   { long: '--bind', value: 'src[:dst]', many: true, key: 'bind', description: 'with --rootfs: bind-mount a host path inside (repeatable)' },
   { long: '--cwd', value: 'dir', key: 'cwd', description: 'with --rootfs: working directory inside' },
+  { long: '--no-sandbox', key: 'sandbox', description: 'with --rootfs: no confinement: run the program under the emulator with -L DIR; the programs it starts run on the HOST' },
   { long: '--install-binfmt', key: 'installBinfmt', description: "register xrun's binfmt_misc entries on the host (root)" },
   { long: '--uninstall-binfmt', key: 'uninstallBinfmt', description: "remove xrun's binfmt_misc entries" },
   { long: '--status', key: 'status', description: 'list binfmt_misc entries and what can run now' },
@@ -217,6 +220,7 @@ async function root(program: Command, prog: string | undefined, args: string[], 
     return binfmtCommand(opts);
   }
   if (opts.rootfs !== undefined && opts.transparent) throw usage('--rootfs and --transparent go one at a time');
+  if (opts.sandbox === false && opts.rootfs === undefined) throw usage('--no-sandbox goes with --rootfs');
   if (opts.rootfs !== undefined || opts.transparent) {
     const { sandboxCommand } = await import('./sandbox/command.js');
     return sandboxCommand(prog, args, opts);

@@ -14,15 +14,20 @@ export function errnoName(errno: number): string {
 /** Replaces this process with the plan's program. Returns only by throwing an XrunError. */
 export function execDirect(plan: DirectPlan, env: Readonly<Record<string, string | undefined>>): never {
   const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+  return execProgram(plan.exec.path, plan.exec.argv, envList);
+}
+
+/** Replaces this process with `path`. Returns only by throwing an XrunError that carries the errno name. */
+export function execProgram(path: string, argv: readonly string[], envList: readonly string[]): never {
   try {
-    native().execve(plan.exec.path, plan.exec.argv, envList);
+    native().execve(path, argv, envList);
   } catch (err) {
     if (!isNativeOpError(err)) throw err;
     const name = errnoName(err.errno);
-    throw new XrunError('exec', `cannot execute ${plan.exec.path}: ${errnoText(name)}`, {
+    throw new XrunError('exec', `cannot execute ${path}: ${errnoText(name)}`, {
       exitCode: name === 'ENOENT' ? EXIT.notFound : EXIT.cannotExecute,
       cause: err,
     });
   }
-  throw new XrunError('exec', `execve of ${plan.exec.path} returned`, { exitCode: EXIT.failure });
+  throw new XrunError('exec', `execve of ${path} returned`, { exitCode: EXIT.failure });
 }

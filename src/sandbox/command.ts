@@ -10,12 +10,13 @@ import { parseEnvAssignments } from '../env.js';
 import { EXIT, XrunError } from '../errors.js';
 import { archByName } from '../arch.js';
 import { host, runsNatively } from '../host.js';
-import { execDirect } from '../launch/exec.js';
-import { formatDirectPlan } from '../launch/explain.js';
+import { execDirect, execProgram } from '../launch/exec.js';
+import { formatDirectPlan, shellQuote } from '../launch/explain.js';
 import { planDirect } from '../launch/plan.js';
 import { formatSandboxPlan } from './explain.js';
 import { probeFeatures, type Features } from './features.js';
 import { ROOTFS_PATH, locateInRoot, planSandbox, type SandboxRequest } from './plan.js';
+import { findProot, planProot, type ProotPlan } from './proot.js';
 import { runSandbox } from './run.js';
 
 /** Why this host cannot make a rootless sandbox, with the fix; undefined when it can. */
@@ -48,13 +49,14 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     sysroot: opts.sysroot,
     env: process.env,
   };
+  if (opts.sandbox === false) return fallbackDirect(req, opts, '--no-sandbox given');
   const f = probeFeatures();
   const blocker = sandboxBlocker(f);
   if (blocker) {
     if (mode === 'transparent') {
       throw new XrunError('userns', `--transparent needs a user namespace: ${blocker.why}`, { hint: blocker.fix ?? 'or install host entries: sudo xrun --install-binfmt' });
     }
-    return fallbackDirect(req, opts, blocker.why, blocker.fix);
+    return noSandbox(req, opts, blocker.why, blocker.fix);
   }
 
   let privateBinfmt = true;
@@ -69,7 +71,7 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
       privateBinfmt = false;
       if (!opts.explain) warn(`${why}: relying on the host's binfmt_misc entries${hostEntry ? ` (${hostEntry.name})` : ''}`);
     } else {
-      return fallbackDirect(req, opts, why, 'upgrade the kernel, or as root: xrun --install-binfmt (static emulator, flag F)');
+      return noSandbox(req, opts, why, 'upgrade the kernel, or as root: xrun --install-binfmt (static emulator, flag F)');
     }
   }
 
@@ -81,10 +83,44 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
   return runSandbox(plan);
 }
 
-/** No sandbox possible: run the first program under the emulator with -L ROOT, and say what is lost. */
-function fallbackDirect(req: SandboxRequest, opts: RootOptions, why: string, fix: string | undefined): number {
+/**
+ * No namespace sandbox here. A guest whose children ran as host programs would
+ * read and write the host's files, so the only engine left is proot, which
+ * confines by ptrace; without it, refuse and say what would fix it.
+ */
+function noSandbox(req: SandboxRequest, opts: RootOptions, why: string, fix: string | undefined): number {
+  const proot = findProot(req.env.PATH);
+  if (!proot) {
+    throw new XrunError('no-sandbox', `--rootfs ${req.root}: cannot confine the program: ${why}`, {
+      exitCode: EXIT.failure,
+      hint: `${fix ? `${fix}; ` : ''}or install proot (slower, needs no namespaces); or --no-sandbox to run only the first program under the emulator, its children on the host`,
+    });
+  }
+  const plan = planProot(req, proot, why);
+  if (opts.explain) {
+    process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatProotPlan(plan));
+    return 0;
+  }
+  warn(`${why}: confining with proot instead, which is slower (every exec and path goes through ptrace)`, fix);
+  return execProgram(plan.exec.path, plan.exec.argv, plan.env);
+}
+
+function formatProotPlan(plan: ProotPlan): string {
+  const row = (label: string, text: string) => `${label.padEnd(10)}${text}\n`;
+  let out = row('mode', `rootfs through proot: ${plan.because}`);
+  out += row('program', `${plan.program.path} (${plan.program.hostPath} on the host)${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
+  if (plan.emulator) out += row('emulator', `${plan.emulator.path} (${plan.emulator.reason})`);
+  out += row('cwd', plan.cwd);
+  out += row('exec', plan.exec.argv.map(shellQuote).join(' '));
+  out += row('env', plan.env.join(' '));
+  for (const note of plan.notes) out += row('note', note);
+  return out;
+}
+
+/** --no-sandbox: run the first program under the emulator with -L ROOT, and say plainly what is lost. */
+function fallbackDirect(req: SandboxRequest, opts: RootOptions, why: string): number {
   if (req.binds.length > 0 || req.cwd !== undefined) {
-    throw new XrunError('userns', `--bind and --cwd need a sandbox: ${why}`, { exitCode: EXIT.failure, ...(fix ? { hint: fix } : {}) });
+    throw new XrunError('usage', '--bind and --cwd need a sandbox: not with --no-sandbox', { exitCode: EXIT.usage });
   }
   const root = req.root!;
   const found = locateInRoot(root, req.program ?? '/bin/sh', ROOTFS_PATH, '/');
@@ -94,6 +130,6 @@ function fallbackDirect(req: SandboxRequest, opts: RootOptions, why: string, fix
     process.stdout.write(opts.json ? `${JSON.stringify({ fallback: why, ...plan }, null, 2)}\n` : `${formatDirectPlan(plan)}note      fallback: ${why}\n`);
     return 0;
   }
-  warn(`${why}: running ${found.path} directly under the emulator with -L ${root}; programs it starts cannot run`, fix);
+  warn(`no sandbox (${why}): running ${found.path} under the emulator with -L ${root}; programs it starts run on the HOST, with the host's files`);
   return execDirect(plan, env);
 }

@@ -141,7 +141,7 @@ export function locateInRoot(root: string, program: string, pathEnv: string, cwd
 }
 
 /** The arch of the program that will run first, reading #! scripts' interpreters inside the root. */
-function programArch(root: string | undefined, hostPath: string, shown: string): Arch | undefined {
+export function programArch(root: string | undefined, hostPath: string, shown: string): Arch | undefined {
   const head = readHead(hostPath, 256);
   if (isElfMagic(head)) return readElfProgram(hostPath, shown).arch;
   const shebang = parseShebang(head);

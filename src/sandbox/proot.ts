@@ -1,0 +1,96 @@
+/**
+ * The engine for hosts where no user namespace can be made: proot confines the
+ * guest with ptrace instead, path by path, and with `-q` hands every program
+ * the guest starts to the emulator. It is a real sandbox for this purpose (the
+ * guest's children run in the root, never on the host), but each exec and
+ * path lookup is slower than the kernel's own binfmt lookup.
+ */
+
+import { accessSync, constants } from 'node:fs';
+import { join, posix } from 'node:path';
+import { findEmulator, type Emulator } from '../emulator.js';
+import { EXIT, XrunError } from '../errors.js';
+import { isDir, isFile } from '../fs-checks.js';
+import { host, runsNatively, type Host } from '../host.js';
+import { pathDirs } from '../paths.js';
+import { ROOTFS_PATH, locateInRoot, programArch, type SandboxRequest } from './plan.js';
+
+export interface ProotPlan {
+  readonly kind: 'proot';
+  readonly root: string;
+  /** Why there is no namespace sandbox. */
+  readonly because: string;
+  readonly proot: string;
+  readonly program: { readonly path: string; readonly hostPath: string; readonly arch: string | undefined };
+  readonly emulator: Emulator | undefined;
+  readonly cwd: string;
+  readonly exec: { readonly path: string; readonly argv: readonly string[] };
+  readonly env: readonly string[];
+  readonly notes: readonly string[];
+}
+
+/** proot on PATH, or undefined. */
+export function findProot(pathEnv: string | undefined): string | undefined {
+  for (const dir of pathDirs(pathEnv)) {
+    const path = join(dir, 'proot');
+    try {
+      accessSync(path, constants.X_OK);
+      if (isFile(path)) return path;
+    } catch {
+      // next
+    }
+  }
+  return undefined;
+}
+
+/** Plans `proot [-q EMULATOR] -0 -r ROOT ... PROGRAM ARGS` for a --rootfs request. */
+export function planProot(req: SandboxRequest, proot: string, because: string, h: Host = host()): ProotPlan {
+  const root = posix.resolve(req.root!);
+  if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
+  const cwd = posix.resolve('/', req.cwd ?? '/');
+  const env: Record<string, string> = {
+    PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments,
+  };
+  const found = locateInRoot(root, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
+  const arch = programArch(root, found.hostPath, found.path);
+  const notes: string[] = [];
+  let emulator: Emulator | undefined;
+  if (arch && !runsNatively(h, arch)) {
+    emulator = findEmulator(arch, { qemu: req.qemu, env: req.env, hostArch: h.arch.name });
+    if (!emulator) {
+      throw new XrunError('no-emulator', `no emulator for ${arch.name}: qemu-${arch.name}-static not found on PATH`, {
+        exitCode: EXIT.cannotExecute,
+        hint: `install it (Debian/Ubuntu: apt-get install qemu-user-static), run \`xrun emulators fetch ${arch.name}\` (no root needed), or pass --qemu PATH`,
+      });
+    }
+    notes.push(`proot -q runs every program the guest starts through ${emulator.path}`);
+  } else if (arch) {
+    notes.push(`${arch.name} runs natively here: no emulator`);
+  }
+  const binds = ['/proc', '/dev', '/sys', ...(isFile('/etc/resolv.conf') ? ['/etc/resolv.conf'] : [])];
+  for (const bind of req.binds) {
+    const colon = bind.indexOf(':');
+    const src = posix.resolve(colon < 0 ? bind : bind.slice(0, colon));
+    if (!isFile(src) && !isDir(src)) throw new XrunError('bind', `--bind ${bind}: ${src}: no such file or directory`, { exitCode: EXIT.usage });
+    binds.push(colon < 0 ? src : `${src}:${bind.slice(colon + 1)}`);
+  }
+  const argv = [
+    proot,
+    // -0: root inside, as the namespace sandbox's id map gives.
+    '-0', '-r', root, ...binds.flatMap((b) => ['-b', b]), '-w', cwd,
+    ...(emulator ? ['-q', emulator.path] : []),
+    found.path, ...req.args,
+  ];
+  return {
+    kind: 'proot',
+    root,
+    because,
+    proot,
+    program: { ...found, arch: arch?.name },
+    emulator,
+    cwd,
+    exec: { path: proot, argv },
+    env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+    notes,
+  };
+}

@@ -1,0 +1,104 @@
+/**
+ * --rootfs where no user namespace can be made, for real: inside a user
+ * namespace whose user.max_user_namespaces is 0 (the sysctl is per namespace,
+ * so the host is untouched), a nested unshare fails as on a host that forbids
+ * them. The guest must then be confined by proot or refused: its children never
+ * run as host programs unless --no-sandbox says so.
+ */
+
+import { execa } from 'execa';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { probeFeatures } from '../../src/sandbox/features.js';
+import { sandboxBlocker } from '../../src/sandbox/command.js';
+import { fixturesSkipReason, rootfs } from '../helpers/fixtures.js';
+import { skipIf } from '../helpers/skip.js';
+import { NOBODY, cleanupRunners, copyFor, currentUser, otherUser, runtimeFor65534, type Runner } from '../helpers/users.js';
+import { XRUN } from '../launch/run.js';
+
+const blocker = sandboxBlocker(probeFeatures());
+const EMULATOR = '/usr/bin/qemu-aarch64-static';
+const hasProot = existsSync('/usr/bin/proot');
+const isRoot = process.getuid?.() === 0;
+
+const scratch: string[] = [];
+afterAll(() => {
+  for (const d of scratch) rmSync(d, { recursive: true, force: true });
+  cleanupRunners();
+});
+
+function cannot(runner: Runner): string | undefined {
+  return runner.unavailable
+    ?? fixturesSkipReason(['rootfs/arm64'])
+    ?? (existsSync(EMULATOR) ? undefined : `${EMULATOR} is not installed (apt-get install qemu-user-static)`)
+    ?? (blocker ? `the outer user namespace cannot be made here: ${blocker.why}` : undefined);
+}
+
+/** A directory holding only the emulator: a PATH on which there is no proot and no host uname or ls. */
+function emulatorOnlyPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'xrun-path-'));
+  scratch.push(dir);
+  chmodSync(dir, 0o755);
+  symlinkSync(EMULATOR, join(dir, 'qemu-aarch64-static'));
+  return dir;
+}
+
+/** xrun ARGS as `runner`, inside a user namespace that may not make further user namespaces. */
+function runWithoutUserns(runner: Runner, args: readonly string[], path: string) {
+  const unprivileged = isRoot && runner.uid !== 0;
+  const cli = unprivileged ? join(runtimeFor65534(), 'bin', 'xrun') : XRUN;
+  const inner = ['/usr/bin/unshare', '--user', '--map-root-user', '/bin/sh', '-c',
+    'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', 'sh', process.execPath, cli, ...args];
+  const cmd = unprivileged
+    ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', '/usr/bin/env', '-i', `PATH=${path}`, 'HOME=/tmp', ...inner]
+    : ['env', '-i', `PATH=${path}`, `HOME=${process.env.HOME ?? '/root'}`, ...inner];
+  return execa(cmd[0]!, cmd.slice(1), { reject: false, stdin: 'ignore', stripFinalNewline: false });
+}
+
+async function rootFor(runner: Runner): Promise<string> {
+  const dir = runner.scratch();
+  scratch.push(dir);
+  await copyFor(runner, rootfs('arm64'), join(dir, 'root'));
+  return join(dir, 'root');
+}
+
+for (const runner of [currentUser, otherUser]) {
+  describe(`--rootfs with user namespaces refused, as ${runner.who}`, () => {
+    it('refused user namespaces: with proot installed, the guest and its children run confined by proot, said once', async (ctx) => {
+      skipIf(ctx, cannot(runner) ?? (hasProot ? undefined : 'proot is not installed (apt-get install proot)'));
+      const root = await rootFor(runner);
+      const r = await runWithoutUserns(runner, ['--rootfs', root, 'sh', '-c', 'uname -m; ls /'], `/usr/bin:/bin`);
+      expect(r.exitCode).toBe(0);
+      const [machine, ...listing] = r.stdout.trimEnd().split('\n');
+      // uname is the guest's busybox, run through the emulator: a host uname would say the host's machine.
+      expect(machine).toBe('aarch64');
+      // proot -q shows the host's / at /host-rootfs (where it finds the emulator); everything else is the root's.
+      expect(listing.filter((e) => e !== 'host-rootfs').sort()).toEqual(readdirSync(root).sort());
+      expect(r.stderr.match(/proot/g)?.length).toBe(1);
+      expect(r.stderr).toMatch(/^xrun: warning: user namespaces are disabled \(user\.max_user_namespaces is 0\): confining with proot instead, which is slower/m);
+    });
+
+    it('refused user namespaces: without proot, --rootfs refuses with the reason and the fix, and runs nothing', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const root = await rootFor(runner);
+      const r = await runWithoutUserns(runner, ['--rootfs', root, 'sh', '-c', 'echo guest-ran; uname -m; ls /'], emulatorOnlyPath());
+      expect(r.exitCode).toBe(125);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(`xrun: --rootfs ${root}: cannot confine the program: user namespaces are disabled (user.max_user_namespaces is 0)\n`
+        + 'hint: sysctl -w user.max_user_namespaces=15000 (as root); or install proot (slower, needs no namespaces); or --no-sandbox to run only the first program under the emulator, its children on the host\n');
+    });
+
+    it('refused user namespaces: --no-sandbox runs the first program emulated and says its children are host programs', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const root = await rootFor(runner);
+      const path = emulatorOnlyPath();
+      const r = await runWithoutUserns(runner, ['--rootfs', root, '--no-sandbox', 'sh', '-c', 'echo guest-ran; uname -m'], path);
+      expect(r.stdout).toBe('guest-ran\n');
+      // The child `uname` was looked up on the host's PATH, which holds only the emulator.
+      expect(r.stderr).toMatch(/uname: not found/);
+      expect(r.stderr).toMatch(/^xrun: warning: no sandbox \(--no-sandbox given\): running \/bin\/sh under the emulator with -L \S+; programs it starts run on the HOST/m);
+    });
+  });
+}
