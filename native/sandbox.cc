@@ -19,6 +19,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,12 +33,19 @@ namespace xrun {
 
 namespace {
 
-enum OpKind { kMount, kWrite, kMkdir, kChroot, kChdir };
+enum OpKind { kMount, kBind, kWrite, kMkdir, kFile, kSymlink, kRoot, kEnter, kChdir };
 
+// Paths named by an op (target, path) are inside the current root: the host's
+// '/' until a `root` op names the new root. They are resolved by the child,
+// relative to that root's descriptor, and no symlink or '..' can leave it.
+// Bind sources are host paths.
 struct Op {
   OpKind kind;
-  std::string a, b, c, d;  // mount: source, target, fstype, data; write: path, data; others: path
-  unsigned long flags = 0;  // mount flags; mkdir mode
+  std::string source, target, fstype, data;  // target: mount point, or the path to write/create/enter
+  std::string parent, leaf;                  // target split, for the ops that create `leaf` in `parent`
+  unsigned long flags = 0;                   // mount flags
+  unsigned mode = 0;                         // mkdir/file mode
+  bool recursive = false, readonly = false;  // bind
   bool optional = false;
 };
 
@@ -89,28 +97,49 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
     std::string kind;
     Str(op, "op", &kind);
     Op out;
+    bool ok = true;
     if (kind == "mount") {
       out.kind = kMount;
-      if (!Str(op, "source", &out.a) || !Str(op, "target", &out.b) || !Str(op, "fstype", &out.c) || !Str(op, "data", &out.d))
-        return *why = "bad mount op", false;
+      ok = Str(op, "source", &out.source) && Str(op, "target", &out.target) && Str(op, "fstype", &out.fstype) && Str(op, "data", &out.data);
+    } else if (kind == "bind") {
+      out.kind = kBind;
+      ok = Str(op, "source", &out.source) && Str(op, "target", &out.target) && !out.source.empty();
+      out.recursive = op.Get("recursive").ToBoolean().Value();
+      out.readonly = op.Get("readonly").ToBoolean().Value();
     } else if (kind == "write") {
       out.kind = kWrite;
-      if (!Str(op, "path", &out.a) || !Str(op, "data", &out.b)) return *why = "bad write op", false;
-    } else if (kind == "mkdir") {
-      out.kind = kMkdir;
-      if (!Str(op, "path", &out.a)) return *why = "bad mkdir op", false;
-      out.flags = 0755;
-    } else if (kind == "chroot") {
-      out.kind = kChroot;
-      if (!Str(op, "path", &out.a)) return *why = "bad chroot op", false;
+      ok = Str(op, "path", &out.target) && Str(op, "data", &out.data);
+    } else if (kind == "mkdir" || kind == "file") {
+      out.kind = kind == "mkdir" ? kMkdir : kFile;
+      ok = Str(op, "path", &out.target);
+      out.mode = kind == "mkdir" ? 0755 : 0644;
+    } else if (kind == "symlink") {
+      out.kind = kSymlink;
+      ok = Str(op, "path", &out.target) && Str(op, "linkTarget", &out.data) && !out.data.empty();
+    } else if (kind == "root") {
+      out.kind = kRoot;
+      ok = Str(op, "path", &out.target);
+    } else if (kind == "enter") {
+      out.kind = kEnter;
     } else if (kind == "chdir") {
       out.kind = kChdir;
-      if (!Str(op, "path", &out.a)) return *why = "bad chdir op", false;
+      ok = Str(op, "path", &out.target);
     } else {
       return *why = "unknown op '" + kind + "'", false;
     }
+    if (!ok) return *why = "bad " + kind + " op", false;
+    if (kind != "enter" && (out.target.empty() || out.target[0] != '/')) return *why = kind + ": paths are absolute", false;
+    size_t slash = out.target.find_last_of('/');
+    if (slash != std::string::npos) {
+      out.parent = slash == 0 ? "/" : out.target.substr(0, slash);
+      out.leaf = out.target.substr(slash + 1);
+    }
+    if ((out.kind == kMkdir || out.kind == kFile || out.kind == kSymlink) && (out.leaf.empty() || out.leaf == "." || out.leaf == ".."))
+      return *why = kind + ": no name to create in " + out.target, false;
     Napi::Value flags = op.Get("flags");
     if (flags.IsNumber()) out.flags = static_cast<unsigned long>(flags.As<Napi::Number>().Int64Value());
+    Napi::Value mode = op.Get("mode");
+    if (mode.IsNumber()) out.mode = static_cast<unsigned>(mode.As<Napi::Number>().Uint32Value());
     out.optional = op.Get("optional").ToBoolean().Value();
     spec->ops.push_back(std::move(out));
   }
@@ -186,6 +215,197 @@ int IgnoreChown() {
   return 0;
 }
 
+// From <linux/openat2.h> and <linux/mount.h>, which clash with glibc's
+// headers on some systems; the values are kernel ABI.
+struct OpenHow {
+  uint64_t flags, mode, resolve;
+};
+constexpr uint64_t kResolveNoMagicLinks = 0x02, kResolveInRoot = 0x10;
+struct MountAttr {
+  uint64_t attr_set, attr_clr, propagation, userns_fd;
+};
+constexpr uint64_t kMountAttrRdonly = 0x1;
+constexpr unsigned kAtRecursive = 0x8000;
+#ifndef SYS_openat2
+#define SYS_openat2 437
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+
+// Without openat2 (Linux < 5.6): one component at a time, refusing every
+// symlink, so nothing can lead out of `root`. The plan's paths hold no '..'.
+int WalkNoFollow(int root, const char* path, int flags) {
+  int dir = fcntl(root, F_DUPFD_CLOEXEC, 3);
+  const char* p = path;
+  while (dir >= 0) {
+    while (*p == '/') p++;
+    if (*p == '\0') {
+      int fd = openat(dir, ".", flags | O_CLOEXEC);
+      int err = errno;
+      close(dir);
+      errno = err;
+      return fd;
+    }
+    char name[256];
+    size_t n = 0;
+    while (p[n] != '\0' && p[n] != '/') {
+      if (n == sizeof name - 1) return close(dir), errno = ENAMETOOLONG, -1;
+      name[n] = p[n];
+      n++;
+    }
+    name[n] = '\0';
+    p += n;
+    const char* rest = p;
+    while (*rest == '/') rest++;
+    bool last = *rest == '\0';
+    if (std::strcmp(name, "..") == 0) return close(dir), errno = EXDEV, -1;
+    int next = openat(dir, name, (last ? flags : O_PATH | O_DIRECTORY) | O_NOFOLLOW | O_CLOEXEC);
+    int err = errno;
+    close(dir);
+    if (next < 0) return errno = err, -1;
+    struct stat st;
+    if (fstat(next, &st) != 0 || S_ISLNK(st.st_mode)) return close(next), errno = ELOOP, -1;
+    if (last) return next;
+    dir = next;
+  }
+  return -1;
+}
+
+// Opens `path` inside the tree at `root` as if `root` were '/': symlinks are
+// followed but clamped to it, '..' stops at it (RESOLVE_IN_ROOT), so no name
+// in the tree, however it changes meanwhile, resolves outside.
+int OpenIn(int root, const char* path, int flags) {
+  OpenHow how = {static_cast<uint64_t>(flags | O_CLOEXEC), 0, kResolveInRoot | kResolveNoMagicLinks};
+  int fd = static_cast<int>(syscall(SYS_openat2, root, path, &how, sizeof how));
+  if (fd >= 0 || errno != ENOSYS) return fd;
+  return WalkNoFollow(root, path, flags);
+}
+
+// "/proc/self/fd/N": a name for what a descriptor holds, for the calls
+// (mount, umount) that take only names.
+void FdName(int fd, char (&buf)[32]) {
+  const char prefix[] = "/proc/self/fd/";
+  std::memcpy(buf, prefix, sizeof prefix - 1);
+  char digits[12];
+  int n = 0;
+  do {
+    digits[n++] = static_cast<char>('0' + fd % 10);
+    fd /= 10;
+  } while (fd > 0);
+  size_t at = sizeof prefix - 1;
+  while (n > 0) buf[at++] = digits[--n];
+  buf[at] = '\0';
+}
+
+// Mounts onto `target` inside `root`, through the descriptor the resolution gave.
+int MountAt(int root, const char* target, const char* source, const char* fstype, unsigned long flags, const char* data) {
+  int fd = OpenIn(root, target, O_PATH);
+  if (fd < 0) return errno;
+  char name[32];
+  FdName(fd, name);
+  int rc = mount(source, name, fstype, flags, data);
+  int err = errno;
+  close(fd);
+  return rc == 0 ? 0 : err;
+}
+
+// Makes the mount now at `target` read-only, with its submounts when `recursive`.
+int ReadOnly(int root, const char* target, bool recursive) {
+  int fd = OpenIn(root, target, O_PATH);
+  if (fd < 0) return errno;
+  MountAttr attr = {kMountAttrRdonly, 0, 0, 0};
+  int err = 0;
+  if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? kAtRecursive : 0), &attr, sizeof attr) != 0) {
+    err = errno;
+    if (err == ENOSYS) {
+      // Linux < 5.12: remount the top mount only, keeping the flags the
+      // kernel locked when the mount namespace was made (EPERM otherwise).
+      struct statvfs sv;
+      char name[32];
+      FdName(fd, name);
+      unsigned long keep = 0;
+      if (fstatvfs(fd, &sv) == 0) {
+        if (sv.f_flag & ST_NOSUID) keep |= MS_NOSUID;
+        if (sv.f_flag & ST_NODEV) keep |= MS_NODEV;
+        if (sv.f_flag & ST_NOEXEC) keep |= MS_NOEXEC;
+        if (sv.f_flag & ST_NOATIME) keep |= MS_NOATIME;
+        if (sv.f_flag & ST_NODIRATIME) keep |= MS_NODIRATIME;
+        if (sv.f_flag & ST_RELATIME) keep |= MS_RELATIME;
+      }
+      err = mount(nullptr, name, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, nullptr) == 0 ? 0 : errno;
+    }
+  }
+  close(fd);
+  return err;
+}
+
+// Creates op.leaf in op.parent (inside `root`); something already there is kept.
+int Create(int root, const Op& op) {
+  int dir = OpenIn(root, op.parent.c_str(), O_PATH | O_DIRECTORY);
+  if (dir < 0) return errno;
+  int rc;
+  switch (op.kind) {
+    case kMkdir:
+      rc = mkdirat(dir, op.leaf.c_str(), op.mode);
+      break;
+    case kFile:
+      rc = mknodat(dir, op.leaf.c_str(), S_IFREG | op.mode, 0);
+      break;
+    default:
+      rc = symlinkat(op.data.c_str(), dir, op.leaf.c_str());
+      break;
+  }
+  int err = errno;
+  close(dir);
+  return rc == 0 || err == EEXIST ? 0 : err;
+}
+
+// One op; returns 0 or an errno. `root` is the current root's descriptor.
+int RunOp(const Op& op, int* root) {
+  const char* target = op.target.c_str();
+  switch (op.kind) {
+    case kMount:
+      return MountAt(*root, target, op.source.empty() ? nullptr : op.source.c_str(), op.fstype.empty() ? nullptr : op.fstype.c_str(),
+                     op.flags, op.data.empty() ? nullptr : op.data.c_str());
+    case kBind: {
+      int err = MountAt(*root, target, op.source.c_str(), nullptr, MS_BIND | (op.recursive ? MS_REC : 0), nullptr);
+      return err != 0 || !op.readonly ? err : ReadOnly(*root, target, op.recursive);
+    }
+    case kWrite: {
+      int fd = OpenIn(*root, target, O_WRONLY);
+      if (fd < 0) return errno;
+      // binfmt_misc's register takes one rule per write(2).
+      ssize_t w = write(fd, op.data.data(), op.data.size());
+      int err = w < 0 ? errno : EIO;
+      close(fd);
+      return w == static_cast<ssize_t>(op.data.size()) ? 0 : err;
+    }
+    case kMkdir:
+    case kFile:
+    case kSymlink:
+      return Create(*root, op);
+    case kRoot: {
+      // A mount point of its own, so that it can become the root; the
+      // descriptor is taken after the bind, on the new mount.
+      if (mount(target, target, nullptr, MS_BIND | MS_REC, nullptr) != 0) return errno;
+      int fd = open(target, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) return errno;
+      close(*root);
+      *root = fd;
+      return 0;
+    }
+    case kEnter:
+      // chroot(2) leaves the working directory outside the new root: the
+      // working directory goes first, to the root itself.
+      if (fchdir(*root) != 0 || chroot(".") != 0 || chdir("/") != 0) return errno;
+      return 0;
+    case kChdir:
+      return chdir(target) == 0 ? 0 : errno;
+  }
+  return EINVAL;
+}
+
 [[noreturn]] void Fail(int fd, int step, int err) {
   Report r{step, err};
   WriteAll(fd, &r, sizeof r);
@@ -204,46 +424,14 @@ int IgnoreChown() {
   if (!ReadByte(go)) _exit(127);
   close(go);
 
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) Fail(report, 0, errno);
   for (size_t i = 0; i < spec.ops.size(); i++) {
     const Op& op = spec.ops[i];
-    int rc = 0;
-    switch (op.kind) {
-      case kMount:
-        rc = mount(op.a.empty() ? nullptr : op.a.c_str(), op.b.c_str(), op.c.empty() ? nullptr : op.c.c_str(), op.flags,
-                   op.d.empty() ? nullptr : op.d.c_str());
-        break;
-      case kWrite: {
-        int fd = open(op.a.c_str(), O_WRONLY | O_CLOEXEC);
-        if (fd < 0) {
-          rc = -1;
-          break;
-        }
-        // binfmt_misc's register takes one rule per write(2).
-        ssize_t w = write(fd, op.b.data(), op.b.size());
-        int err = errno;
-        close(fd);
-        if (w != static_cast<ssize_t>(op.b.size())) {
-          errno = w < 0 ? err : EIO;
-          rc = -1;
-        }
-        break;
-      }
-      case kMkdir:
-        rc = mkdir(op.a.c_str(), static_cast<mode_t>(op.flags));
-        if (rc != 0 && errno == EEXIST) rc = 0;
-        break;
-      case kChroot:
-        // chroot(2) leaves the working directory outside the new root: without
-        // chdir("/") a relative path in the next op resolves on the host.
-        rc = chroot(op.a.c_str());
-        if (rc == 0) rc = chdir("/");
-        break;
-      case kChdir:
-        rc = chdir(op.a.c_str());
-        break;
-    }
-    if (rc != 0 && !op.optional) Fail(report, static_cast<int>(i), errno);
+    int err = RunOp(op, &root);
+    if (err != 0 && !op.optional) Fail(report, static_cast<int>(i), err);
   }
+  close(root);
 
   if (spec.ignoreChown) {
     int e = IgnoreChown();

@@ -21,6 +21,7 @@ export interface RootOptions {
   rootfs?: string;
   transparent?: boolean;
   bind: string[];
+  devBind: string[];
   env: string[];
   cwd?: string;
   /** false with --no-sandbox (commander's negated-option form). */
@@ -65,9 +66,10 @@ const ROOT_OPTIONS: readonly OptionSpec[] = [
   { long: '--explain', key: 'explain', launch: true, description: 'print the plan (emulator, sysroot, argv, why each) instead of running' },
   { long: '--json', key: 'json', launch: true, description: 'with --explain or --status: machine-readable output' },
   { long: '--env', value: 'key=value', many: true, key: 'env', launch: true, description: 'set an environment variable for the program (repeatable)' },
-  { long: '--rootfs', value: 'dir', key: 'rootfs', description: 'run inside this foreign root file system (user + mount namespaces, chroot)' },
+  { long: '--rootfs', value: 'dir', key: 'rootfs', description: 'run inside this foreign root file system (user + mount namespaces, its own /dev)' },
   { long: '--transparent', key: 'transparent', description: 'run a host command where every foreign program it starts is emulated' },
   { long: '--bind', value: 'src[:dst]', many: true, key: 'bind', description: 'with --rootfs: bind-mount a host path inside (repeatable)' },
+  { long: '--dev-bind', value: 'src[:dst]', many: true, key: 'devBind', description: "with --rootfs: a host device (or directory of them) in the guest's private /dev (repeatable)" },
   { long: '--cwd', value: 'dir', key: 'cwd', description: 'with --rootfs: working directory inside' },
   { long: '--no-sandbox', key: 'sandbox', description: 'with --rootfs: no confinement: run the program under the emulator with -L DIR; the programs it starts run on the HOST' },
   { long: '--install-binfmt', key: 'installBinfmt', description: "register xrun's binfmt_misc entries on the host (root)" },
@@ -93,7 +95,7 @@ const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'help']
  * and goes through commander, which also owns every usage error.
  */
 export function parseLaunch(argv: readonly string[]): { program: string; args: string[]; opts: RootOptions } | undefined {
-  const opts: Record<string, unknown> = { bind: [], env: [] };
+  const opts: Record<string, unknown> = { bind: [], devBind: [], env: [] };
   const done = (i: number) => ({ program: argv[i]!, args: argv.slice(i + 1), opts: opts as unknown as RootOptions });
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;

@@ -1,6 +1,6 @@
 /** Yes/no questions about paths, where any error means "no". */
 
-import { lstatSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 
 /** A regular file, following symlinks. */
 export function isFile(path: string): boolean {
@@ -30,20 +30,19 @@ export function exists(path: string): boolean {
   }
 }
 
-/** Something is there, a dangling symlink included. */
-export function lexists(path: string): boolean {
+/** A character device, following symlinks. */
+export function isCharDevice(path: string): boolean {
   try {
-    lstatSync(path);
-    return true;
+    return statSync(path).isCharacterDevice();
   } catch {
     return false;
   }
 }
 
-/** A regular file that is not a symlink. */
-export function isRegularNoLink(path: string): boolean {
+/** A block device, following symlinks. */
+export function isBlockDevice(path: string): boolean {
   try {
-    return lstatSync(path).isFile();
+    return statSync(path).isBlockDevice();
   } catch {
     return false;
   }

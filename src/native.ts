@@ -17,12 +17,26 @@ export interface NativeOpError extends Error {
   path: string | null;
 }
 
-/** One operation the sandboxed child performs, in order, after its id maps are written. */
+/**
+ * One operation the sandboxed child performs, in order, after its id maps are
+ * written. `target` and `path` name places inside the current root: the
+ * host's '/' until a `root` op names the new root. The child resolves them
+ * from that root's descriptor with no symlink or '..' able to leave it, and
+ * acts on what it opened. Bind sources are host paths.
+ */
 export type SandboxOp =
   | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string; optional?: boolean }
+  /** Binds host `source` on `target`; `readonly` covers the submounts too when `recursive`. */
+  | { op: 'bind'; source: string; target: string; recursive?: boolean; readonly?: boolean; optional?: boolean }
   | { op: 'write'; path: string; data: string; optional?: boolean }
-  | { op: 'mkdir'; path: string; optional?: boolean }
-  | { op: 'chroot'; path: string }
+  /** mkdir, file (an empty regular file: a place to bind a file or device onto) and symlink keep what is already there. */
+  | { op: 'mkdir'; path: string; mode?: number; optional?: boolean }
+  | { op: 'file'; path: string; mode?: number; optional?: boolean }
+  | { op: 'symlink'; path: string; linkTarget: string; optional?: boolean }
+  /** The host directory that becomes the guest's '/': later paths resolve inside it. */
+  | { op: 'root'; path: string }
+  /** Makes the root named by `root` the process's own. */
+  | { op: 'enter' }
   | { op: 'chdir'; path: string };
 
 /** Everything the addon needs to run a sandbox, serialised before it forks. */

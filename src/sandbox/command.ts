@@ -45,6 +45,7 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     envAssignments: parseEnvAssignments(opts.env),
     cwd: opts.cwd,
     binds: opts.bind,
+    devBinds: opts.devBind,
     qemu: opts.qemu,
     sysroot: opts.sysroot,
     env: process.env,
@@ -119,8 +120,8 @@ function formatProotPlan(plan: ProotPlan): string {
 
 /** --no-sandbox: run the first program under the emulator with -L ROOT, and say plainly what is lost. */
 function fallbackDirect(req: SandboxRequest, opts: RootOptions, why: string): number {
-  if (req.binds.length > 0 || req.cwd !== undefined) {
-    throw new XrunError('usage', '--bind and --cwd need a sandbox: not with --no-sandbox', { exitCode: EXIT.usage });
+  if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0 || req.cwd !== undefined) {
+    throw new XrunError('usage', '--bind, --dev-bind and --cwd need a sandbox: not with --no-sandbox', { exitCode: EXIT.usage });
   }
   const root = req.root!;
   const found = locateInRoot(root, req.program ?? '/bin/sh', ROOTFS_PATH, '/');

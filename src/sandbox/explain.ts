@@ -9,7 +9,7 @@ function row(label: string, text: string): string {
 
 export function formatSandboxPlan(plan: SandboxPlan): string {
   let out = row('mode', plan.mode === 'rootfs'
-    ? `rootfs: new user + mount namespaces, chroot into ${plan.root}`
+    ? `rootfs: new user + mount namespaces, root ${plan.root}`
     : 'transparent: new user + mount namespaces, host file system, foreign programs emulated');
   out += row('program', `${plan.program.path}${plan.program.hostPath !== plan.program.path ? ` (${plan.program.hostPath} on the host)` : ''}${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
   out += row('ids', `uid_map "${plan.idmap.uidMap}", gid_map "${plan.idmap.gidMap}" (${plan.idmap.reason})`);

@@ -10,7 +10,7 @@ import { ARCHES, type Arch } from '../arch.js';
 import { findEmulator, type Emulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
 import { readHead } from '../elf-file.js';
-import { isDir, isFile, isRegularNoLink, lexists } from '../fs-checks.js';
+import { isBlockDevice, isCharDevice, isDir, isFile } from '../fs-checks.js';
 import { isElfMagic } from '../elf.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { locate, parseShebang, readElfProgram } from '../launch/program.js';
@@ -21,9 +21,21 @@ import type { SandboxOp, SandboxSpec } from '../native.js';
 import type { Features } from './features.js';
 
 // mount(2) flags.
-const MS_BIND = 0x1000;
+const MS_NOSUID = 0x2;
+const MS_NODEV = 0x4;
+const MS_NOEXEC = 0x8;
 const MS_REC = 0x4000;
 const MS_PRIVATE = 0x40000;
+
+/**
+ * Device nodes of the guest's private /dev, each bound from the host's node:
+ * mknod is refused in a user namespace, even to its root.
+ */
+export const DEV_NODES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'] as const;
+/** Symlinks of the guest's /dev, as a Linux system has them. */
+const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
+  ['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2'], ['ptmx', 'pts/ptmx'],
+];
 
 /** PATH inside a root file system unless --env says otherwise. */
 export const ROOTFS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
@@ -40,6 +52,8 @@ export interface SandboxRequest {
   readonly cwd?: string | undefined;
   /** --bind SRC[:DST]. */
   readonly binds: readonly string[];
+  /** --dev-bind SRC[:DST]: a host device (or a directory of them) in the guest's /dev. */
+  readonly devBinds?: readonly string[] | undefined;
   readonly qemu?: string | undefined;
   /** --transparent with -L: QEMU_LD_PREFIX for the foreign programs. */
   readonly sysroot?: string | undefined;
@@ -229,29 +243,28 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   }
 
   if (root) {
-    for (const dir of ['/proc', '/dev', '/sys']) {
-      if (!isDir(posix.join(root, dir)) && lexists(posix.join(root, dir))) continue;
-      ops.push({ op: 'mkdir', path: posix.join(root, dir), optional: true });
-      ops.push({ op: 'mount', source: dir, target: posix.join(root, dir), flags: MS_BIND | MS_REC, optional: dir === '/sys' });
-      mounts.push({ source: dir, target: dir, what: `the host's ${dir}, recursively` });
-    }
-    const resolv = posix.join(root, 'etc/resolv.conf');
-    if (isFile('/etc/resolv.conf') && isRegularNoLink(resolv)) {
-      ops.push({ op: 'mount', source: '/etc/resolv.conf', target: resolv, flags: MS_BIND, optional: true });
+    ops.push({ op: 'root', path: root });
+    mountProcSys(ops, mounts);
+    mountDev(req, ops, mounts);
+    // Only onto a file the rootfs has, found inside it (a symlink there points into the rootfs, never out).
+    const resolv = resolveInRoot(root, '/etc/resolv.conf', DISK);
+    if (isFile('/etc/resolv.conf') && resolv !== undefined && isFile(resolv)) {
+      ops.push({ op: 'bind', source: '/etc/resolv.conf', target: '/etc/resolv.conf', optional: true });
       mounts.push({ source: '/etc/resolv.conf', target: '/etc/resolv.conf', what: "the host's DNS settings" });
     }
     for (const bind of req.binds) {
       const [src, dst = src] = splitBind(bind);
       const source = posix.resolve(src);
       if (!existsSync(source)) throw new XrunError('bind', `--bind ${bind}: ${source}: no such file or directory`, { exitCode: EXIT.usage });
-      const target = bindTarget(root, dst, isDir(source));
+      const target = posix.resolve('/', dst);
+      checkBindTarget(root, target, isDir(source));
       if (isDir(source)) ops.push({ op: 'mkdir', path: target, optional: true });
-      ops.push({ op: 'mount', source, target, flags: MS_BIND | MS_REC });
-      mounts.push({ source, target: dst, what: 'given with --bind' });
+      ops.push({ op: 'bind', source, target, recursive: true });
+      mounts.push({ source, target, what: 'given with --bind' });
     }
-    ops.push({ op: 'chroot', path: root });
-  } else if (req.binds.length > 0) {
-    throw new XrunError('usage', '--bind goes with --rootfs', { exitCode: EXIT.usage });
+    ops.push({ op: 'enter' });
+  } else if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0) {
+    throw new XrunError('usage', `${req.binds.length > 0 ? '--bind' : '--dev-bind'} goes with --rootfs`, { exitCode: EXIT.usage });
   }
   ops.push({ op: 'chdir', path: cwd });
 
@@ -281,15 +294,66 @@ function splitBind(bind: string): [string, string | undefined] {
   return colon < 0 ? [bind, undefined] : [bind.slice(0, colon), bind.slice(colon + 1)];
 }
 
-/** Where a bind lands on the host: DST resolved inside the root (symlinks clamped), its last component created if missing. */
-function bindTarget(root: string, dst: string, dir: boolean): string {
-  const parent = resolveInRoot(root, posix.dirname(posix.resolve('/', dst)), DISK);
+/** Refuses early, with a clear message, a --bind target the child would fail on; the child resolves it again, inside the root. */
+function checkBindTarget(root: string, target: string, dir: boolean): void {
+  const parent = resolveInRoot(root, posix.dirname(target), DISK);
   if (!parent || !isDir(parent)) {
-    throw new XrunError('bind', `--bind target ${dst}: its directory does not exist in ${root}`, { exitCode: EXIT.usage });
+    throw new XrunError('bind', `--bind target ${target}: its directory does not exist in ${root}`, { exitCode: EXIT.usage });
   }
-  const target = posix.join(parent, posix.basename(posix.resolve('/', dst)));
-  if (!dir && !isFile(target)) {
-    throw new XrunError('bind', `--bind target ${dst}: a file can only be bound onto an existing file in ${root}`, { exitCode: EXIT.usage });
+  if (!dir && !isFile(posix.join(parent, posix.basename(target)))) {
+    throw new XrunError('bind', `--bind target ${target}: a file can only be bound onto an existing file in ${root}`, { exitCode: EXIT.usage });
   }
-  return target;
+}
+
+/** A mount point inside the root, made when missing (a read-only tree may already have it). */
+function mountPoint(ops: SandboxOp[], path: string): void {
+  ops.push({ op: 'mkdir', path, optional: true });
+}
+
+/** The host's /proc, and its /sys read-only: the guest reads them, never changes the host through them. */
+function mountProcSys(ops: SandboxOp[], mounts: PlannedMount[]): void {
+  mountPoint(ops, '/proc');
+  ops.push({ op: 'bind', source: '/proc', target: '/proc', recursive: true });
+  mounts.push({ source: '/proc', target: '/proc', what: "the host's /proc, recursively" });
+  mountPoint(ops, '/sys');
+  ops.push({ op: 'bind', source: '/sys', target: '/sys', recursive: true, readonly: true, optional: true });
+  mounts.push({ source: '/sys', target: '/sys', what: "the host's /sys, recursively, read-only" });
+}
+
+/**
+ * A private /dev on a tmpfs, as bubblewrap's --dev makes it: the usual nodes
+ * bound from the host's, a devpts instance of its own (ptys of the guest are
+ * not the host's), /dev/shm, the /proc/self/fd links, then --dev-bind's
+ * devices. Anything else xrun needs in the guest's view goes on this tmpfs
+ * the same way: a `file` or `mkdir` op, then a bind onto it.
+ */
+function mountDev(req: SandboxRequest, ops: SandboxOp[], mounts: PlannedMount[]): void {
+  mountPoint(ops, '/dev');
+  ops.push({ op: 'mount', source: 'tmpfs', target: '/dev', fstype: 'tmpfs', flags: MS_NOSUID, data: 'mode=0755' });
+  const nodes = DEV_NODES.filter((n) => isCharDevice(`/dev/${n}`));
+  for (const n of nodes) {
+    ops.push({ op: 'file', path: `/dev/${n}`, mode: 0o666 });
+    ops.push({ op: 'bind', source: `/dev/${n}`, target: `/dev/${n}` });
+  }
+  ops.push({ op: 'mkdir', path: '/dev/pts' });
+  // No gid= option: the tty group may not be mapped in this namespace.
+  ops.push({ op: 'mount', source: 'devpts', target: '/dev/pts', fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: 'newinstance,ptmxmode=0666,mode=620' });
+  ops.push({ op: 'mkdir', path: '/dev/shm' });
+  ops.push({ op: 'mount', source: 'tmpfs', target: '/dev/shm', fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV, data: 'mode=1777' });
+  for (const [name, to] of DEV_LINKS) ops.push({ op: 'symlink', path: `/dev/${name}`, linkTarget: to });
+  mounts.push({ source: 'tmpfs', target: '/dev', what: `private: ${nodes.join(', ')} bound from the host's; its own devpts (pts, ptmx) and shm` });
+  for (const bind of req.devBinds ?? []) {
+    const [src, dst = src] = splitBind(bind);
+    const source = posix.resolve(src);
+    const target = posix.resolve('/', dst);
+    if (!isCharDevice(source) && !isBlockDevice(source) && !isDir(source)) {
+      throw new XrunError('bind', `--dev-bind ${bind}: ${source} is not a device or a directory`, { exitCode: EXIT.usage, hint: 'other host files go in with --bind' });
+    }
+    if (!target.startsWith('/dev/')) {
+      throw new XrunError('bind', `--dev-bind ${bind}: ${target} is outside /dev`, { exitCode: EXIT.usage, hint: 'other host files go in with --bind' });
+    }
+    ops.push(isDir(source) ? { op: 'mkdir', path: target } : { op: 'file', path: target, mode: 0o666 });
+    ops.push({ op: 'bind', source, target, recursive: true });
+    mounts.push({ source, target, what: 'given with --dev-bind' });
+  }
 }

@@ -10,7 +10,7 @@ import { accessSync, constants } from 'node:fs';
 import { join, posix } from 'node:path';
 import { findEmulator, type Emulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
-import { isDir, isFile } from '../fs-checks.js';
+import { exists, isDir, isFile } from '../fs-checks.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { pathDirs } from '../paths.js';
 import { ROOTFS_PATH, locateInRoot, programArch, type SandboxRequest } from './plan.js';
@@ -68,10 +68,11 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
     notes.push(`${arch.name} runs natively here: no emulator`);
   }
   const binds = ['/proc', '/dev', '/sys', ...(isFile('/etc/resolv.conf') ? ['/etc/resolv.conf'] : [])];
-  for (const bind of req.binds) {
+  // proot shows the host's whole /dev: --dev-bind only matters for its DST.
+  for (const bind of [...req.binds, ...(req.devBinds ?? [])]) {
     const colon = bind.indexOf(':');
     const src = posix.resolve(colon < 0 ? bind : bind.slice(0, colon));
-    if (!isFile(src) && !isDir(src)) throw new XrunError('bind', `--bind ${bind}: ${src}: no such file or directory`, { exitCode: EXIT.usage });
+    if (!exists(src)) throw new XrunError('bind', `--bind ${bind}: ${src}: no such file or directory`, { exitCode: EXIT.usage });
     binds.push(colon < 0 ? src : `${src}:${bind.slice(colon + 1)}`);
   }
   const argv = [

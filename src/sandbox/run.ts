@@ -8,15 +8,20 @@ import type { SandboxPlan } from './plan.js';
 function describeOp(op: SandboxOp): string {
   switch (op.op) {
     case 'mount':
-      return op.fstype === 'binfmt_misc'
-        ? `mounting a private binfmt_misc on ${op.target}`
-        : op.source ? `bind-mounting ${op.source} on ${op.target}` : `making ${op.target} private`;
+      if (op.fstype === 'binfmt_misc') return `mounting a private binfmt_misc on ${op.target}`;
+      return op.fstype ? `mounting ${op.fstype} on ${op.target}` : `making ${op.target} private`;
+    case 'bind':
+      return `bind-mounting ${op.source} on ${op.target}${op.readonly ? ' read-only' : ''}`;
     case 'write':
       return `registering a binfmt_misc entry (${op.data.split(':')[1]})`;
     case 'mkdir':
+    case 'file':
+    case 'symlink':
       return `creating ${op.path}`;
-    case 'chroot':
-      return `entering ${op.path}`;
+    case 'root':
+      return `preparing ${op.path} as the root`;
+    case 'enter':
+      return 'entering the root';
     case 'chdir':
       return `changing to directory ${op.path}`;
   }
