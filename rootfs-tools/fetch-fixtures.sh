@@ -2,7 +2,7 @@
 # Fetch real foreign binaries from Debian's archive for xrun's tests and the README's example.
 #
 # Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
-#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs, vm) or items (sysroot/s390x)
+#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs, vm, node) or items (sysroot/s390x)
 #   --print-dir    print the cache directory and exit
 # Environment:
 #   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
@@ -15,7 +15,13 @@
 #   vm/<debarch>/                      Debian's own kernel for a qemu-system guest: amd64
 #                                      vmlinuz, modules/<name>.ko (MODULES below), busybox (static),
 #                                      release (the kernel's uname -r)
-#   .stamps/<group>.<debarch>          written last; an item without its stamp is rebuilt
+#   node/<debarch>-<suite>/            Debian's nodejs and everything it depends on (apt resolves them
+#                                      against an empty dpkg status), each .deb dpkg -x'ed into one tree,
+#                                      plus merged-/usr links bin lib sbin -> usr/...: usr/bin/node runs
+#                                      under `qemu -L` or in a chroot (no shell, no /etc skeleton):
+#                                        arm64-bookworm  Debian 12, node 18
+#                                        arm64-trixie    Debian 13, node 20
+#   .stamps/<group>.<name>             written last; an item without its stamp is rebuilt
 #
 # The system's apt configuration and state are never touched: apt-get runs on a private
 # configuration (APT_CONFIG) in a scratch directory inside the cache, so it works unprivileged too.
@@ -38,6 +44,8 @@ readonly MODULES=(virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev
   9pnet_virtio netfs fscache 9p overlay binfmt_misc)
 # Metapackages, resolved after apt-get update to the package they depend on (the versioned kernel).
 declare -A RESOLVED=()
+# <debarch>-<suite>; these items take their suite from the name, not from SUITE.
+readonly NODE_TREES=(arm64-bookworm arm64-trixie)
 # PT_INTERP of Debian's dynamic busybox, relative to the tree: checked so that a layout change
 # in the archive fails here rather than as a puzzling ENOENT under qemu.
 declare -rA LOADER=([arm64]=lib/ld-linux-aarch64.so.1 [s390x]=lib/ld64.so.1)
@@ -81,6 +89,7 @@ all_items() {
   for a in "${SYSROOT_ARCHES[@]}"; do echo "sysroot/$a"; done
   for a in "${ROOTFS_ARCHES[@]}"; do echo "rootfs/$a"; done
   for a in "${VM_ARCHES[@]}"; do echo "vm/$a"; done
+  for a in "${NODE_TREES[@]}"; do echo "node/$a"; done
 }
 
 stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
@@ -217,7 +226,7 @@ resolve_metapackages() {
 
 # Swap the finished tree in with rename(2): a reader or an interrupted run never sees half an item.
 install_item() {
-  local item=$1 tmp=$2 dest=$cache/$1 pkg deb
+  local item=$1 tmp=$2 dest=$cache/$1
   mkdir -p -- "${dest%/*}" "$cache/.stamps"
   # An older recipe's stamp must go first: stamp present means the tree beside it is complete.
   rm -f -- "$(stamp_of "$item")"
@@ -225,12 +234,41 @@ install_item() {
   mv -T -- "$tmp" "$dest"
   {
     echo "xrun-fixtures $RECIPE"
-    for pkg in $(packages_of "$item"); do
-      deb=$(deb_of "$pkg")
-      echo "${deb##*/}"
-    done
+    debs_of "$item" | while read -r deb; do echo "${deb##*/}"; done
   } >"$(stamp_of "$item").tmp"
   mv -T -- "$(stamp_of "$item").tmp" "$(stamp_of "$item")"
+}
+
+# The .deb files an item was made from, one path a line.
+debs_of() {
+  local pkg
+  if [[ ${1%/*} == node ]]; then
+    printf '%s\n' "$work/apt-${1#*/}/cache/archives/"*.deb
+    return
+  fi
+  for pkg in $(packages_of "$1"); do deb_of "$pkg"; done
+}
+
+# node/<debarch>-<suite>: apt resolves nodejs's dependencies against an empty dpkg status (so every
+# library comes along), downloads them without installing, and each one is unpacked into the tree.
+fetch_node_tree() {
+  local item=$1 tree=${1#*/} dir=$work/apt-${1#*/} tmp=$work/item.node-${1#*/} deb n=0
+  local arch=${tree%%-*} suite=${tree#*-}
+  setup_apt "$dir" "$suite" "$arch"
+  run_apt "$dir" update
+  run_apt "$dir" install --download-only --no-install-recommends -y nodejs
+  mkdir -m 755 -- "$tmp"
+  while read -r deb; do
+    [[ -f $deb ]] || die "$item: apt-get left no .deb files"
+    dpkg -x "$deb" "$tmp"
+    n=$((n + 1))
+  done < <(debs_of "$item")
+  link_merged_usr "$tmp"
+  [[ -x $tmp/usr/bin/node || -L $tmp/usr/bin/node ]] || die "$item: no usr/bin/node in the nodejs package"
+  [[ -e $tmp/${LOADER[$arch]} ]] || die "$item: loader ${LOADER[$arch]} missing from the tree"
+  install_item "$item" "$tmp"
+  printf 'fetch-fixtures: %s (nodejs %s and %d more packages)\n' "$item" \
+    "$(dpkg-deb -f "$(debs_of "$item" | grep '/nodejs_')" Version)" "$((n - 1))" >&2
 }
 
 # "busybox 1:1.35.0-4+deb12u1+b1, libc6 2.36-9+deb12u14"
@@ -243,9 +281,11 @@ describe_debs() {
   done
 }
 
+# run_apt DIR ARGS...: apt-get on the private configuration in DIR (see setup_apt).
 run_apt() {
-  local log=$work/apt.log
-  if ! APT_CONFIG=$work/apt.conf apt-get -q "$@" >"$log" 2>&1; then
+  local dir=$1 log=$1/apt.log
+  shift
+  if ! APT_CONFIG=$dir/apt.conf apt-get -q "$@" >"$log" 2>&1; then
     cp -- "$log" "$cache/apt-error.log"
     die "apt-get $1 from $MIRROR failed: $(grep -m1 '^E:' "$log" || tail -n1 "$log") (log: $cache/apt-error.log)"
   fi
@@ -256,26 +296,29 @@ run_apt() {
 # sources, pinning and keys out entirely; -o options would come too late for that.
 # APT::Update::Error-Mode any: by default an unreachable mirror is only a warning and update exits 0,
 # which would surface later as a misleading "Unable to locate package".
+# setup_apt DIR SUITE ARCH...: the first ARCH is the native one.
 setup_apt() {
-  local arches=("$@") a list=''
-  mkdir -p "$work/state/lists/partial" "$work/cache/archives/partial" "$work/log" "$work/empty" "$work/debs"
-  : >"$work/state/status"
+  local dir=$1 suite=$2 a list=''
+  shift 2
+  local arches=("$@")
+  mkdir -p "$dir/state/lists/partial" "$dir/cache/archives/partial" "$dir/log" "$dir/empty" "$dir/debs"
+  : >"$dir/state/status"
   for a in "${arches[@]}"; do list+="\"$a\"; "; done
   printf 'deb [arch=%s signed-by=%s] %s %s main\n' \
-    "$(IFS=,; echo "${arches[*]}")" "$KEYRING" "$MIRROR" "$SUITE" >"$work/sources.list"
-  cat >"$work/apt.conf" <<EOF
-Dir::Etc::Parts "$work/empty";
-Dir::Etc::Main "$work/empty/apt.conf";
-Dir::Etc::SourceList "$work/sources.list";
-Dir::Etc::SourceParts "$work/empty";
-Dir::Etc::Preferences "$work/empty/preferences";
-Dir::Etc::PreferencesParts "$work/empty";
-Dir::Etc::Trusted "$work/empty/trusted.gpg";
-Dir::Etc::TrustedParts "$work/empty";
-Dir::State "$work/state";
-Dir::State::status "$work/state/status";
-Dir::Cache "$work/cache";
-Dir::Log "$work/log";
+    "$(IFS=,; echo "${arches[*]}")" "$KEYRING" "$MIRROR" "$suite" >"$dir/sources.list"
+  cat >"$dir/apt.conf" <<EOF
+Dir::Etc::Parts "$dir/empty";
+Dir::Etc::Main "$dir/empty/apt.conf";
+Dir::Etc::SourceList "$dir/sources.list";
+Dir::Etc::SourceParts "$dir/empty";
+Dir::Etc::Preferences "$dir/empty/preferences";
+Dir::Etc::PreferencesParts "$dir/empty";
+Dir::Etc::Trusted "$dir/empty/trusted.gpg";
+Dir::Etc::TrustedParts "$dir/empty";
+Dir::State "$dir/state";
+Dir::State::status "$dir/state/status";
+Dir::Cache "$dir/cache";
+Dir::Log "$dir/log";
 APT::Architecture "${arches[0]}";
 APT::Architectures { $list};
 APT::Update::Error-Mode "any";
@@ -286,7 +329,7 @@ Debug::NoLocking "true";
 EOF
   # As root apt downloads as _apt, which cannot enter a cache under /root (0700): apt would fall
   # back to root anyway, with a warning. Unprivileged, apt never switches user.
-  if ((EUID == 0)); then echo 'APT::Sandbox::User "root";' >>"$work/apt.conf"; fi
+  if ((EUID == 0)); then echo 'APT::Sandbox::User "root";' >>"$dir/apt.conf"; fi
 }
 
 main() {
@@ -342,8 +385,9 @@ main() {
   rm -rf -- "$cache"/.work.* "$cache/apt-error.log"
   work=$(mktemp -d "$cache/.work.XXXXXX")
 
-  local arches=() pkgs=() a p i
+  local arches=() pkgs=() trees=() a p i
   for item in "${missing[@]}"; do
+    if [[ ${item%/*} == node ]]; then trees+=("$item"); continue; fi
     a=${item#*/}
     [[ " ${arches[*]} " == *" $a "* ]] || arches+=("$a")
     for p in $(packages_of "$item"); do
@@ -351,26 +395,34 @@ main() {
     done
   done
 
-  printf 'fetch-fixtures: %d item(s) into %s, indexes for %s from %s\n' \
-    "${#missing[@]}" "$cache" "${arches[*]}" "$MIRROR" >&2
-  step='setting up a private apt'
-  setup_apt "${arches[@]}"
-  step="apt-get update from $MIRROR"
-  run_apt update
-  step='resolving metapackages'
-  resolve_metapackages "${pkgs[@]}"
-  for i in "${!pkgs[@]}"; do pkgs[i]=${RESOLVED[${pkgs[i]}]:-${pkgs[i]}}; done
-  # One apt-get call for every package: apt pipelines the requests on one connection.
-  step="apt-get download ${pkgs[*]}"
-  cd "$work/debs"
-  run_apt download "${pkgs[@]}"
-  check_debs "${pkgs[@]}"
+  if ((${#pkgs[@]})); then
+    printf 'fetch-fixtures: %d item(s) into %s, indexes for %s from %s\n' \
+      "$((${#missing[@]} - ${#trees[@]}))" "$cache" "${arches[*]}" "$MIRROR" >&2
+    step='setting up a private apt'
+    setup_apt "$work" "$SUITE" "${arches[@]}"
+    step="apt-get update from $MIRROR"
+    run_apt "$work" update
+    step='resolving metapackages'
+    resolve_metapackages "${pkgs[@]}"
+    for i in "${!pkgs[@]}"; do pkgs[i]=${RESOLVED[${pkgs[i]}]:-${pkgs[i]}}; done
+    # One apt-get call for every package: apt pipelines the requests on one connection.
+    step="apt-get download ${pkgs[*]}"
+    cd "$work/debs"
+    run_apt "$work" download "${pkgs[@]}"
+    check_debs "${pkgs[@]}"
 
-  for item in "${missing[@]}"; do
-    step="building $item"
-    build_item "$item" "$work/item.${item//\//-}"
-    install_item "$item" "$work/item.${item//\//-}"
-    printf 'fetch-fixtures: %s (%s)\n' "$item" "$(describe_debs "$item")" >&2
+    for item in "${missing[@]}"; do
+      [[ ${item%/*} != node ]] || continue
+      step="building $item"
+      build_item "$item" "$work/item.${item//\//-}"
+      install_item "$item" "$work/item.${item//\//-}"
+      printf 'fetch-fixtures: %s (%s)\n' "$item" "$(describe_debs "$item")" >&2
+    done
+  fi
+
+  for item in "${trees[@]}"; do
+    step="fetching $item"
+    fetch_node_tree "$item"
   done
   step='finishing'
 }

@@ -17,17 +17,30 @@ export const SYSROOT_ARCHES = ['arm64', 's390x'] as const;
 /** Debian architectures with a chroot-able root file system: rootfs/<debarch>/. */
 export const ROOTFS_ARCHES = ['arm64'] as const;
 
+/**
+ * Debian's nodejs with every library it loads, one tree per `<debarch>-<suite>`: node/<name>/usr/bin/node
+ * (merged-/usr links bin, lib, sbin -> usr/...; no shell, no /etc skeleton). arm64-bookworm has node 18,
+ * arm64-trixie node 20.
+ */
+export const NODE_TREES = ['arm64-bookworm', 'arm64-trixie'] as const;
+
 export type StaticArch = (typeof STATIC_ARCHES)[number];
 export type SysrootArch = (typeof SYSROOT_ARCHES)[number];
 export type RootfsArch = (typeof ROOTFS_ARCHES)[number];
+export type NodeTree = (typeof NODE_TREES)[number];
 
 /** One fetched unit, named as the script's `--only` takes it, e.g. `sysroot/s390x`. */
-export type FixtureItem = `busybox-static/${StaticArch}` | `sysroot/${SysrootArch}` | `rootfs/${RootfsArch}`;
+export type FixtureItem =
+  | `busybox-static/${StaticArch}`
+  | `sysroot/${SysrootArch}`
+  | `rootfs/${RootfsArch}`
+  | `node/${NodeTree}`;
 
 export const ALL_ITEMS: readonly FixtureItem[] = [
   ...STATIC_ARCHES.map((a) => `busybox-static/${a}` as const),
   ...SYSROOT_ARCHES.map((a) => `sysroot/${a}` as const),
   ...ROOTFS_ARCHES.map((a) => `rootfs/${a}` as const),
+  ...NODE_TREES.map((t) => `node/${t}` as const),
 ];
 
 /**
@@ -57,6 +70,11 @@ export function sysroot(debarch: string, env: Env = process.env): string {
 /** A minimal root file system (busybox applets, libc6, /etc/passwd with root): `chroot R /bin/sh`. */
 export function rootfs(debarch: string, env: Env = process.env): string {
   return join(fixturesDir(env), 'rootfs', known(ROOTFS_ARCHES, debarch, 'rootfs'));
+}
+
+/** A tree holding Debian's nodejs for `name` (e.g. `arm64-trixie`): run `usr/bin/node` under `qemu -L` or chroot. */
+export function nodeTree(name: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'node', known(NODE_TREES, name, 'node'));
 }
 
 function known<A extends string>(arches: readonly A[], debarch: string, group: string): A {
