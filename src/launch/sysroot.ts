@@ -99,7 +99,7 @@ export function chooseSysroot(q: SysrootQuery): Sysroot {
   if (loaderIn(hostRoot, interp)) {
     return { path: undefined, source: 'host', reason: `the host has the loader ${interp} (multiarch libraries)` };
   }
-  for (const dir of crossSysroots(q.arch)) {
+  for (const dir of crossSysroots(q.arch).map((d) => join(hostRoot, d))) {
     if (loaderIn(dir, interp)) return { path: dir, source: 'cross', reason: `cross sysroot ${dir} holds the loader ${interp}` };
   }
   throw missingLoader(q, 'not in a tree around the program, on the host, or in a cross sysroot');

@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxStatic, fixturesAvailable, sysroot } from '../helpers/fixtures.js';
+import { archByName } from '../../src/arch.js';
+import { crossSysroots } from '../../src/launch/sysroot.js';
 import { skipIf } from '../helpers/skip.js';
 import { shell, xrun } from './run.js';
 
@@ -89,7 +91,11 @@ describe('dynamic programs and their sysroot', () => {
 
       it('a missing loader is one clear line naming it, exit 127', async (ctx) => {
         skipIf(ctx, noFixtures());
-        const r = await xrun([outside(), 'true'], { env: { QEMU_LD_PREFIX: undefined } });
+        // A cross toolchain (libc6-arm64-cross, pulled in by g++-aarch64-linux-gnu) puts the loader in
+        // /usr/<triplet>, where xrun rightly finds it: hide those in a private mount namespace.
+        const hide = crossSysroots(archByName(QEMU_NAME[debarch]!)!).filter((d) => existsSync(d));
+        const mounts = hide.map((d) => `mount -t tmpfs none ${d} && `).join('');
+        const r = await shell(`unshare -Urm sh -c '${mounts}exec $XRUN "$0" true' ${outside()}`, { env: { QEMU_LD_PREFIX: undefined } });
         expect(r.exitCode).toBe(127);
         expect(r.stderr).toContain(`dynamic loader ${loader}`);
         expect(r.stderr).toMatch(/^xrun: .*\nhint: .*-L DIR.*\n$/);

@@ -62,6 +62,13 @@ describe('chooseSysroot', () => {
   it('the host root when it has the loader (multiarch)', () => {
     expect(chooseSysroot({ arch: aarch64, interpreter, program: loose, hostRoot: tree })).toMatchObject({ path: undefined, source: 'host' });
   });
+  it('a cross sysroot under the host root, as g++-aarch64-linux-gnu installs one', () => {
+    const host = join(tmp, 'host-with-cross');
+    mkdirSync(join(host, 'usr', 'aarch64-linux-gnu', 'lib'), { recursive: true });
+    writeFileSync(join(host, 'usr', 'aarch64-linux-gnu', 'lib', 'ld-linux-aarch64.so.1'), '');
+    expect(chooseSysroot({ arch: aarch64, interpreter, program: loose, hostRoot: host }))
+      .toMatchObject({ path: join(host, 'usr', 'aarch64-linux-gnu'), source: 'cross' });
+  });
   it('nowhere: exit 127 naming the loader and the fix', () => {
     try {
       chooseSysroot({ arch: aarch64, interpreter, program: loose, hostRoot: noHost });
