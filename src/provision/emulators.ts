@@ -7,7 +7,10 @@
  * manifest recording where each file came from.
  */
 
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync, chmodSync, realpathSync } from 'node:fs';
+import {
+  closeSync, createReadStream, fchmodSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, renameSync,
+  rmSync, writeFileSync, writeSync,
+} from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { execa } from 'execa';
@@ -16,11 +19,13 @@ import { emulatorIsStatic, findEmulator } from '../emulator.js';
 import { EXIT, XrunError, errnoCode } from '../errors.js';
 import type { Host } from '../host.js';
 import { emulatorCacheDir, pathDirs } from '../paths.js';
-import { readAr } from './ar.js';
+import { arBytesOfFd, readAr } from './ar.js';
 import { archiveSource, fetchPackage, type ArchiveSource } from './archive.js';
 import { decompress } from './compression.js';
 import { entryComponents } from './safe-path.js';
 import { readTar } from './tar.js';
+import { withLock } from './lock.js';
+import { makeStaging, removeStaleStaging } from './staging.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -206,22 +211,48 @@ export interface FetchResult {
   readonly installed: readonly { arch: string; path: string }[];
 }
 
+const STAGING = '.fetch-';
+
 const EMULATOR_PATH = /^usr\/bin\/qemu-(.+)-static$/;
+
+/** Streams one tar entry's body into a new file at `path` (mode 755). */
+async function writeBody(path: string, body: AsyncIterable<Buffer>): Promise<void> {
+  const fd = openSync(path, 'wx', 0o755);
+  try {
+    for await (const chunk of body) {
+      let off = 0;
+      while (off < chunk.length) off += writeSync(fd, chunk, off);
+    }
+    fchmodSync(fd, 0o755);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Carries out a fetch plan: download (or reuse) and verify the package, then put the emulators in place. */
 export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => void): Promise<FetchResult> {
   const deb = await fetchPackage(plan.source, plan.debArch, PACKAGE, warn);
-  const bytes = readFileSync(deb.path);
-  const data = readAr(bytes).find((m) => m.name.startsWith('data.tar'));
-  if (!data) throw new XrunError('bad-package', `${deb.path}: no data.tar member in ${PACKAGE} ${deb.record.version}`);
   mkdirSync(plan.cacheDir, { recursive: true });
+  // An interrupted fetch left its staging directory (a dozen MB or more): nothing else removes it.
+  removeStaleStaging(plan.cacheDir, STAGING);
   // Same file system as the destination, so each rename is atomic.
-  const tmp = mkdtempSync(join(plan.cacheDir, '.fetch-'));
+  const tmp = makeStaging(plan.cacheDir, STAGING);
   try {
+    // The .deb is never held whole: member headers are read by position, data.tar as a stream.
+    const debFd = openSync(deb.path, 'r');
+    let members;
+    try {
+      members = readAr(arBytesOfFd(debFd, fstatSync(debFd).size));
+    } finally {
+      closeSync(debFd);
+    }
+    const data = members.find((m) => m.name.startsWith('data.tar'));
+    if (!data) throw new XrunError('bad-package', `${deb.path}: no data.tar member in ${PACKAGE} ${deb.record.version}`);
     const wanted = plan.arches === 'all' ? undefined : new Set(plan.arches);
     const available: string[] = [];
     const extracted: { arch: string; tmpPath: string }[] = [];
-    const { stream } = await decompress(Readable.from([bytes.subarray(data.offset, data.offset + data.size)]), `${PACKAGE} ${data.name}`);
+    const member = data.size === 0 ? Readable.from([]) : createReadStream(deb.path, { start: data.offset, end: data.offset + data.size - 1 });
+    const { stream } = await decompress(member, `${PACKAGE} ${data.name}`);
     for await (const entry of readTar(stream)) {
       const m = EMULATOR_PATH.exec(entryComponents(entry.name).join('/'));
       const arch = m ? archByName(m[1]!) : undefined;
@@ -230,10 +261,7 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
       if (wanted && !wanted.has(arch.name)) continue;
       if (entry.type !== 'file') throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is a ${entry.type}, expected a file`);
       const tmpPath = join(tmp, `qemu-${arch.name}-static`);
-      const parts: Buffer[] = [];
-      for await (const c of entry.body) parts.push(c);
-      writeFileSync(tmpPath, Buffer.concat(parts), { mode: 0o755 });
-      chmodSync(tmpPath, 0o755);
+      await writeBody(tmpPath, entry.body);
       if (emulatorIsStatic(tmpPath) !== true) throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is not a static ELF executable`);
       extracted.push({ arch: arch.name, tmpPath });
     }
@@ -244,20 +272,23 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
       });
     }
     const installed: { arch: string; path: string }[] = [];
-    const entries: Record<string, ManifestEntry> = { ...readManifest(plan.cacheDir).emulators };
     const fetchedAt = new Date().toISOString();
-    for (const e of extracted) {
-      const dest = join(plan.cacheDir, `qemu-${e.arch}-static`);
-      renameSync(e.tmpPath, dest);
-      installed.push({ arch: e.arch, path: dest });
-      entries[e.arch] = {
-        file: `qemu-${e.arch}-static`, package: PACKAGE, version: deb.record.version, debArch: plan.debArch,
-        suite: plan.source.suite, mirror: plan.source.mirror, debSha256: deb.record.sha256, signed: deb.signed, fetchedAt,
-      };
-    }
-    const manifestTmp = join(tmp, MANIFEST);
-    writeFileSync(manifestTmp, `${JSON.stringify({ format: 1, emulators: entries } satisfies Manifest, null, 2)}\n`);
-    renameSync(manifestTmp, join(plan.cacheDir, MANIFEST));
+    // Two fetches at once each read, extend and write the manifest: one at a time, or one's entries are lost.
+    await withLock(join(plan.cacheDir, `${MANIFEST}.lock`), () => {
+      const entries: Record<string, ManifestEntry> = { ...readManifest(plan.cacheDir).emulators };
+      for (const e of extracted) {
+        const dest = join(plan.cacheDir, `qemu-${e.arch}-static`);
+        renameSync(e.tmpPath, dest);
+        installed.push({ arch: e.arch, path: dest });
+        entries[e.arch] = {
+          file: `qemu-${e.arch}-static`, package: PACKAGE, version: deb.record.version, debArch: plan.debArch,
+          suite: plan.source.suite, mirror: plan.source.mirror, debSha256: deb.record.sha256, signed: deb.signed, fetchedAt,
+        };
+      }
+      const manifestTmp = join(tmp, MANIFEST);
+      writeFileSync(manifestTmp, `${JSON.stringify({ format: 1, emulators: entries } satisfies Manifest, null, 2)}\n`);
+      renameSync(manifestTmp, join(plan.cacheDir, MANIFEST));
+    });
     return { version: deb.record.version, debPath: deb.path, downloaded: deb.downloaded, signed: deb.signed, installed };
   } catch (err) {
     if (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EROFS') {

@@ -14,17 +14,21 @@
  * counted: mknod is refused to unprivileged users (and inside user namespaces),
  * and xrun's rootfs mode binds /dev from the host.
  *
+ * Names are byte strings (tar.ts): every path is handed to the file system
+ * as the archive's bytes, so names that are not UTF-8 survive unchanged.
+ *
  * Layers: with `whiteouts`, `.wh.NAME` removes NAME of lower layers and
  * `.wh..wh..opq` empties its directory of lower-layer contents (OCI image
  * spec, "Whiteouts"); entries of the current layer are never removed by them.
  */
 
 import {
-  closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lutimesSync,
-  mkdirSync, openSync, readdirSync, rmSync, symlinkSync, unlinkSync, writeSync, chmodSync, chownSync, utimesSync,
+  closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync,
+  mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeSync, chmodSync, chownSync, utimesSync,
 } from 'node:fs';
-import { UnsafePathError, entryComponents, findEntry, lookupOnDisk as lookup, placeEntry, resolveDir, type PathOps } from './safe-path.js';
-import type { TarEntry } from './tar.js';
+import { errnoCode } from '../errors.js';
+import { UnsafePathError, entryComponents, findEntry, placeEntry, resolveDir, type Node, type PathOps } from './safe-path.js';
+import { displayName, type TarEntry } from './tar.js';
 
 export interface ExtractStats {
   files: number;
@@ -57,12 +61,21 @@ interface DirMeta {
 const WHITEOUT = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 
-const DISK: PathOps = {
-  lookup,
-  // Created owner-writable so that later entries can go in whatever its own mode says; the
-  // directory's recorded mode (if the archive has an entry for it) is applied at the end.
-  mkdir: (path) => mkdirSync(path, { mode: 0o755 }),
-};
+/** A byte-string path as the file system takes it. */
+const B = (path: string): Buffer => Buffer.from(path, 'latin1');
+
+/** What is at the byte-string `path`, without following a final symlink. */
+function lookup(path: string): Node {
+  try {
+    const st = lstatSync(B(path));
+    if (st.isDirectory()) return { kind: 'directory' };
+    if (st.isSymbolicLink()) return { kind: 'symlink', target: readlinkSync(B(path), { encoding: 'buffer' }).toString('latin1') };
+    return { kind: 'other' };
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return { kind: 'missing' };
+    throw err;
+  }
+}
 
 /** Applies tar entries to `root` (an existing, real, absolute directory). */
 export class Extractor {
@@ -73,9 +86,41 @@ export class Extractor {
   /** Paths written by the current layer: whiteouts leave them alone. */
   private layer = new Set<string>();
   private readonly chown: boolean;
+  /** The root as a byte string. */
+  private readonly root: string;
+  /**
+   * Paths this extraction made or saw as real directories: parents are looked up once, not
+   * once per entry below them. Only this extraction changes the tree, and every removal
+   * below goes through forget().
+   */
+  private readonly knownDirs = new Set<string>();
+  private readonly disk: PathOps = {
+    lookup: (path) => {
+      if (this.knownDirs.has(path)) return { kind: 'directory' };
+      const node = lookup(path);
+      if (node.kind === 'directory') this.knownDirs.add(path);
+      return node;
+    },
+    // Created owner-writable so that later entries can go in whatever its own mode says; the
+    // directory's recorded mode (if the archive has an entry for it) is applied at the end.
+    mkdir: (path) => {
+      mkdirSync(B(path), { mode: 0o755 });
+      this.knownDirs.add(path);
+    },
+  };
 
-  constructor(private readonly root: string, private readonly opts: { whiteouts: boolean; chown?: boolean }) {
+  constructor(root: string, private readonly opts: { whiteouts: boolean; chown?: boolean }) {
+    this.root = Buffer.from(root, 'utf8').toString('latin1');
     this.chown = opts.chown ?? process.geteuid?.() === 0;
+  }
+
+  /** Removes `path` (and, when it is a directory, everything below) and forgets it was a directory. */
+  private remove(path: string): void {
+    rmSync(B(path), { recursive: true, force: true });
+    if (this.knownDirs.delete(path)) {
+      const below = `${path}/`;
+      for (const d of this.knownDirs) if (d.startsWith(below)) this.knownDirs.delete(d);
+    }
   }
 
   /** Starts a new layer: entries from here on are "upper". */
@@ -84,12 +129,12 @@ export class Extractor {
   }
 
   private refuse(entry: TarEntry, why: string): never {
-    throw new UnsafeEntryError(`entry '${entry.name}': ${why}`);
+    throw new UnsafeEntryError(displayName(`entry '${entry.name}': ${why}`));
   }
 
   private place(entry: TarEntry) {
     try {
-      return placeEntry(this.root, entry.name, DISK);
+      return placeEntry(this.root, entry.name, this.disk);
     } catch (err) {
       if (err instanceof UnsafePathError) this.refuse(entry, err.message.replace(`${entry.name}: `, ''));
       throw err;
@@ -107,14 +152,26 @@ export class Extractor {
 
   /** Removes whatever is at `path` (not following a symlink there). */
   private clear(path: string, keepDirectory: boolean): void {
-    const node = lookup(path);
+    const node = this.disk.lookup(path);
     if (node.kind === 'missing') return;
     if (node.kind === 'directory') {
       if (keepDirectory) return;
-      rmSync(path, { recursive: true, force: true });
+      this.remove(path);
       return;
     }
-    unlinkSync(path);
+    unlinkSync(B(path));
+  }
+
+  /** Creates a new file at `path`, replacing whatever is there (never following a symlink). */
+  private create(path: string): number {
+    const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
+    try {
+      return openSync(B(path), flags, 0o600);
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw err;
+    }
+    this.clear(path, false);
+    return openSync(B(path), flags, 0o600);
   }
 
   /** Writes one entry. Throws UnsafeEntryError for entries that would leave the root. */
@@ -134,14 +191,16 @@ export class Extractor {
     switch (entry.type) {
       case 'directory': {
         this.clear(path, true);
-        if (lookup(path).kind === 'missing') mkdirSync(path, { mode: 0o700 });
+        if (this.disk.lookup(path).kind === 'missing') {
+          mkdirSync(B(path), { mode: 0o700 });
+          this.knownDirs.add(path);
+        }
         this.dirs.set(path, { name: entry.name, mode: entry.mode, mtime: entry.mtime, uid: entry.uid, gid: entry.gid });
         this.stats.directories++;
         break;
       }
       case 'file': {
-        this.clear(path, false);
-        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        const fd = this.create(path);
         try {
           for await (const chunk of entry.body) {
             let off = 0;
@@ -161,9 +220,9 @@ export class Extractor {
       case 'symlink': {
         if (entry.linkname === '') this.refuse(entry, 'symbolic link with an empty target');
         this.clear(path, false);
-        symlinkSync(entry.linkname, path);
-        this.setOwner(() => lchownSync(path, entry.uid, entry.gid));
-        lutimesSync(path, entry.mtime, entry.mtime);
+        symlinkSync(B(entry.linkname), B(path));
+        this.setOwner(() => lchownSync(B(path), entry.uid, entry.gid));
+        lutimesSync(B(path), entry.mtime, entry.mtime);
         this.stats.symlinks++;
         break;
       }
@@ -171,7 +230,7 @@ export class Extractor {
         const target = this.linkTarget(entry);
         if (target === path) break;
         this.clear(path, false);
-        linkSync(target, path);
+        linkSync(B(target), B(path));
         this.stats.hardlinks++;
         break;
       }
@@ -193,13 +252,13 @@ export class Extractor {
   private linkTarget(entry: TarEntry): string {
     let found;
     try {
-      found = findEntry(this.root, entry.linkname, DISK);
+      found = findEntry(this.root, entry.linkname, this.disk);
     } catch (err) {
       if (err instanceof UnsafePathError) this.refuse(entry, `hard link target ${err.message}`);
       throw err;
     }
     if (found === undefined) this.refuse(entry, `hard link to '${entry.linkname}', which is not in the archive before it`);
-    const node = lookup(found.path);
+    const node = this.disk.lookup(found.path);
     if (node.kind === 'missing') this.refuse(entry, `hard link to '${entry.linkname}', which is not in the archive before it`);
     if (node.kind === 'directory') this.refuse(entry, `hard link to directory '${entry.linkname}'`);
     return found.path;
@@ -208,7 +267,7 @@ export class Extractor {
   private whiteout(entry: TarEntry, base: string): void {
     let dir: string[] | undefined;
     try {
-      dir = resolveDir(this.root, entryComponents(entry.name).slice(0, -1), DISK, false, entry.name);
+      dir = resolveDir(this.root, entryComponents(entry.name).slice(0, -1), this.disk, false, entry.name);
     } catch (err) {
       if (err instanceof UnsafePathError) this.refuse(entry, err.message.replace(`${entry.name}: `, ''));
       throw err;
@@ -217,9 +276,9 @@ export class Extractor {
     if (dir === undefined) return;
     const parent = dir.length === 0 ? this.root : `${this.root}/${dir.join('/')}`;
     if (base === OPAQUE) {
-      for (const child of readdirSync(parent)) {
-        const path = `${parent}/${child}`;
-        if (!this.layer.has(path)) rmSync(path, { recursive: true, force: true });
+      for (const child of readdirSync(B(parent), { encoding: 'buffer' })) {
+        const path = `${parent}/${child.toString('latin1')}`;
+        if (!this.layer.has(path)) this.remove(path);
       }
       return;
     }
@@ -227,7 +286,7 @@ export class Extractor {
     // Other .wh..wh.* names are aufs bookkeeping (hard link directories), not whiteouts of anything.
     if (name === '' || name.startsWith(WHITEOUT) || name === '.' || name === '..') return;
     const path = `${parent}/${name}`;
-    if (!this.layer.has(path)) rmSync(path, { recursive: true, force: true });
+    if (!this.layer.has(path)) this.remove(path);
   }
 
   /** Whether every component of `path` below the root is a directory, none a symlink. */
@@ -237,7 +296,7 @@ export class Extractor {
     let cur = this.root;
     for (const c of path.slice(this.root.length + 1).split('/')) {
       cur = `${cur}/${c}`;
-      if (lookup(cur).kind !== 'directory') return false;
+      if (this.disk.lookup(cur).kind !== 'directory') return false;
     }
     return true;
   }
@@ -250,9 +309,9 @@ export class Extractor {
       // A later entry may have removed it, or replaced it or one of its parents by a symlink:
       // only a directory still reachable through real directories gets its metadata.
       if (!this.isRealDirectory(real)) continue;
-      this.setOwner(() => chownSync(real, m.uid, m.gid));
-      chmodSync(real, m.mode);
-      utimesSync(real, m.mtime, m.mtime);
+      this.setOwner(() => chownSync(B(real), m.uid, m.gid));
+      chmodSync(B(real), m.mode);
+      utimesSync(B(real), m.mtime, m.mtime);
     }
     this.dirs.clear();
   }

@@ -1,24 +1,18 @@
 /**
- * What `rootfs import` reads: a plain root file system tarball, `docker save`
- * output (old layout with <id>/layer.tar, or Docker 25+'s OCI layout inside),
- * an OCI image layout directory, or such a layout packed in a tar. Each
- * becomes a list of layers, lowest first, with the digests to check them by.
+ * What `rootfs import` reads, once it is a directory: `docker save` output
+ * (old layout with <id>/layer.tar, or Docker 25+'s OCI layout inside) or an
+ * OCI image layout. Each becomes a list of layers, lowest first, with the
+ * digests to check them by. (Archives are unpacked by rootfs-import.ts in the
+ * same pass that would extract a plain root file system tarball.)
  */
 
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdtempSync, readFileSync, rmSync, statSync, createWriteStream } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { XrunError, errnoCode, errnoText } from '../errors.js';
-import { decompress, detectCompression, peek, requireDecompressor, type Compression } from './compression.js';
+import { closeSync, constants, createReadStream, fstatSync, openSync, readFileSync } from 'node:fs';
 import {
   INDEX_TYPES, ImageError, blobPath, choosePlatform, digestOfPath, parseConfig, parseDockerManifest, parseIndex, parseManifest,
   platformMatches, platformString, type Descriptor, type Platform,
 } from './oci.js';
-import { entryComponents, UnsafePathError } from './safe-path.js';
-import { readTar } from './tar.js';
+import { entryComponents, lookupOnDisk, resolveInRoot, UnsafePathError } from './safe-path.js';
 
 /** Read access to the files of an image (a directory, or members of a tar). */
 export interface Store {
@@ -46,8 +40,6 @@ export interface ImagePlan {
   readonly whiteouts: boolean;
   readonly platform?: Platform;
   readonly notes: readonly string[];
-  /** Removes temporary files made while reading the source. */
-  cleanup(): void;
 }
 
 const MAX_JSON = 16 * 1024 * 1024;
@@ -61,85 +53,53 @@ function normal(path: string, what: string): string {
   }
 }
 
-/** An OCI layout (or any image files) in a directory. */
-export function dirStore(root: string): Store {
-  const full = (p: string) => join(root, normal(p, root));
-  return {
-    description: root,
-    has: (p) => {
-      try {
-        return statSync(full(p)).isFile();
-      } catch {
-        return false;
-      }
-    },
-    read: async (p) => {
-      const f = full(p);
-      if (statSync(f).size > MAX_JSON) throw new ImageError(`${p}: too large for a JSON document`);
-      return readFileSync(f);
-    },
-    open: (p) => createReadStream(full(p)),
-  };
-}
-
-interface Member {
-  readonly offset: number;
-  readonly size: number;
-  readonly type: string;
-  readonly linkname: string;
-}
-
-/** Members of an uncompressed tar file, by normalized name (the last one of a name wins, as tar extraction would). */
-export async function indexTar(file: string): Promise<Map<string, Member>> {
-  const members = new Map<string, Member>();
-  for await (const e of readTar(createReadStream(file))) {
-    let name: string;
-    try {
-      name = entryComponents(e.name).join('/');
-    } catch {
-      continue;
-    }
-    members.set(name, { offset: e.offset, size: e.size, type: e.type, linkname: e.linkname });
+/**
+ * Opens `p` inside the directory `root` for reading: symlinks on the way are
+ * followed as a chroot at `root` would (never out of it), the file itself is
+ * opened without following a link and must be a regular file (a FIFO planted
+ * as a blob neither hangs nor is read).
+ */
+function openInside(root: string, p: string): number {
+  const inside = resolveInRoot(root, normal(p, root), { lookup: lookupOnDisk, mkdir: () => undefined });
+  if (inside === undefined) throw new ImageError(`no file '${p}' in the image`);
+  const fd = openSync(inside, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new ImageError(`'${p}' in the image is not a regular file`);
   }
-  return members;
+  return fd;
 }
 
-/** Image files inside an uncompressed tar file, read in place. */
-export function tarStore(file: string, members: Map<string, Member>, description: string): Store {
-  const find = (p: string): Member => {
-    const name = normal(p, description);
-    let m = members.get(name);
-    // Older docker save links a repeated layer to its first copy (symlink '../<id>/layer.tar').
-    for (let hops = 0; m && (m.type === 'symlink' || m.type === 'link') && hops < 8; hops++) {
-      const target = m.type === 'symlink' ? normal([...name.split('/').slice(0, -1), m.linkname].join('/'), description) : normal(m.linkname, description);
-      m = members.get(target);
-    }
-    if (!m || m.type !== 'file') throw new ImageError(`${description}: no file '${p}' in the archive`);
-    return m;
-  };
+/** An image's files in a directory (an OCI layout, or an image archive unpacked), never read from outside it. */
+export function dirStore(root: string, description = root): Store {
   return {
     description,
     has: (p) => {
       try {
-        find(p);
+        closeSync(openInside(root, p));
         return true;
       } catch {
         return false;
       }
     },
     read: async (p) => {
-      const m = find(p);
-      if (m.size > MAX_JSON) throw new ImageError(`${p}: too large for a JSON document`);
-      const parts: Buffer[] = [];
-      if (m.size === 0) return Buffer.alloc(0);
-      for await (const c of createReadStream(file, { start: m.offset, end: m.offset + m.size - 1 })) parts.push(c as Buffer);
-      return Buffer.concat(parts);
+      const fd = openInside(root, p);
+      try {
+        if (fstatSync(fd).size > MAX_JSON) throw new ImageError(`${p}: too large for a JSON document`);
+        return readFileSync(fd);
+      } finally {
+        closeSync(fd);
+      }
     },
-    open: (p) => {
-      const m = find(p);
-      return m.size === 0 ? Readable.from([]) : createReadStream(file, { start: m.offset, end: m.offset + m.size - 1 });
-    },
+    open: (p) => createReadStream('', { fd: openInside(root, p) }),
   };
+}
+
+/** What an archive is, from the names at its top level; undefined for a plain root file system. */
+export function imageKind(topLevel: ReadonlySet<string>): 'docker-save' | 'oci' | undefined {
+  if (topLevel.has('manifest.json')) return 'docker-save';
+  if (topLevel.has('index.json') && topLevel.has('oci-layout')) return 'oci';
+  return undefined;
 }
 
 async function readJson(store: Store, path: string): Promise<unknown> {
@@ -241,69 +201,11 @@ async function verifiedJson(store: Store, d: Descriptor): Promise<unknown> {
   }
 }
 
-/** Decompresses `file` into a temporary file (for archives that must be read at random). */
-async function decompressToTemp(file: string): Promise<{ path: string; cleanup: () => void }> {
-  const dir = mkdtempSync(join(tmpdir(), 'xrun-import-'));
-  const path = join(dir, 'image.tar');
-  try {
-    const { stream } = await decompress(createReadStream(file), file);
-    await pipeline(Readable.from(stream), createWriteStream(path, { mode: 0o600 }));
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw err;
+/** The layers of the image in `store`: a docker-save layout or an OCI layout. */
+export async function planLayout(store: Store, kind: 'docker-save' | 'oci-layout' | 'oci-archive', want: Platform | undefined): Promise<ImagePlan> {
+  if (kind !== 'docker-save' && !store.has('index.json')) {
+    throw new ImageError(`${store.description} is a directory but not an OCI image layout (no index.json)`);
   }
-  return { path, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-/** Figures out what `source` is and which layers to apply. */
-export async function planImage(source: string, want: Platform | undefined): Promise<ImagePlan> {
-  let st;
-  try {
-    st = statSync(source);
-  } catch (err) {
-    throw new XrunError('usage', `${source}: ${errnoText(errnoCode(err))}`, { exitCode: 2 });
-  }
-  if (st.isDirectory()) {
-    const store = dirStore(source);
-    if (!store.has('index.json')) {
-      throw new ImageError(`${source} is a directory but not an OCI image layout (no index.json)`);
-    }
-    const r = await ociLayers(store, want);
-    return { kind: 'oci-layout', whiteouts: true, ...r, cleanup: () => undefined };
-  }
-  const { head } = await peek(createReadStream(source, { start: 0, end: 5 }), 6);
-  const compression: Compression = detectCompression(head);
-  requireDecompressor(compression, source);
-  // One pass over the (decompressed) tar to see what it holds; an image archive is then read at random.
-  const names = new Set<string>();
-  const { stream } = await decompress(createReadStream(source), source);
-  for await (const e of readTar(stream)) {
-    try {
-      const n = entryComponents(e.name).join('/');
-      if (!n.includes('/')) names.add(n);
-    } catch {
-      // A hostile name: a rootfs tarball, refused when extracted.
-    }
-  }
-  const isDocker = names.has('manifest.json');
-  const isOci = !isDocker && names.has('index.json') && names.has('oci-layout');
-  if (!isDocker && !isOci) {
-    const notes = want ? [`--arch ignored: ${source} is a plain root file system tarball`] : [];
-    return { kind: 'tarball', whiteouts: false, layers: [{ store: singleFile(source), path: source }], notes, cleanup: () => undefined };
-  }
-  let file = source;
-  let cleanup = () => undefined as void;
-  if (compression !== 'none') ({ path: file, cleanup } = await decompressToTemp(source));
-  try {
-    const store = tarStore(file, await indexTar(file), source);
-    const r = isDocker ? await dockerLayers(store, want) : await ociLayers(store, want);
-    return { kind: isDocker ? 'docker-save' : 'oci-archive', whiteouts: true, ...r, cleanup };
-  } catch (err) {
-    cleanup();
-    throw err;
-  }
-}
-
-function singleFile(file: string): Store {
-  return { description: file, has: () => true, read: async () => readFileSync(file), open: () => createReadStream(file) };
+  const r = kind === 'docker-save' ? await dockerLayers(store, want) : await ociLayers(store, want);
+  return { kind, whiteouts: true, ...r };
 }

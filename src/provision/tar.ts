@@ -3,6 +3,11 @@
  * pax (per-entry and global headers: path, linkpath, size, mtime, uid, gid).
  * Pure: chunks of bytes in, entries out; nothing here touches a file system.
  *
+ * Names (and link targets, user and group names) are byte strings: each byte
+ * of the archive is one UTF-16 unit ('latin1'), so names that are not UTF-8
+ * (`caf\xe9` from a Latin-1 system) keep every byte and stay distinct; hand
+ * them to the file system as `Buffer.from(name, 'latin1')` (see extract.ts).
+ *
  * `readTar` is an async generator so that archives of any size stream through:
  * each entry's `body` yields its data and must be read, if at all, before the
  * next entry is asked for; whatever is left unread is skipped.
@@ -53,7 +58,7 @@ const HEADER_ONLY = new Set(['1', '2', '3', '4', '5', '6']);
 function text(block: Uint8Array, start: number, len: number): string {
   const slice = block.subarray(start, start + len);
   const nul = slice.indexOf(0);
-  return Buffer.from(nul < 0 ? slice : slice.subarray(0, nul)).toString('utf8');
+  return Buffer.from(nul < 0 ? slice : slice.subarray(0, nul)).toString('latin1');
 }
 
 /** A numeric header field: octal text, or GNU base-256 when the top bit of the first byte is set. */
@@ -128,7 +133,8 @@ export function parsePax(data: Uint8Array): Record<string, string> {
     const len = Number(lenText);
     const end = pos + len;
     if (len < 5 || end > buf.length || buf[end - 1] !== 0x0a) throw new TarFormatError('bad pax record (length does not match)');
-    const record = buf.toString('utf8', space + 1, end - 1);
+    // Byte strings, like header names: pax says UTF-8 but archives carry whatever bytes their names had.
+    const record = buf.toString('latin1', space + 1, end - 1);
     const eq = record.indexOf('=');
     if (eq <= 0) throw new TarFormatError(`bad pax record '${record}'`);
     out[record.slice(0, eq)] = record.slice(eq + 1);
@@ -234,7 +240,12 @@ async function readData(r: ChunkReader, size: number, what: string): Promise<Buf
 
 function cString(data: Buffer): string {
   const nul = data.indexOf(0);
-  return (nul < 0 ? data : data.subarray(0, nul)).toString('utf8');
+  return (nul < 0 ? data : data.subarray(0, nul)).toString('latin1');
+}
+
+/** A byte-string name as a person reads it (UTF-8, invalid bytes replaced): for messages only. */
+export function displayName(name: string): string {
+  return Buffer.from(name, 'latin1').toString('utf8');
 }
 
 /**

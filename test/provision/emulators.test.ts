@@ -4,14 +4,15 @@
  * fetched emulator when PATH has none.
  */
 
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupRunners } from '../helpers/users.js';
 import { emulatorIsStatic } from '../../src/emulator.js';
 import { findCommand } from '../../src/provision/commands.js';
-import { busyboxArm64, mirrorUnreachable, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { busyboxArm64, isRoot, mirrorUnreachable, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
 
 let home: string;
 let cannot: string | undefined;
@@ -56,6 +57,24 @@ describe('emulators fetch', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toMatch(/package from the cache; 1 emulator/);
     expect(existsSync(join(home, '.cache/xrun/emulators', hostArch, 'qemu-arm-static'))).toBe(true);
+  }, 300_000);
+
+  it('two concurrent fetches lost a manifest update: both are recorded; an interrupted run\'s .fetch-* staging is removed', async (ctx) => {
+    if (skipReason(cannot) || skipReason(existsSync(cacheFile()) ? undefined : 'the fetch above failed')) return ctx.skip();
+    const dir = join(home, '.cache/xrun/emulators', hostArch);
+    // What a killed fetch leaves: a staging directory whose pid (above pid_max) is gone.
+    const stale = join(dir, '.fetch-99999999-AbC123');
+    mkdirSync(stale, { recursive: true });
+    writeFileSync(join(stale, 'qemu-half-written-static'), Buffer.alloc(1 << 20));
+    if (isRoot) await execa('chown', ['-R', '65534:65534', stale]);
+    const [a, b] = await Promise.all([
+      xrun(['emulators', 'fetch', 'mips'], { home, timeout: 300_000 }),
+      xrun(['emulators', 'fetch', 'ppc64'], { home, timeout: 300_000 }),
+    ]);
+    expect([a.exitCode, b.exitCode]).toEqual([0, 0]);
+    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+    expect(Object.keys(manifest.emulators)).toEqual(expect.arrayContaining(['aarch64', 'mips', 'ppc64']));
+    expect(readdirSync(dir).filter((n) => n.startsWith('.fetch-') || n.startsWith('manifest.json.lock'))).toEqual([]);
   }, 300_000);
 
   it('says which emulators the package has when asked for one it lacks; refuses unknown names', async (ctx) => {

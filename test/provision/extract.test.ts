@@ -48,6 +48,32 @@ async function extract(layers: WEntry[][], whiteouts = false): Promise<Extractor
   return ex;
 }
 
+describe('names that are not UTF-8', () => {
+  it('tar names decoded as UTF-8 made caf\\xe9 and caf\\xe8 one file: both survive byte for byte', async () => {
+    await extract([[
+      { name: 'caf\xe9', content: 'e-acute', latin1: true },
+      { name: 'caf\xe8', content: 'e-grave', latin1: true },
+      { name: 'dir\xff/f', content: 'in', latin1: true },
+      { name: 'link\xe9', type: 'symlink', linkname: 'caf\xe9', latin1: true },
+      { name: 'hard\xe8', type: 'link', linkname: 'caf\xe8', latin1: true },
+    ]]);
+    const names = readdirSync(root, { encoding: 'buffer' }).map((n) => n.toString('hex')).sort();
+    const hex = (s: string) => Buffer.from(s, 'latin1').toString('hex');
+    expect(names).toEqual(['caf\xe8', 'caf\xe9', 'dir\xff', 'hard\xe8', 'link\xe9'].map(hex).sort());
+    const at = (s: string) => Buffer.concat([Buffer.from(`${root}/`), Buffer.from(s, 'latin1')]);
+    expect(readFileSync(at('caf\xe9'), 'utf8')).toBe('e-acute');
+    expect(readFileSync(at('caf\xe8'), 'utf8')).toBe('e-grave');
+    expect(readFileSync(at('dir\xff/f'), 'utf8')).toBe('in');
+    expect(readlinkSync(at('link\xe9'), { encoding: 'buffer' }).toString('latin1')).toBe('caf\xe9');
+    expect(lstatSync(at('hard\xe8')).ino).toBe(lstatSync(at('caf\xe8')).ino);
+  });
+
+  it('UTF-8 names stay UTF-8', async () => {
+    await extract([[{ name: 'café/naïve', content: 'x' }]]);
+    expect(readFileSync(join(root, 'café/naïve'), 'utf8')).toBe('x');
+  });
+});
+
 describe('extraction', () => {
   it('writes files, directories, symlinks and hard links with modes and mtimes', async () => {
     const ex = await extract([[

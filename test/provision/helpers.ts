@@ -48,7 +48,7 @@ export interface Run {
 }
 
 /** Runs the built CLI; as uid 65534 (with a private HOME) when the tests run as root. */
-export async function xrun(args: readonly string[], opts: { env?: Record<string, string>; home: string; unprivileged?: boolean; timeout?: number }): Promise<Run> {
+export async function xrun(args: readonly string[], opts: { env?: Record<string, string>; home: string; unprivileged?: boolean; timeout?: number; input?: Buffer }): Promise<Run> {
   const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: opts.home, XDG_CACHE_HOME: join(opts.home, '.cache'), ...opts.env };
   const drop = isRoot && opts.unprivileged !== false;
   // By absolute path: the test may give the CLI a PATH without it.
@@ -57,7 +57,7 @@ export async function xrun(args: readonly string[], opts: { env?: Record<string,
   const argv = drop
     ? ['--reuid', String(NOBODY), '--regid', String(NOBODY), '--clear-groups', process.execPath, join(runtimeFor65534(), 'bin', 'xrun'), ...args]
     : [XRUN, ...args];
-  const r = await execa(cmd, argv, { env, extendEnv: false, reject: false, timeout: opts.timeout ?? 120_000, stdin: 'ignore' });
+  const r = await execa(cmd, argv, { env, extendEnv: false, reject: false, timeout: opts.timeout ?? 120_000, ...(opts.input ? { input: opts.input } : { stdin: 'ignore' as const }) });
   return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 

@@ -14,6 +14,8 @@ export interface WEntry {
   /** How to store a name longer than 100 bytes. */
   longName?: 'gnu' | 'pax';
   pax?: Record<string, string>;
+  /** Name and link target are byte strings (one char per byte), written as such: names that are not UTF-8. */
+  latin1?: boolean;
 }
 
 const FLAGS = { file: '0', link: '1', symlink: '2', chardev: '3', directory: '5', fifo: '6' } as const;
@@ -22,9 +24,10 @@ function octal(n: number, len: number): string {
   return `${n.toString(8).padStart(len - 1, '0')}\0`;
 }
 
-export function header(fields: { name: string; typeflag: string; size: number; mode: number; uid: number; gid: number; mtime: number; linkname: string }): Buffer {
+export function header(fields: { name: string; typeflag: string; size: number; mode: number; uid: number; gid: number; mtime: number; linkname: string; latin1?: boolean }): Buffer {
   const b = Buffer.alloc(512);
-  b.write(fields.name.slice(0, 100), 0, 'utf8');
+  const enc = fields.latin1 ? 'latin1' : 'utf8';
+  b.write(fields.name.slice(0, 100), 0, enc);
   b.write(octal(fields.mode, 8), 100, 'latin1');
   b.write(octal(fields.uid, 8), 108, 'latin1');
   b.write(octal(fields.gid, 8), 116, 'latin1');
@@ -32,7 +35,7 @@ export function header(fields: { name: string; typeflag: string; size: number; m
   b.write(octal(fields.mtime, 12), 136, 'latin1');
   b.write('        ', 148, 'latin1');
   b.write(fields.typeflag, 156, 'latin1');
-  b.write(fields.linkname.slice(0, 100), 157, 'utf8');
+  b.write(fields.linkname.slice(0, 100), 157, enc);
   b.write('ustar\0', 257, 'latin1');
   b.write('00', 263, 'latin1');
   b.write('root', 265, 'latin1');
@@ -85,7 +88,7 @@ export function tar(entries: readonly WEntry[]): Buffer {
       parts.push(header({ ...base, name: 'PaxHeader', typeflag: 'x', size: p.length, linkname: '' }), p, pad(p.length));
     }
     const typeflag = type === 'raw' ? e.typeflag ?? '0' : FLAGS[type];
-    parts.push(header({ ...base, name, typeflag, size: data.length, linkname: base.linkname.slice(0, 100) }), data, pad(data.length));
+    parts.push(header({ ...base, name, typeflag, size: data.length, linkname: base.linkname.slice(0, 100), latin1: e.latin1 ?? false }), data, pad(data.length));
   }
   parts.push(Buffer.alloc(1024));
   return Buffer.concat(parts);
