@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/wait.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -47,6 +48,7 @@ struct Op {
   unsigned mode = 0;                         // mkdir/file mode
   bool recursive = false, readonly = false;  // bind
   bool optional = false;
+  bool fallback = false;  // runs only when the op before it failed, which is then no error
 };
 
 struct Spec {
@@ -59,20 +61,102 @@ struct Spec {
 };
 
 struct Report {
-  int step;  // index into ops; ops.size() = execve; -1 = unshare
+  int step;  // index into ops; ops.size() = execve; -3 = seccomp; -4 = fork of the guest
   int err;
 };
 
-volatile sig_atomic_t g_child = 0;
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_send_signal
+#define SYS_pidfd_send_signal 424
+#endif
 
-// Signals sent to xrun with kill(2) go on to the guest. Signals from the
-// terminal (si_code SI_KERNEL) reached the guest already: it is in the same
+// Where forwarded signals go: in xrun, the sandbox's init; in the init, the
+// guest. The same variables serve both, as the init is a copy of xrun's
+// memory. g_child stays set until just before the child is reaped, so the
+// pid cannot have been recycled when kill(2) uses it; a pidfd, where the
+// kernel has them (Linux >= 5.3), names the process itself.
+pid_t g_child = 0;
+int g_childfd = -1;
+unsigned g_pending = 0;  // signals that came before g_child was known, one bit each
+
+void Send(int sig) {
+  int fd = __atomic_load_n(&g_childfd, __ATOMIC_SEQ_CST);
+  pid_t pid = __atomic_load_n(&g_child, __ATOMIC_SEQ_CST);
+  if (pid <= 0) return;
+  if (fd >= 0 && syscall(SYS_pidfd_send_signal, fd, sig, nullptr, 0) == 0) return;
+  kill(pid, sig);
+}
+
+// Delivers what is pending once the target is known. The handler and the
+// thread that sets g_child both set-then-check, so no signal is lost between.
+void Flush() {
+  if (__atomic_load_n(&g_child, __ATOMIC_SEQ_CST) <= 0) return;
+  unsigned bits = __atomic_exchange_n(&g_pending, 0u, __ATOMIC_SEQ_CST);
+  for (int sig = 0; bits != 0; sig++, bits >>= 1) {
+    if (bits & 1u) Send(sig);
+  }
+}
+
+// Signals sent with kill(2) go on to the child. Signals from the terminal
+// (si_code SI_KERNEL) reached the guest already: it is in the same
 // foreground process group.
 void Forward(int sig, siginfo_t* info, void*) {
-  if (g_child > 0 && info != nullptr && info->si_code <= 0) kill(g_child, sig);
+  if (info == nullptr || info->si_code > 0) return;
+  int saved = errno;
+  __atomic_fetch_or(&g_pending, 1u << sig, __ATOMIC_SEQ_CST);
+  Flush();
+  errno = saved;
+}
+
+void SetChild(pid_t pid, int fd) {
+  __atomic_store_n(&g_childfd, fd, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&g_child, pid, __ATOMIC_SEQ_CST);
+  if (pid > 0) Flush();
 }
 
 const int kForwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+void InstallForwarding(struct sigaction (*saved)[4]) {
+  struct sigaction forward = {};
+  forward.sa_sigaction = Forward;
+  forward.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&forward.sa_mask);
+  for (int i = 0; i < 4; i++) sigaction(kForwarded[i], &forward, saved != nullptr ? &(*saved)[i] : nullptr);
+}
+
+// fork(2) by the raw system call, with namespace flags: glibc's fork() would
+// take its internal locks, which another thread of xrun may hold, and a
+// forked copy of a multithreaded process may not unshare a user namespace.
+// The child only makes system calls until it execs.
+pid_t CloneProcess(unsigned long flags) {
+#if defined(__s390__) || defined(__CRIS__)
+  return static_cast<pid_t>(syscall(SYS_clone, 0, flags | SIGCHLD));
+#else
+  return static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, 0, 0, 0, 0));
+#endif
+}
+
+int PidFd(pid_t pid) {
+  return static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+}
+
+// Waits for `pid` to end without reaping it, forgets it as the signal
+// target, then reaps it: a signal handled meanwhile cannot reach a recycled pid.
+int WaitChild(pid_t pid, int* status) {
+  siginfo_t info;
+  for (;;) {
+    info.si_pid = 0;
+    if (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) == 0) break;
+    if (errno != EINTR) return errno;
+  }
+  SetChild(0, -1);
+  while (waitpid(pid, status, 0) < 0) {
+    if (errno != EINTR) return errno;
+  }
+  return 0;
+}
 
 bool Str(const Napi::Object& o, const char* key, std::string* out) {
   Napi::Value v = o.Get(key);
@@ -141,6 +225,8 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
     Napi::Value mode = op.Get("mode");
     if (mode.IsNumber()) out.mode = static_cast<unsigned>(mode.As<Napi::Number>().Uint32Value());
     out.optional = op.Get("optional").ToBoolean().Value();
+    out.fallback = op.Get("fallback").ToBoolean().Value();
+    if (out.fallback && spec->ops.empty()) return *why = "a fallback op needs an op before it", false;
     spec->ops.push_back(std::move(out));
   }
   if (!Strings(o, "candidates", &spec->candidates) || spec->candidates.empty()) return *why = "candidates", false;
@@ -396,9 +482,14 @@ int RunOp(const Op& op, int* root) {
       return 0;
     }
     case kEnter:
-      // chroot(2) leaves the working directory outside the new root: the
-      // working directory goes first, to the root itself.
-      if (fchdir(*root) != 0 || chroot(".") != 0 || chdir("/") != 0) return errno;
+      // pivot_root, then the old root detached: unlike chroot(2), nothing
+      // is left above the new root, so a guest that is root in its
+      // namespace and chroots again cannot climb back to the host's tree.
+      // pivot_root(".", ".") stacks the old root on the new one (Linux >= 3.10
+      // allows the same directory twice); umount2 takes it off.
+      if (fchdir(*root) != 0) return errno;
+      if (syscall(SYS_pivot_root, ".", ".") != 0) return errno;
+      if (umount2(".", MNT_DETACH) != 0 || chdir("/") != 0) return errno;
       return 0;
     case kChdir:
       return chdir(target) == 0 ? 0 : errno;
@@ -412,32 +503,13 @@ int RunOp(const Op& op, int* root) {
   _exit(127);
 }
 
-// The child, after fork: async-signal-safe calls only.
-[[noreturn]] void Child(const Spec& spec, char* const* argv, char* const* envp, int ready, int go, int report) {
+// The guest, forked by the init: its signals as a fresh process has them, then exec.
+[[noreturn]] void Guest(const Spec& spec, char* const* argv, char* const* envp, int report) {
   ResetSignalsForExec();
-  RestoreStdioForExec();
-
-  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) Fail(report, -1, errno);
-  WriteAll(ready, "u", 1);
-  close(ready);
-  // The parent writes our id maps, then releases us. EOF: it gave up.
-  if (!ReadByte(go)) _exit(127);
-  close(go);
-
-  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (root < 0) Fail(report, 0, errno);
-  for (size_t i = 0; i < spec.ops.size(); i++) {
-    const Op& op = spec.ops[i];
-    int err = RunOp(op, &root);
-    if (err != 0 && !op.optional) Fail(report, static_cast<int>(i), err);
-  }
-  close(root);
-
   if (spec.ignoreChown) {
     int e = IgnoreChown();
     if (e != 0) Fail(report, -3, e);
   }
-
   int err = ENOENT;
   for (const std::string& path : spec.candidates) {
     execve(path.c_str(), argv, envp);
@@ -445,6 +517,79 @@ int RunOp(const Op& op, int* root) {
     if (errno != ENOENT && errno != ENOTDIR) err = errno;
   }
   Fail(report, static_cast<int>(spec.ops.size()), err);
+}
+
+// The sandbox's init, pid 1 of its pid namespace, cloned from xrun with every
+// signal blocked. It runs the plan's ops, forks the guest, forwards the
+// signals xrun passes on, reaps orphans, and exits with the guest's status
+// (128+N for signal N) as soon as the guest ends: the kernel then kills
+// whatever else is left in the namespace. System calls only: no allocation.
+[[noreturn]] void Init(const Spec& spec, char* const* argv, char* const* envp, int go, int report) {
+  struct sigaction dfl = {};
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; sig++) {
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
+  }
+  SetChild(0, -1);
+  __atomic_store_n(&g_pending, 0u, __ATOMIC_SEQ_CST);
+  InstallForwarding(nullptr);
+  // If xrun dies, even by SIGKILL, the init is killed and the namespace
+  // with it.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  prctl(PR_SET_NAME, "xrun-init");
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  RestoreStdioForExec();
+
+  // xrun writes our id maps, then releases us. EOF: it gave up, or died
+  // before PR_SET_PDEATHSIG took hold.
+  if (!ReadByte(go)) _exit(127);
+  close(go);
+  // Not dumpable, now that the maps are written (that makes /proc/PID
+  // root's): the guest may not ptrace or read the memory of this copy of xrun.
+  prctl(PR_SET_DUMPABLE, 0);
+
+  int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (root < 0) Fail(report, 0, errno);
+  bool failed = false;
+  for (size_t i = 0; i < spec.ops.size(); i++) {
+    const Op& op = spec.ops[i];
+    if (op.fallback && !failed) continue;
+    int err = RunOp(op, &root);
+    failed = err != 0;
+    bool rescued = i + 1 < spec.ops.size() && spec.ops[i + 1].fallback;
+    if (failed && !op.optional && !rescued) Fail(report, static_cast<int>(i), err);
+  }
+  close(root);
+
+  sigset_t forwarded;
+  sigemptyset(&forwarded);
+  for (int sig : kForwarded) sigaddset(&forwarded, sig);
+  sigprocmask(SIG_BLOCK, &forwarded, nullptr);
+  pid_t guest = CloneProcess(0);
+  if (guest == 0) Guest(spec, argv, envp, report);
+  if (guest < 0) Fail(report, -4, errno);
+  // The guest holds the report pipe until its execve closes it.
+  close(report);
+  SetChild(guest, PidFd(guest));
+  sigprocmask(SIG_UNBLOCK, &forwarded, nullptr);
+
+  for (;;) {
+    siginfo_t info;
+    info.si_pid = 0;
+    if (waitid(P_ALL, 0, &info, WEXITED | WNOWAIT) != 0) {
+      if (errno == EINTR) continue;
+      _exit(127);
+    }
+    if (info.si_pid != guest) {
+      waitpid(info.si_pid, nullptr, 0);
+      continue;
+    }
+    int status = 0;
+    WaitChild(guest, &status);
+    _exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+  }
 }
 
 // Runs a map helper (newuidmap/newgidmap) with the child's pid; returns 0 or an errno.
@@ -477,7 +622,7 @@ int WriteProc(pid_t child, const char* file, const std::string& data) {
 }
 
 const char* StepName(int step) {
-  return step == -1 ? "unshare" : step == -3 ? "seccomp" : "op";
+  return step == -1 ? "unshare" : step == -3 ? "seccomp" : step == -4 ? "fork" : "op";
 }
 
 Napi::Object Result(Napi::Env env, int status, const char* failedStep, int err, int stepIndex) {
@@ -517,61 +662,49 @@ Napi::Value RunSandbox(const Napi::CallbackInfo& info) {
   std::vector<char*> argv = Pointers(spec.argv);
   std::vector<char*> envp = Pointers(spec.env);
 
-  int ready[2], go[2], report[2];
-  if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(go, O_CLOEXEC) != 0 || pipe2(report, O_CLOEXEC) != 0) {
-    return Result(env, 0, "pipe", errno, -2);
-  }
-
-  // Forwarding handlers go in before fork, so no signal can kill xrun and
-  // orphan the guest in between; g_child is 0 until the pid is known.
-  struct sigaction forward = {}, saved[4];
-  forward.sa_sigaction = Forward;
-  forward.sa_flags = SA_SIGINFO | SA_RESTART;
-  sigemptyset(&forward.sa_mask);
-  for (int i = 0; i < 4; i++) sigaction(kForwarded[i], &forward, &saved[i]);
-  auto restore = [&]() {
-    g_child = 0;
-    for (int i = 0; i < 4; i++) sigaction(kForwarded[i], &saved[i], nullptr);
-  };
-
-  pid_t pid = fork();
-  if (pid < 0) {
+  int go[2], report[2];
+  if (pipe2(go, O_CLOEXEC) != 0) return Result(env, 0, "pipe", errno, -2);
+  if (pipe2(report, O_CLOEXEC) != 0) {
     int err = errno;
-    restore();
-    return Result(env, 0, "fork", err, -2);
+    close(go[0]);
+    close(go[1]);
+    return Result(env, 0, "pipe", err, -2);
   }
+
+  // Forwarding handlers go in before the clone, so no signal can kill xrun
+  // and orphan the guest in between; one that comes before the pid is known
+  // waits in g_pending. Every signal is blocked across the clone, so none
+  // runs xrun's handlers in the child before it has reset them.
+  struct sigaction saved[4];
+  SetChild(0, -1);
+  InstallForwarding(&saved);
+  sigset_t all, mask;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &mask);
+  pid_t pid = CloneProcess(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID);
   if (pid == 0) {
-    // The parent's ends: held open here, they would hide the parent's exit.
-    close(ready[0]);
+    // xrun's ends: held open here, they would hide xrun's exit.
     close(go[1]);
     close(report[0]);
-    Child(spec, argv.data(), envp.data(), ready[1], go[0], report[1]);
+    Init(spec, argv.data(), envp.data(), go[0], report[1]);
   }
-  g_child = pid;
-  close(ready[1]);
+  int cloneErr = errno;
+  pthread_sigmask(SIG_SETMASK, &mask, nullptr);
   close(go[0]);
   close(report[1]);
-
-  auto childFailure = [&](const char* fallbackStep) -> Napi::Value {
-    Report r{-2, 0};
-    ssize_t n;
-    do {
-      n = read(report[0], &r, sizeof r);
-    } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    restore();
-    if (n != sizeof r) return Result(env, 0, fallbackStep, EIO, -2);
-    return Result(env, 0, StepName(r.step), r.err, r.step);
+  int pidfd = pid > 0 ? PidFd(pid) : -1;
+  auto restore = [&]() {
+    SetChild(0, -1);
+    for (int i = 0; i < 4; i++) sigaction(kForwarded[i], &saved[i], nullptr);
+    if (pidfd >= 0) close(pidfd);
   };
-
-  if (!ReadByte(ready[0])) {
-    close(ready[0]);
+  if (pid < 0) {
     close(go[1]);
-    return childFailure("unshare");
+    close(report[0]);
+    restore();
+    return Result(env, 0, "unshare", cloneErr, -1);
   }
-  close(ready[0]);
+  SetChild(pid, pidfd);
 
   int err = 0;
   const char* step = nullptr;
@@ -586,6 +719,7 @@ Napi::Value RunSandbox(const Napi::CallbackInfo& info) {
   if (step != nullptr) {
     close(go[1]);
     close(report[0]);
+    SetChild(0, -1);
     KillAndReap(pid);
     restore();
     return Result(env, 0, step, err, -2);
@@ -593,30 +727,19 @@ Napi::Value RunSandbox(const Napi::CallbackInfo& info) {
   WriteAll(go[1], "g", 1);
   close(go[1]);
 
-  // Wait for the report pipe to close (execve succeeded) or carry a failure.
+  // The report pipe closes when the guest's execve succeeds, or carries a failure.
   Report r;
   ssize_t n;
   do {
     n = read(report[0], &r, sizeof r);
   } while (n < 0 && errno == EINTR);
-  if (n == sizeof r) {
-    close(report[0]);
-    while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-    }
-    restore();
-    return Result(env, 0, StepName(r.step), r.err, r.step);
-  }
   close(report[0]);
 
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) {
-      err = errno;
-      restore();
-      return Result(env, 0, "waitpid", err, -2);
-    }
-  }
+  err = WaitChild(pid, &status);
   restore();
+  if (n == sizeof r) return Result(env, 0, StepName(r.step), r.err, r.step);
+  if (err != 0) return Result(env, 0, "waitpid", err, -2);
   return Result(env, status, nullptr, 0, 0);
 }
 

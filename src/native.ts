@@ -22,12 +22,13 @@ export interface NativeOpError extends Error {
  * written. `target` and `path` name places inside the current root: the
  * host's '/' until a `root` op names the new root. The child resolves them
  * from that root's descriptor with no symlink or '..' able to leave it, and
- * acts on what it opened. Bind sources are host paths.
+ * acts on what it opened. Bind sources are host paths. An op marked
+ * `fallback` runs only when the op before it failed, which is then no error.
  */
 export type SandboxOp =
-  | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string; optional?: boolean }
+  | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string; optional?: boolean; fallback?: boolean }
   /** Binds host `source` on `target`; `readonly` covers the submounts too when `recursive`. */
-  | { op: 'bind'; source: string; target: string; recursive?: boolean; readonly?: boolean; optional?: boolean }
+  | { op: 'bind'; source: string; target: string; recursive?: boolean; readonly?: boolean; optional?: boolean; fallback?: boolean }
   | { op: 'write'; path: string; data: string; optional?: boolean }
   /** mkdir, file (an empty regular file: a place to bind a file or device onto) and symlink keep what is already there. */
   | { op: 'mkdir'; path: string; mode?: number; optional?: boolean }
@@ -35,7 +36,7 @@ export type SandboxOp =
   | { op: 'symlink'; path: string; linkTarget: string; optional?: boolean }
   /** The host directory that becomes the guest's '/': later paths resolve inside it. */
   | { op: 'root'; path: string }
-  /** Makes the root named by `root` the process's own. */
+  /** pivot_root into the root named by `root`; the old root is detached. */
   | { op: 'enter' }
   | { op: 'chdir'; path: string };
 
@@ -67,7 +68,11 @@ export type SandboxResult =
 export interface NativeAddon {
   /** Replaces this process with `path`; returns only by throwing a NativeOpError. */
   execve(path: string, argv: readonly string[], env: readonly string[]): never;
-  /** Runs a sandbox and waits for it; signals sent to xrun meanwhile go to the guest. */
+  /**
+   * Runs a sandbox and waits for it: new user, mount and pid namespaces, an init of xrun's as pid 1 that
+   * forks the guest and ends with it. Signals sent to xrun meanwhile go to the guest; if xrun dies, so does
+   * everything in the sandbox.
+   */
   runSandbox(spec: SandboxSpec): SandboxResult;
 }
 

@@ -9,8 +9,8 @@ function row(label: string, text: string): string {
 
 export function formatSandboxPlan(plan: SandboxPlan): string {
   let out = row('mode', plan.mode === 'rootfs'
-    ? `rootfs: new user + mount namespaces, root ${plan.root}`
-    : 'transparent: new user + mount namespaces, host file system, foreign programs emulated');
+    ? `rootfs: new user, mount and pid namespaces, pivot_root into ${plan.root}`
+    : 'transparent: new user, mount and pid namespaces, host file system, foreign programs emulated');
   out += row('program', `${plan.program.path}${plan.program.hostPath !== plan.program.path ? ` (${plan.program.hostPath} on the host)` : ''}${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
   out += row('ids', `uid_map "${plan.idmap.uidMap}", gid_map "${plan.idmap.gidMap}" (${plan.idmap.reason})`);
   for (const e of plan.binfmt) {

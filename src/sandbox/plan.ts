@@ -244,7 +244,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
 
   if (root) {
     ops.push({ op: 'root', path: root });
-    mountProcSys(ops, mounts);
+    mountProcSys(ops, mounts, entries.length > 0);
     mountDev(req, ops, mounts);
     // Only onto a file the rootfs has, found inside it (a symlink there points into the rootfs, never out).
     const resolv = resolveInRoot(root, '/etc/resolv.conf', DISK);
@@ -310,11 +310,18 @@ function mountPoint(ops: SandboxOp[], path: string): void {
   ops.push({ op: 'mkdir', path, optional: true });
 }
 
-/** The host's /proc, and its /sys read-only: the guest reads them, never changes the host through them. */
-function mountProcSys(ops: SandboxOp[], mounts: PlannedMount[]): void {
+/**
+ * A /proc of the sandbox's own pid namespace (the guest sees only its own
+ * processes), or the host's where the kernel refuses a new one (a /proc with
+ * parts hidden under other mounts, as in some containers); /sys read-only.
+ */
+function mountProcSys(ops: SandboxOp[], mounts: PlannedMount[], binfmt: boolean): void {
   mountPoint(ops, '/proc');
-  ops.push({ op: 'bind', source: '/proc', target: '/proc', recursive: true });
-  mounts.push({ source: '/proc', target: '/proc', what: "the host's /proc, recursively" });
+  ops.push({ op: 'mount', source: 'proc', target: '/proc', fstype: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC });
+  ops.push({ op: 'bind', source: '/proc', target: '/proc', recursive: true, fallback: true });
+  mounts.push({ source: 'proc', target: '/proc', what: "the sandbox's own (its pid namespace's processes only); the host's where the kernel refuses a new one" });
+  // The guest sees its binfmt_misc entries where a Linux system has them.
+  if (binfmt) ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
   mountPoint(ops, '/sys');
   ops.push({ op: 'bind', source: '/sys', target: '/sys', recursive: true, readonly: true, optional: true });
   mounts.push({ source: '/sys', target: '/sys', what: "the host's /sys, recursively, read-only" });

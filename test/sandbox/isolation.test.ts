@@ -3,7 +3,7 @@
  * finding of issue 12, as root and as an unprivileged user.
  */
 
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync, readdirSync, symlinkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -114,3 +114,168 @@ for (const runner of [currentUser, otherUser]) {
     });
   });
 }
+
+/** Host pids of `pid` and everything below it, with their start times (to tell a recycled pid apart). */
+function descendants(pid: number): Map<number, string> {
+  const children = new Map<number, number[]>();
+  const start = new Map<number, string>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ppid = Number(fields[1]);
+    children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    start.set(Number(name), fields[19]!);
+  }
+  const out = new Map<number, string>();
+  const walk = (p: number) => {
+    out.set(p, start.get(p) ?? '');
+    for (const c of children.get(p) ?? []) walk(c);
+  };
+  walk(pid);
+  return out;
+}
+
+/** Which of `pids` still run (same pid, same start time, not a zombie). */
+function stillRunning(pids: Map<number, string>): number[] {
+  return [...pids].filter(([pid, start]) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return fields[0] !== 'Z' && fields[19] === start;
+    } catch {
+      return false;
+    }
+  }).map(([pid]) => pid);
+}
+
+/** Starts xrun, waits for the guest to print `ready`, returns its process and the host pids under it. */
+async function startGuest(runner: Runner, args: string[]): Promise<{ proc: ResultPromise; pids: Map<number, string> }> {
+  const proc = runner.run(args) as unknown as ResultPromise;
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    proc.stdout!.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes('ready\n')) resolve();
+    });
+    proc.then(() => reject(new Error(`xrun ended before the guest was ready: ${seen}`)), reject);
+  });
+  // Everything the guest started by now: it printed after forking them.
+  await new Promise((r) => setTimeout(r, 300));
+  return { proc, pids: descendants(proc.pid!) };
+}
+
+for (const runner of [currentUser, otherUser]) {
+  describe(`process lifetime, as ${runner.who}`, () => {
+    it('guest processes outlive xrun: after SIGKILL of xrun no guest process remains', async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      const { proc, pids } = await startGuest(runner, ['--rootfs', root, 'sh', '-c', 'sleep 60 & sleep 60 & echo ready; wait']);
+      // xrun, its init, the shell, two sleeps.
+      expect(pids.size).toBeGreaterThanOrEqual(5);
+      proc.kill('SIGKILL');
+      await proc;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(stillRunning(pids)).toEqual([]);
+    });
+
+    it('SIGTERM reached only the direct child: after SIGTERM neither children nor grandchildren remain', async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      const { proc, pids } = await startGuest(runner, ['--rootfs', root, 'sh', '-c', 'sh -c "sleep 60 & sleep 60 & wait" & sleep 0.3; echo ready; wait']);
+      expect(pids.size).toBeGreaterThanOrEqual(6);
+      proc.kill('SIGTERM');
+      const r = await proc;
+      expect(r.exitCode).toBe(143);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(stillRunning(pids)).toEqual([]);
+    });
+
+    it("host /proc: the guest sees only its own processes in /proc", async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      const r = await runner.run(['--rootfs', root, 'sh', '-c', 'echo /proc/[0-9]*; cat /proc/1/comm']);
+      expect(r.stderr).toBe('');
+      // xrun's init and the shell that expands the pattern.
+      expect(r.stdout).toBe('/proc/1 /proc/2\nxrun-init\n');
+    });
+
+    it("chroot escape: mkdir x; chroot x; cd ../../..; chroot . stays in the guest's root", async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const cc = await execa('cc', ['--version'], { reject: false });
+      skipIf(ctx, cc.exitCode !== 0 && 'no C compiler (cc) to build the escape program');
+      const root = await rootfsFor(runner);
+      const host = scratchFor(runner);
+      writeFileSync(join(host, 'host-only'), 'host\n');
+      writeFileSync(join(root, 'guest-only'), 'guest\n');
+      writeFileSync(join(host, 'escape.c'), ESCAPE_C);
+      // A static native program: it runs in the foreign root without an emulator.
+      const built = await execa('cc', ['-static', '-O', '-o', join(root, 'escape'), join(host, 'escape.c')], { reject: false });
+      skipIf(ctx, built.exitCode !== 0 && `cannot link a static program: ${built.stderr.split('\n')[0]}`);
+      await own(runner, join(root, 'escape'), join(root, 'guest-only'));
+      const r = await runner.run(['--rootfs', root, '--cwd', '/tmp', '/escape', join(host, 'host-only')]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('host file: no\nguest file: yes\n');
+      expect(r.exitCode).toBe(0);
+    });
+  });
+}
+
+/** The classic chroot escape, as a root that is root in its namespace can run it. */
+const ESCAPE_C = `
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  mkdir("x", 0755);
+  if (chroot("x") != 0) { perror("chroot x"); return 2; }
+  for (int i = 0; i < 64; i++) chdir("..");
+  if (chroot(".") != 0) { perror("chroot ."); return 3; }
+  chdir("/");
+  printf("host file: %s\\n", access(argv[1], F_OK) == 0 ? "yes" : "no");
+  printf("guest file: %s\\n", access("/guest-only", F_OK) == 0 ? "yes" : "no");
+  return 0;
+}
+`;
+
+describe('mount targets are resolved race-free', () => {
+  it('check-then-use on mount targets: a symlink-swap race during 200 launches never creates anything outside the root', async (ctx) => {
+    const runner = currentUser;
+    skipIf(ctx, cannotSandbox(runner));
+    const root = await rootfsFor(runner);
+    const host = scratchFor(runner);
+    const src = scratchFor(runner);
+    mkdirSync(join(root, 'work.dir'));
+    symlinkSync(host, join(root, 'work.link'));
+    // Swaps ROOT/work between a directory and a symlink to a host directory, each about half the time.
+    const swapper = execa(process.execPath, ['-e', `
+      const fs = require('node:fs');
+      const [w, d, l] = ${JSON.stringify([join(root, 'work'), join(root, 'work.dir'), join(root, 'work.link')])};
+      const pause = new Int32Array(new SharedArrayBuffer(4));
+      for (;;) {
+        for (const [from, to] of [[d, w], [w, d], [l, w], [w, l]]) {
+          try { fs.renameSync(from, to); } catch {}
+          if (to === w) Atomics.wait(pause, 0, 0, 1);
+        }
+      }`], { reject: false });
+    const outcomes = new Map<number, number>();
+    try {
+      for (let i = 0; i < 200; i++) {
+        const r = await runner.run(['--rootfs', root, '--bind', `${src}:/work/sub`, '/bin/true']);
+        outcomes.set(r.exitCode ?? -1, (outcomes.get(r.exitCode ?? -1) ?? 0) + 1);
+        expect(readdirSync(host)).toEqual([]);
+      }
+    } finally {
+      swapper.kill('SIGKILL');
+      await swapper;
+    }
+    // Some launches reached the child's mounts (0: the target was a directory then; 125: refused inside).
+    expect((outcomes.get(0) ?? 0) + (outcomes.get(125) ?? 0), JSON.stringify([...outcomes])).toBeGreaterThan(0);
+    expect([...outcomes.keys()].every((code) => [0, 2, 125].includes(code))).toBe(true);
+  }, 300_000);
+});
