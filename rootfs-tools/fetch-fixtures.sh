@@ -2,7 +2,7 @@
 # Fetch real foreign binaries from Debian's archive for xrun's tests and the README's example.
 #
 # Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
-#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs, vm, node) or items (sysroot/s390x)
+#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs, vm, node, tree, blas) or items (sysroot/s390x)
 #   --print-dir    print the cache directory and exit
 # Environment:
 #   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
@@ -21,6 +21,14 @@
 #                                      under `qemu -L` or in a chroot (no shell, no /etc skeleton):
 #                                        arm64-bookworm  Debian 12, node 18
 #                                        arm64-trixie    Debian 13, node 20
+#   tree/<debarch>/                    dpkg -x of busybox, perl-base and the libc6 and libcrypt1 they load,
+#                                      as Debian ships them (ppc64el's and mips64el's loader is an
+#                                      absolute link), plus applet links and a skeleton:
+#                                      arm64 armhf mips64el ppc64el s390x
+#   blas/<debarch>/                    busybox, libc6 and libblas3 (reference BLAS, with the libgfortran5 and
+#                                      libgcc-s1 it loads), and the alternatives links libblas3's
+#                                      maintainer script makes (absolute, as update-alternatives makes
+#                                      them): arm64
 #   .stamps/<group>.<name>             written last; an item without its stamp is rebuilt
 #
 # The system's apt configuration and state are never touched: apt-get runs on a private
@@ -46,9 +54,13 @@ readonly MODULES=(virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev
 declare -A RESOLVED=()
 # <debarch>-<suite>; these items take their suite from the name, not from SUITE.
 readonly NODE_TREES=(arm64-bookworm arm64-trixie)
+readonly TREE_ARCHES=(arm64 armhf mips64el ppc64el s390x)
+readonly BLAS_ARCHES=(arm64)
 # PT_INTERP of Debian's dynamic busybox, relative to the tree: checked so that a layout change
 # in the archive fails here rather than as a puzzling ENOENT under qemu.
-declare -rA LOADER=([arm64]=lib/ld-linux-aarch64.so.1 [s390x]=lib/ld64.so.1)
+declare -rA LOADER=([arm64]=lib/ld-linux-aarch64.so.1 [s390x]=lib/ld64.so.1 [armhf]=lib/ld-linux-armhf.so.3
+  [mips64el]=lib64/ld.so.1 [ppc64el]=lib64/ld64.so.2)
+declare -rA TRIPLET=([arm64]=aarch64-linux-gnu)
 readonly APPLETS=(sh ls cat echo true false id uname pwd env mkdir touch rm sleep seq wc head
   grep sed test stat)
 
@@ -90,6 +102,8 @@ all_items() {
   for a in "${ROOTFS_ARCHES[@]}"; do echo "rootfs/$a"; done
   for a in "${VM_ARCHES[@]}"; do echo "vm/$a"; done
   for a in "${NODE_TREES[@]}"; do echo "node/$a"; done
+  for a in "${TREE_ARCHES[@]}"; do echo "tree/$a"; done
+  for a in "${BLAS_ARCHES[@]}"; do echo "blas/$a"; done
 }
 
 stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
@@ -109,6 +123,8 @@ packages_of() {
     sysroot | rootfs) echo "busybox:$arch libc6:$arch" ;;
     # The metapackage names the suite's current kernel; resolve_metapackages finds which.
     vm) echo "${RESOLVED[linux-image-$arch:$arch]:-linux-image-$arch:$arch} busybox-static:$arch" ;;
+    tree) echo "busybox:$arch libc6:$arch libcrypt1:$arch perl-base:$arch" ;;
+    blas) echo "busybox:$arch libc6:$arch libblas3:$arch libgfortran5:$arch libgcc-s1:$arch" ;;
     *) die "no recipe for $1" ;;
   esac
 }
@@ -147,6 +163,40 @@ extract_tree() {
   [[ -x $dest/bin/busybox ]] || die "$item: no bin/busybox in the busybox package"
   # -e follows the loader's relative symlink, so this also proves it resolves inside the tree.
   [[ -e $dest/${LOADER[${item#*/}]} ]] || die "$item: loader ${LOADER[${item#*/}]} missing from the tree"
+}
+
+# Whether PATH exists in the tree ROOT as a chroot would see it: links followed with ROOT as /.
+exists_in_tree() {
+  local root=$1 path=$2 hops=0 link
+  while ((hops++ < 40)); do
+    if [[ -L $root/$path ]]; then
+      link=$(readlink -- "$root/$path")
+      if [[ $link == /* ]]; then path=${link#/}; else path=$(dirname -- "$path")/$link; fi
+    else
+      [[ -e $root/$path ]]
+      return
+    fi
+  done
+  return 1
+}
+
+# Debian's packages as dpkg -x leaves them: the loader's link may be absolute (ppc64el, mips64el).
+extract_debian_tree() {
+  local item=$1 dest=$2 pkg
+  mkdir -m 755 -- "$dest"
+  for pkg in $(packages_of "$item"); do dpkg -x "$(deb_of "$pkg")" "$dest"; done
+  [[ -x $dest/bin/busybox ]] || die "$item: no bin/busybox in the busybox package"
+  exists_in_tree "$dest" "${LOADER[${item#*/}]}" || die "$item: loader ${LOADER[${item#*/}]} missing from the tree"
+}
+
+# What libblas3's postinst does with update-alternatives: both links absolute.
+make_blas_alternatives() {
+  local root=$1 triplet=${TRIPLET[$2]} name
+  name=libblas.so.3-$triplet
+  [[ -f $root/usr/lib/$triplet/blas/libblas.so.3 ]] || die "blas/$2: no usr/lib/$triplet/blas/libblas.so.3 in libblas3"
+  mkdir -p "$root/etc/alternatives"
+  ln -s "/usr/lib/$triplet/blas/libblas.so.3" "$root/etc/alternatives/$name"
+  ln -s "/etc/alternatives/$name" "$root/usr/lib/$triplet/libblas.so.3"
 }
 
 # No qemu here, so `busybox --install` cannot run: the applet links are made by hand.
@@ -188,6 +238,16 @@ build_item() {
       ;;
     vm)
       build_vm "$item" "$tmp"
+      ;;
+    tree)
+      extract_debian_tree "$item" "$tmp"
+      [[ -x $tmp/usr/bin/perl ]] || die "$item: no usr/bin/perl in perl-base"
+      make_rootfs_skeleton "$tmp"
+      ;;
+    blas)
+      extract_debian_tree "$item" "$tmp"
+      make_blas_alternatives "$tmp" "${item#*/}"
+      make_rootfs_skeleton "$tmp"
       ;;
     *) die "no recipe for $item" ;;
   esac

@@ -5,6 +5,7 @@
  * interface once and loads it, saying every path it tried when it cannot.
  */
 
+import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { XrunError } from './errors.js';
@@ -100,6 +101,31 @@ export function native(): NativeAddon {
   }
   throw new XrunError('native-missing', `cannot load the native addon; tried: ${tried.join('; ')}`, {
     hint: 'build it with `npm run build` in the xrun directory (needs cmake and a C++ compiler)',
+  });
+}
+
+/**
+ * The view helper program (native/view/view.c), built next to the addon; a
+ * direct launch from a tree with absolute links execs it in xrun's place.
+ * Throws an XrunError naming every path tried.
+ */
+export function viewHelper(): string {
+  const root = packageRoot();
+  const tried = [
+    ...(process.env.XRUN_VIEW_HELPER ? [process.env.XRUN_VIEW_HELPER] : []),
+    join(root, 'build', 'Release', 'xrun-view'),
+    join(root, 'build', 'Debug', 'xrun-view'),
+  ];
+  for (const path of tried) {
+    try {
+      accessSync(path, constants.X_OK);
+      return path;
+    } catch {
+      // next
+    }
+  }
+  throw new XrunError('native-missing', `cannot find the view helper xrun-view; tried: ${tried.join(', ')}`, {
+    hint: 'build it with `npm run build` in the xrun directory (needs cmake and a C compiler)',
   });
 }
 

@@ -1,6 +1,7 @@
 /** The text form of a direct launch plan, for `--explain`. */
 
 import type { DirectPlan } from './plan.js';
+import type { LoaderResolution } from './sysroot.js';
 
 /** Quotes a word for a POSIX shell when it needs it. */
 export function shellQuote(word: string): string {
@@ -9,6 +10,15 @@ export function shellQuote(word: string): string {
 
 function row(label: string, text: string): string {
   return `${label.padEnd(10)}${text}\n`;
+}
+
+function loaderText(loader: LoaderResolution, viewed: boolean): string {
+  if (loader.hops.length === 0) return `${loader.file} (no links)`;
+  const hops = loader.hops.map((h) => `${h.link} -> ${h.target}`).join(', ');
+  const how = loader.escapes
+    ? `links followed inside the tree, as a chroot would${viewed ? '; the view lets QEMU follow them too' : ''}`
+    : 'links followed inside the tree';
+  return `${loader.file} (${hops}: ${how})`;
 }
 
 export function formatDirectPlan(plan: DirectPlan): string {
@@ -29,6 +39,12 @@ export function formatDirectPlan(plan: DirectPlan): string {
     out += row('emulator', `${emu.path} (${linked}; ${emu.reason})`);
     const s = plan.sysroot!;
     out += row('sysroot', s.path ? `${s.path} (${s.reason})` : `none (${s.reason})`);
+    if (s.loader) out += row('loader', loaderText(s.loader, s.view !== undefined));
+    for (const p of s.passedOver) out += row('', `passed over ${p.path}: ${p.why}`);
+    if (s.view) {
+      out += row('view', s.view.reason);
+      for (const m of s.view.mounts) out += row('', `${m.target} = ${m.layers.join(' over ')}`);
+    }
   }
   out += row('argv0', `${plan.argv0.value} (${plan.argv0.reason})`);
   out += row('exec', plan.exec.argv.map(shellQuote).join(' '));

@@ -10,6 +10,9 @@ import { requireEmulator, type Emulator } from '../emulator.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { locate, readProgram, type ElfProgram, type Program } from './program.js';
 import { chooseSysroot, type Sysroot } from './sysroot.js';
+import type { TreeView } from './view.js';
+import { EXIT } from '../errors.js';
+import { viewHelper } from '../native.js';
 
 export interface LaunchRequest {
   /** The program as the user typed it. */
@@ -110,6 +113,7 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
   const qemuArgs = ['-0', argv[0]!, ...(sysroot.path ? ['-L', sysroot.path] : [])];
   if (emulator.static === false) notes.push('the emulator is dynamically linked: fine here, but it cannot work inside a chroot or container');
   notes.push('direct mode: foreign programs this one starts run only if a binfmt_misc entry covers them (see --rootfs, --transparent)');
+  const emulated = [emulator.path, ...qemuArgs, elf.path, ...argv.slice(1)];
   return {
     kind: 'direct',
     mode: 'emulated',
@@ -119,8 +123,23 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
     emulator,
     sysroot,
     argv0,
-    exec: { path: emulator.path, argv: [emulator.path, ...qemuArgs, elf.path, ...argv.slice(1)] },
+    exec: sysroot.view ? viewExec(sysroot.view, elf.path, emulated) : { path: emulator.path, argv: emulated },
     notes,
   };
 }
 
+/**
+ * The launch through the view helper: it makes the private view of the tree,
+ * then execs the emulator in xrun's place, so pid, argv and exit status are
+ * the program's as in any direct launch.
+ */
+function viewExec(view: TreeView, program: string, emulated: readonly string[]): DirectPlan['exec'] {
+  const helper = viewHelper();
+  const message = `xrun: cannot run ${program} with the files of its tree ${view.root}`;
+  const hint = `hint: run it inside its tree instead: xrun --rootfs ${view.root} ...`;
+  const mounts = view.mounts.flatMap((m) => [m.target, String(m.layers.length), ...m.layers]);
+  return {
+    path: helper,
+    argv: [helper, message, hint, String(EXIT.notFound), String(view.mounts.length), ...mounts, ...emulated],
+  };
+}

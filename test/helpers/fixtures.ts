@@ -16,6 +16,10 @@ export const STATIC_ARCHES = ['arm64', 'armel', 'armhf', 'i386', 'mips64el', 'mi
 export const SYSROOT_ARCHES = ['arm64', 's390x'] as const;
 /** Debian architectures with a chroot-able root file system: rootfs/<debarch>/. */
 export const ROOTFS_ARCHES = ['arm64'] as const;
+/** Debian architectures with a tree of busybox, perl-base and their libraries as Debian ships them: tree/<debarch>/. */
+export const TREE_ARCHES = ['arm64', 'armhf', 'mips64el', 'ppc64el', 's390x'] as const;
+/** Debian architectures with a tree holding libblas3 behind Debian's (absolute) alternatives links: blas/<debarch>/. */
+export const BLAS_ARCHES = ['arm64'] as const;
 
 /**
  * Debian's nodejs with every library it loads, one tree per `<debarch>-<suite>`: node/<name>/usr/bin/node
@@ -28,19 +32,25 @@ export type StaticArch = (typeof STATIC_ARCHES)[number];
 export type SysrootArch = (typeof SYSROOT_ARCHES)[number];
 export type RootfsArch = (typeof ROOTFS_ARCHES)[number];
 export type NodeTree = (typeof NODE_TREES)[number];
+export type TreeArch = (typeof TREE_ARCHES)[number];
+export type BlasArch = (typeof BLAS_ARCHES)[number];
 
 /** One fetched unit, named as the script's `--only` takes it, e.g. `sysroot/s390x`. */
 export type FixtureItem =
   | `busybox-static/${StaticArch}`
   | `sysroot/${SysrootArch}`
   | `rootfs/${RootfsArch}`
-  | `node/${NodeTree}`;
+  | `node/${NodeTree}`
+  | `tree/${TreeArch}`
+  | `blas/${BlasArch}`;
 
 export const ALL_ITEMS: readonly FixtureItem[] = [
   ...STATIC_ARCHES.map((a) => `busybox-static/${a}` as const),
   ...SYSROOT_ARCHES.map((a) => `sysroot/${a}` as const),
   ...ROOTFS_ARCHES.map((a) => `rootfs/${a}` as const),
   ...NODE_TREES.map((t) => `node/${t}` as const),
+  ...TREE_ARCHES.map((a) => `tree/${a}` as const),
+  ...BLAS_ARCHES.map((a) => `blas/${a}` as const),
 ];
 
 /**
@@ -75,6 +85,19 @@ export function rootfs(debarch: string, env: Env = process.env): string {
 /** A tree holding Debian's nodejs for `name` (e.g. `arm64-trixie`): run `usr/bin/node` under `qemu -L` or chroot. */
 export function nodeTree(name: string, env: Env = process.env): string {
   return join(fixturesDir(env), 'node', known(NODE_TREES, name, 'node'));
+}
+
+/**
+ * Debian's busybox (bin/busybox, with applet links), perl-base (usr/bin/perl) and the libc6 and
+ * libcrypt1 they load, unpacked as Debian ships them: the loader link is absolute on ppc64el and mips64el.
+ */
+export function tree(debarch: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'tree', known(TREE_ARCHES, debarch, 'tree'));
+}
+
+/** busybox, libc6 and libblas3, with libblas.so.3 -> /etc/alternatives/... -> /usr/lib/<triplet>/blas/libblas.so.3. */
+export function blas(debarch: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'blas', known(BLAS_ARCHES, debarch, 'blas'));
 }
 
 function known<A extends string>(arches: readonly A[], debarch: string, group: string): A {

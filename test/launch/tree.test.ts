@@ -1,0 +1,208 @@
+/**
+ * Direct launch from real Debian trees: the program's own tree is found from
+ * its path, its links are followed as a chroot would follow them, and the
+ * program prints what it prints inside the tree with --rootfs. The built CLI
+ * as a process, Debian's own packages, real QEMU, real namespaces.
+ */
+
+import { execa } from 'execa';
+import { cpSync, existsSync, realpathSync, statSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { archByName } from '../../src/arch.js';
+import { host, runsNatively } from '../../src/host.js';
+import { probeFeatures } from '../../src/sandbox/features.js';
+import { sandboxBlocker } from '../../src/sandbox/command.js';
+import { blas, fixturesSkipReason, sysroot, tree, TREE_ARCHES, type FixtureItem } from '../helpers/fixtures.js';
+import { skipIf } from '../helpers/skip.js';
+import { cleanupRunners, copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
+import { shell, xrun } from './run.js';
+
+const QEMU: Record<string, string> = { arm64: 'aarch64', armhf: 'arm', mips64el: 'mips64el', ppc64el: 'ppc64le', s390x: 's390x' };
+const features = probeFeatures();
+const blocker = sandboxBlocker(features);
+
+const tmp = mkdtempSync(join(tmpdir(), 'xrun-tree-'));
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+  cleanupRunners();
+});
+
+const missing = (...items: FixtureItem[]) => fixturesSkipReason(items);
+const noQemu = (debarch: string) => (existsSync(`/usr/bin/qemu-${QEMU[debarch]}-static`) ? undefined : `qemu-${QEMU[debarch]}-static not installed`);
+const native = (debarch: string) => (runsNatively(host(), archByName(QEMU[debarch]!)!) ? `${debarch} runs natively on this host` : undefined);
+const noView = () => (blocker ? `no private view here: ${blocker.why}` : undefined);
+const noRootfs = () =>
+  blocker ? `no --rootfs here: ${blocker.why}` : features.sandboxedBinfmt ? undefined : `Linux ${features.kernel.text} has no binfmt_misc per user namespace`;
+
+function plan(stdout: string): { sysroot: { source: string; path?: string; passedOver: { path: string; why: string }[]; view?: { mounts: { target: string; layers: string[] }[] }; loader?: { hops: unknown[] } } } {
+  return JSON.parse(stdout);
+}
+
+const PROGRAMS = [
+  // Shell builtins only: in a direct launch the commands a shell starts are the host's, or the tree's under binfmt_misc.
+  { name: 'busybox', path: 'bin/busybox', args: ['sh', '-c', 'read l < /etc/passwd; echo "$l"; exit 3'] },
+  { name: 'perl', path: 'usr/bin/perl', args: ['-MList::Util=sum', '-MPOSIX=floor', '-e', 'open my $f, "<", "/etc/passwd" or die; print sum(1..4), " ", floor(7/2), " ", scalar(<$f>); exit 3'] },
+];
+
+describe('a program in its own Debian tree, per architecture', () => {
+  for (const debarch of TREE_ARCHES) {
+    describe(debarch, () => {
+      for (const prog of PROGRAMS) {
+        it(`${prog.name}: found from its path, with -L TREE and with QEMU_LD_PREFIX=TREE, prints what --rootfs TREE prints`, async (ctx) => {
+          skipIf(ctx, missing(`tree/${debarch}`) ?? native(debarch) ?? noQemu(debarch) ?? noView() ?? noRootfs());
+          const root = tree(debarch);
+          const program = join(root, prog.path);
+          // The host's locale is not the tree's: a big-endian guest cannot read a little-endian locale archive.
+          const env = { LC_ALL: 'C' };
+          const reference = await xrun(['--rootfs', root, '--env', 'LC_ALL=C', `/${prog.path}`, ...prog.args]);
+          expect(reference.stderr).toBe('');
+          expect(reference.exitCode).toBe(3);
+          expect(reference.stdout).toMatch(/root:x:0:0/);
+          const runs = {
+            'from its path': await xrun([program, ...prog.args], { env: { ...env, QEMU_LD_PREFIX: undefined } }),
+            '-L TREE': await xrun(['-L', root, program, ...prog.args], { env: { ...env, QEMU_LD_PREFIX: undefined } }),
+            'QEMU_LD_PREFIX=TREE': await xrun([program, ...prog.args], { env: { ...env, QEMU_LD_PREFIX: root } }),
+          };
+          for (const [how, r] of Object.entries(runs)) {
+            expect(r.stderr, how).toBe('');
+            expect(r.stdout, how).toBe(reference.stdout);
+            expect(r.exitCode, how).toBe(3);
+          }
+          const p = plan((await xrun(['--explain', '--json', program], { env: { QEMU_LD_PREFIX: undefined } })).stdout);
+          expect(p.sysroot).toMatchObject({ source: 'enclosing', path: root });
+        });
+      }
+    });
+  }
+});
+
+describe('loaders behind absolute links (Debian ppc64el and mips64el)', () => {
+  for (const debarch of ['ppc64el', 'mips64el'] as const) {
+    it(`${debarch}: perl's $^X and /proc/self/exe name the program, exit 7 gives 7, --explain shows the link followed inside`, async (ctx) => {
+      skipIf(ctx, missing(`tree/${debarch}`) ?? native(debarch) ?? noQemu(debarch) ?? noView());
+      const root = tree(debarch);
+      const loaderLink = debarch === 'ppc64el' ? 'lib64/ld64.so.2' : 'lib64/ld.so.1';
+      // The finding: Debian ships this link absolute, so the host's lookup (and QEMU's -L) dangles.
+      expect(readlinkSync(join(root, loaderLink))).toMatch(/^\//);
+      const perl = join(root, 'usr', 'bin', 'perl');
+      const r = await xrun([perl, '-e', 'print "$^X\\n"; exit 7'], { env: { QEMU_LD_PREFIX: undefined } });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe(`${perl}\n`);
+      expect(r.exitCode).toBe(7);
+      const bb = join(root, 'bin', 'busybox');
+      const exe = await xrun([bb, 'readlink', '/proc/self/exe'], { env: { QEMU_LD_PREFIX: undefined } });
+      expect(exe.stdout).toBe(`${bb}\n`);
+      const text = (await xrun(['--explain', perl], { env: { QEMU_LD_PREFIX: undefined } })).stdout;
+      expect(text).toMatch(new RegExp(`^loader +.*${loaderLink} -> /lib/.*links followed inside the tree, as a chroot would`, 'm'));
+      expect(text).toMatch(/^view +.*read-only, in a private mount namespace/m);
+    });
+  }
+
+  it('a signal that kills the program is 128+N, through the view', async (ctx) => {
+    skipIf(ctx, missing('tree/ppc64el') ?? native('ppc64el') ?? noQemu('ppc64el') ?? noView());
+    const r = await shell(`$XRUN ${join(tree('ppc64el'), 'bin', 'busybox')} sh -c 'kill -TERM $$'; echo "status=$?"`, { env: { QEMU_LD_PREFIX: '' } });
+    expect(r.stdout).toBe('status=143\n');
+  });
+
+  it('nothing is written into the tree or the host, and nothing stays mounted', async (ctx) => {
+    skipIf(ctx, missing('tree/ppc64el') ?? native('ppc64el') ?? noQemu('ppc64el') ?? noView());
+    const root = tree('ppc64el');
+    const probe = `/etc/xrun-probe-${process.pid}`;
+    const stamp = async () => (await execa('find', [root, '-newer', join(root, 'usr', 'bin', 'perl'), '-printf', '%p %T@\\n'])).stdout;
+    const before = await stamp();
+    const mounts = readFileSync('/proc/self/mountinfo', 'utf8');
+    try {
+      // Neither in the tree (it has no such file) nor on the host (its /etc is under the view's read-only layer).
+      const r = await xrun([join(root, 'bin', 'busybox'), 'sh', '-c', `(: > ${probe}) 2>/dev/null && echo wrote || echo read-only`], { env: { QEMU_LD_PREFIX: undefined } });
+      expect(r.stdout).toBe('read-only\n');
+      expect(existsSync(probe)).toBe(false);
+      expect(existsSync(join(root, probe))).toBe(false);
+    } finally {
+      rmSync(probe, { force: true });
+    }
+    expect(await stamp()).toBe(before);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).toBe(mounts);
+  });
+
+  for (const runner of [currentUser, otherUser] as Runner[]) {
+    it(`as ${runner.who}: the view keeps the user's own ids`, async (ctx) => {
+      skipIf(ctx, runner.unavailable ?? missing('tree/ppc64el') ?? native('ppc64el') ?? noQemu('ppc64el') ?? noView());
+      const dir = runner.scratch();
+      await copyFor(runner, tree('ppc64el'), join(dir, 'tree'));
+      const perl = join(dir, 'tree', 'usr', 'bin', 'perl');
+      const r = await runner.run([perl, '-e', 'print "$< $> $^X\\n"; exit 7'], { env: { QEMU_LD_PREFIX: '' } });
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe(`${runner.uid} ${runner.uid} ${perl}\n`);
+      expect(r.exitCode).toBe(7);
+      rmSync(dir, { recursive: true, force: true });
+    });
+  }
+});
+
+describe('precedence: the program\'s own tree first', () => {
+  const cross = '/usr/aarch64-linux-gnu';
+  const crossLoader = join(cross, 'lib', 'ld-linux-aarch64.so.1');
+  const noCross = () => (existsSync(crossLoader) ? undefined : `no cross sysroot ${cross} (rootfs-tools/install-deps.sh installs gcc-aarch64-linux-gnu)`);
+
+  it('with a cross sysroot for the same arch, an arm64 tree whose loader link is absolute is chosen; --explain says the cross sysroot was passed over', async (ctx) => {
+    skipIf(ctx, missing('sysroot/arm64') ?? native('arm64') ?? noQemu('arm64') ?? noCross() ?? noView());
+    const root = join(tmp, 'arm64-absolute');
+    cpSync(sysroot('arm64'), root, { recursive: true, verbatimSymlinks: true });
+    rmSync(join(root, 'lib', 'ld-linux-aarch64.so.1'));
+    symlinkSync('/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1', join(root, 'lib', 'ld-linux-aarch64.so.1'));
+    // A marker only this tree has: the program must read the tree's files, not the cross sysroot's.
+    mkdirSync(join(root, 'etc'), { recursive: true });
+    writeFileSync(join(root, 'etc', 'marker'), 'own tree\n');
+    const bb = join(root, 'bin', 'busybox');
+    const r = await xrun([bb, 'cat', '/etc/marker'], { env: { QEMU_LD_PREFIX: undefined } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('own tree\n');
+    const p = plan((await xrun(['--explain', '--json', bb], { env: { QEMU_LD_PREFIX: undefined } })).stdout);
+    expect(p.sysroot).toMatchObject({ source: 'enclosing', path: root });
+    expect(p.sysroot.passedOver.map((x) => x.path)).toContain(cross);
+    const text = (await xrun(['--explain', bb], { env: { QEMU_LD_PREFIX: undefined } })).stdout;
+    expect(text).toContain(`passed over ${cross}: cross sysroot`);
+  });
+});
+
+describe('libraries behind Debian\'s alternatives links', () => {
+  const gcc = 'aarch64-linux-gnu-gcc';
+  const noGcc = async () => ((await execa(gcc, ['--version'], { reject: false })).exitCode === 0 ? undefined : `${gcc} not installed (rootfs-tools/install-deps.sh installs it)`);
+
+  it('a program linked against libblas.so.3 runs with the tree\'s library', async (ctx) => {
+    skipIf(ctx, missing('blas/arm64') ?? native('arm64') ?? noQemu('arm64') ?? noView() ?? (await noGcc()));
+    const root = join(tmp, 'blas');
+    cpSync(blas('arm64'), root, { recursive: true, verbatimSymlinks: true });
+    const lib = join(root, 'usr', 'lib', 'aarch64-linux-gnu');
+    expect(readlinkSync(join(lib, 'libblas.so.3'))).toBe('/etc/alternatives/libblas.so.3-aarch64-linux-gnu');
+    const src = join(tmp, 'ddot.c');
+    writeFileSync(src, [
+      '#include <stdio.h>',
+      '#include <string.h>',
+      'double ddot_(const int *n, const double *x, const int *incx, const double *y, const int *incy);',
+      'int main(void) {',
+      '  double x[3] = {1, 2, 3}, y[3] = {4, 5, 6};',
+      '  int n = 3, one = 1;',
+      '  printf("%g\\n", ddot_(&n, x, &one, y, &one));',
+      '  FILE *maps = fopen("/proc/self/maps", "r");',
+      '  char line[4096];',
+      '  while (maps && fgets(line, sizeof line, maps)) if (strstr(line, "libblas")) { fputs(line, stdout); break; }',
+      '  return 0;',
+      '}',
+    ].join('\n'));
+    const prog = join(root, 'usr', 'bin', 'ddot');
+    await execa(gcc, ['-o', prog, src, join(lib, 'blas', 'libblas.so.3'), `-Wl,-rpath-link,${lib}`]);
+    const r = await xrun([prog], { env: { QEMU_LD_PREFIX: undefined } });
+    expect(r.stderr).toBe('');
+    // The mapped library is the tree's own file: its inode, at the path the loader asked for.
+    const [sum, maps] = r.stdout.split('\n');
+    expect(sum).toBe('32');
+    const fields = maps!.trim().split(/ +/);
+    expect(fields[5]).toBe(realpathSync(join(lib, 'blas', 'libblas.so.3')).slice(root.length));
+    expect(Number(fields[4])).toBe(statSync(join(lib, 'blas', 'libblas.so.3')).ino);
+    const p = plan((await xrun(['--explain', '--json', prog], { env: { QEMU_LD_PREFIX: undefined } })).stdout);
+    expect(p.sysroot).toMatchObject({ source: 'enclosing', path: root });
+  });
+});
