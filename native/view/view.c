@@ -17,9 +17,11 @@
 // Policy (which directories, what to run, what to say) is xrun's: this program
 // does what its argv says.
 //
-// Usage: xrun-view MESSAGE HINT EXIT-CODE N [TARGET K LAYER*K]*N EXEC [ARGS...]
+// Usage: xrun-view MESSAGE HINT EXIT-CODE|continue N [TARGET K LAYER*K]*N EXEC [ARGS...]
 //   EXEC is also the program's argv[0]. On failure prints
-//   "MESSAGE: OP PATH: ERROR" and HINT, and exits with EXIT-CODE.
+//   "MESSAGE: OP PATH: ERROR" and HINT, and exits with EXIT-CODE; with
+//   `continue` for EXIT-CODE, a failure of the view itself is only said, and
+//   the program runs without the view.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -36,35 +38,53 @@ extern char** environ;
 
 static const char* message = "xrun: cannot set up the view";
 static const char* hint = "";
+// -1: on failure, say so and run the program without the (rest of the) view.
 static int fail_code = 125;
+static int viewing = 1;
 
-static void fail(const char* op, const char* path, int err) {
+static void say(const char* op, const char* path, int err) {
   fprintf(stderr, "%s: %s%s%s: %s\n", message, op, path ? " " : "", path ? path : "", strerror(err));
   if (hint[0] != '\0') fprintf(stderr, "%s\n", hint);
-  _exit(fail_code);
 }
 
-static void write_file(const char* path, const char* data) {
+static void fail(const char* op, const char* path, int err) {
+  say(op, path, err);
+  _exit(fail_code < 0 ? 125 : fail_code);
+}
+
+// A failure of the view itself: fatal, or with `continue` the program runs without it.
+static int view_failed(const char* op, const char* path, int err) {
+  if (fail_code >= 0) fail(op, path, err);
+  say(op, path, err);
+  viewing = 0;
+  return 0;
+}
+
+static int write_file(const char* path, const char* data) {
   int fd = open(path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) fail("open", path, errno);
+  if (fd < 0) return view_failed("open", path, errno);
   size_t len = strlen(data);
-  if (write(fd, data, len) != (ssize_t)len) fail("write", path, errno);
+  if (write(fd, data, len) != (ssize_t)len) {
+    close(fd);
+    return view_failed("write", path, errno);
+  }
   close(fd);
+  return 1;
 }
 
 // A private mount namespace, keeping the caller's identity.
-static void enter_namespace(void) {
+static int enter_namespace(void) {
   uid_t uid = geteuid();
   gid_t gid = getegid();
-  if (uid == 0 && unshare(CLONE_NEWNS) == 0) return;
-  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) fail("unshare", "(user and mount namespaces)", errno);
+  if (uid == 0 && unshare(CLONE_NEWNS) == 0) return 1;
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return view_failed("cannot make a private mount namespace", NULL, errno);
   char map[64];
   // An unprivileged process may map only its own ids, and gid_map needs setgroups denied first.
-  write_file("/proc/self/setgroups", "deny");
+  if (!write_file("/proc/self/setgroups", "deny")) return 0;
   snprintf(map, sizeof map, "%u %u 1\n", (unsigned)uid, (unsigned)uid);
-  write_file("/proc/self/uid_map", map);
+  if (!write_file("/proc/self/uid_map", map)) return 0;
   snprintf(map, sizeof map, "%u %u 1\n", (unsigned)gid, (unsigned)gid);
-  write_file("/proc/self/gid_map", map);
+  return write_file("/proc/self/gid_map", map);
 }
 
 static long number(const char* s) {
@@ -81,28 +101,27 @@ int main(int argc, char** argv) {
   }
   message = argv[1];
   hint = argv[2];
-  fail_code = (int)number(argv[3]);
+  fail_code = strcmp(argv[3], "continue") == 0 ? -1 : (int)number(argv[3]);
   long n = number(argv[4]);
 
-  enter_namespace();
   // Nothing mounted here may reach the parent namespace's mounts.
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail("make / private", NULL, errno);
+  if (enter_namespace() && mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) view_failed("make / private", NULL, errno);
 
   // Every layer opened now, before anything is mounted over it, and inside the
   // new namespace: overlayfs takes private clones of its layers' mounts only
   // from the caller's own namespace.
   int pos = 5;
-  int* fds = calloc((size_t)argc, sizeof(int));
+  int* fds = calloc((size_t)argc, sizeof(int));  // by argv index; 0 = not opened
   if (fds == NULL) fail("calloc", NULL, ENOMEM);
   for (long i = 0; i < n; i++) {
     if (pos + 2 > argc) fail("arguments", NULL, EINVAL);
     long k = number(argv[pos + 1]);
     // A read-only overlay needs two layers at least: the tree's and the host's own.
     if (k < 2 || pos + 2 + k >= argc) fail("arguments", NULL, EINVAL);
-    for (long j = 0; j < k; j++) {
+    for (long j = 0; j < k && viewing; j++) {
       const char* layer = argv[pos + 2 + j];
       fds[pos + 2 + j] = open(layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (fds[pos + 2 + j] < 0) fail("open", layer, errno);
+      if (fds[pos + 2 + j] < 0) view_failed("open", layer, errno);
     }
     pos += 2 + (int)k;
   }
@@ -114,7 +133,7 @@ int main(int argc, char** argv) {
   if (exec_fd < 0) fail("open", exec_path, errno);
 
   pos = 5;
-  for (long i = 0; i < n; i++) {
+  for (long i = 0; i < n && viewing; i++) {
     const char* target = argv[pos];
     long k = number(argv[pos + 1]);
     char data[4096] = "lowerdir=";
@@ -124,7 +143,7 @@ int main(int argc, char** argv) {
       if (w < 0 || (size_t)w >= sizeof data - used) fail("mount overlay on", target, E2BIG);
       used += (size_t)w;
     }
-    if (mount("xrun-view", target, "overlay", MS_RDONLY, data) != 0) fail("mount overlay on", target, errno);
+    if (mount("xrun-view", target, "overlay", MS_RDONLY, data) != 0) view_failed("mount overlay on", target, errno);
     pos += 2 + (int)k;
   }
   for (int i = 0; i < argc; i++) {
@@ -133,6 +152,7 @@ int main(int argc, char** argv) {
   free(fds);
 
   syscall(SYS_execveat, exec_fd, "", exec_argv, environ, AT_EMPTY_PATH);
-  fail("execve", exec_path, errno);
-  return 127;
+  int err = errno;
+  fprintf(stderr, "xrun: cannot execute %s: %s\n", exec_path, strerror(err));
+  return err == ENOENT ? 127 : 126;
 }

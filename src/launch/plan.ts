@@ -123,7 +123,7 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
     emulator,
     sysroot,
     argv0,
-    exec: sysroot.view ? viewExec(sysroot.view, elf.path, emulated) : { path: emulator.path, argv: emulated },
+    exec: sysroot.view ? viewExec(sysroot, sysroot.view, elf.path, emulated) : { path: emulator.path, argv: emulated },
     notes,
   };
 }
@@ -133,13 +133,16 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
  * then execs the emulator in xrun's place, so pid, argv and exit status are
  * the program's as in any direct launch.
  */
-function viewExec(view: TreeView, program: string, emulated: readonly string[]): DirectPlan['exec'] {
+function viewExec(sysroot: Sysroot, view: TreeView, program: string, emulated: readonly string[]): DirectPlan['exec'] {
   const helper = viewHelper();
-  const message = `xrun: cannot run ${program} with the files of its tree ${view.root}`;
-  const hint = `hint: run it inside its tree instead: xrun --rootfs ${view.root} ...`;
+  // Without the view, QEMU's -L cannot reach a loader behind an absolute link: say so and stop
+  // rather than let the host's files stand in. Otherwise -L alone mostly works: warn and run.
+  const [message, hint, onFailure] = sysroot.loader?.escapes
+    ? [`xrun: cannot run ${program} with the files of its tree ${view.root}`, `hint: run it inside its tree instead: xrun --rootfs ${view.root} ...`, String(EXIT.notFound)]
+    : [`xrun: warning: ${program} runs with QEMU's -L alone, without a view of its tree ${view.root}`, '', 'continue'];
   const mounts = view.mounts.flatMap((m) => [m.target, String(m.layers.length), ...m.layers]);
   return {
     path: helper,
-    argv: [helper, message, hint, String(EXIT.notFound), String(view.mounts.length), ...mounts, ...emulated],
+    argv: [helper, message, hint, onFailure, String(view.mounts.length), ...mounts, ...emulated],
   };
 }

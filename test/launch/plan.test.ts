@@ -1,6 +1,6 @@
 /** Launch planning without running anything: shebang parsing, sysroot choice, host awareness. */
 
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,8 @@ import { archByName, nativeArches } from '../../src/arch.js';
 import { XrunError } from '../../src/errors.js';
 import { planDirect } from '../../src/launch/plan.js';
 import { parseShebang } from '../../src/launch/program.js';
-import { chooseSysroot } from '../../src/launch/sysroot.js';
+import { chooseSysroot, loaderInTree, programTree } from '../../src/launch/sysroot.js';
+import { planView } from '../../src/launch/view.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'xrun-plan-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -71,7 +72,8 @@ describe('chooseSysroot', () => {
   });
   it('nowhere: exit 127 naming the loader and the fix', () => {
     try {
-      chooseSysroot({ arch: aarch64, interpreter, program: loose, hostRoot: noHost });
+      // No host loader and no cross sysroot, whatever this machine has installed.
+      chooseSysroot({ arch: aarch64, interpreter, program: loose, hostRoot: noHost, crossSysroots: [] });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(XrunError);
@@ -79,6 +81,106 @@ describe('chooseSysroot', () => {
       expect((err as XrunError).message).toContain('dynamic loader /lib/ld-linux-aarch64.so.1 (aarch64) not found');
       expect((err as XrunError).hint).toContain('libc6:arm64');
     }
+  });
+});
+
+/** Makes files (content '') and links ('-> target') under `root`. */
+function layout(root: string, entries: Record<string, string>): string {
+  for (const [path, what] of Object.entries(entries)) {
+    const full = join(root, path);
+    mkdirSync(join(full, '..'), { recursive: true });
+    if (what.startsWith('-> ')) symlinkSync(what.slice(3), full);
+    else if (what === 'dir') mkdirSync(full, { recursive: true });
+    else writeFileSync(full, what);
+  }
+  return root;
+}
+
+describe('the program\'s own tree', () => {
+  const ld = '/lib/ld-linux-aarch64.so.1';
+  const noHost = join(tmp, 'no-host');
+
+  it('merged /usr: the tree, not TREE/usr, though TREE/usr holds lib/<loader> too (the finding of the Debian 13 perl)', () => {
+    const root = layout(join(tmp, 'merged'), {
+      'usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1': 'ld',
+      'usr/lib/ld-linux-aarch64.so.1': '-> aarch64-linux-gnu/ld-linux-aarch64.so.1',
+      'usr/bin/perl': '', lib: '-> usr/lib', bin: '-> usr/bin',
+      'usr/libexec/git-core/git-daemon': '', 'opt/tool/bin/tool': '',
+    });
+    for (const prog of ['usr/bin/perl', 'bin/perl', 'usr/libexec/git-core/git-daemon', 'opt/tool/bin/tool']) {
+      expect(programTree(join(root, prog), ld, noHost).found?.root, prog).toBe(root);
+    }
+  });
+
+  it('split /usr: the loader only in TREE/lib', () => {
+    const root = layout(join(tmp, 'split'), { 'lib/ld-linux-aarch64.so.1': 'ld', 'usr/bin/prog': '' });
+    expect(programTree(join(root, 'usr/bin/prog'), ld, noHost).found?.root).toBe(root);
+  });
+
+  it('a loader behind an absolute link is followed inside the tree (Debian ppc64el, mips64el, amd64)', () => {
+    const root = layout(join(tmp, 'ppc'), {
+      'lib/powerpc64le-linux-gnu/ld64.so.2': 'ld', 'lib64/ld64.so.2': '-> /lib/powerpc64le-linux-gnu/ld64.so.2', 'bin/busybox': '',
+      'lib64/escape': '-> ../../../../../../lib/powerpc64le-linux-gnu/ld64.so.2',
+    });
+    const found = programTree(join(root, 'bin/busybox'), '/lib64/ld64.so.2', noHost).found!;
+    expect(found.root).toBe(root);
+    expect(found.loader).toMatchObject({ file: join(root, 'lib/powerpc64le-linux-gnu/ld64.so.2'), escapes: true });
+    expect(found.loader.hops).toEqual([{ link: join(root, 'lib64/ld64.so.2'), target: '/lib/powerpc64le-linux-gnu/ld64.so.2' }]);
+    // '..' stops at the tree's root, as in a chroot.
+    expect(loaderInTree(root, '/lib64/escape')?.file).toBe(join(root, 'lib/powerpc64le-linux-gnu/ld64.so.2'));
+    expect(chooseSysroot({ arch: archByName('ppc64le')!, interpreter: '/lib64/ld64.so.2', program: join(root, 'bin/busybox'), option: root, hostRoot: noHost }))
+      .toMatchObject({ source: 'option', path: root });
+  });
+
+  it('a tree inside a tree keeps its own loader', () => {
+    const outer = layout(join(tmp, 'outer'), {
+      'lib/ld-linux-aarch64.so.1': 'outer ld',
+      'srv/inner/lib/ld-linux-aarch64.so.1': 'inner ld', 'srv/inner/usr/bin/prog': '',
+    });
+    expect(programTree(join(outer, 'srv/inner/usr/bin/prog'), ld, noHost).found?.root).toBe(join(outer, 'srv/inner'));
+  });
+
+  it('a directory whose loader is the host\'s own file is not a tree', () => {
+    const fakeHost = layout(join(tmp, 'fake-host'), { 'lib/ld-linux-aarch64.so.1': 'host ld', 'usr/bin/prog': '' });
+    linkSync(join(fakeHost, 'lib/ld-linux-aarch64.so.1'), join(fakeHost, 'usr/ld-hardlink'));
+    layout(fakeHost, { 'usr/lib/ld-linux-aarch64.so.1': '-> ../ld-hardlink' });
+    const t = programTree(join(fakeHost, 'usr/bin/prog'), ld, join(fakeHost));
+    expect(t.found).toBeUndefined();
+    expect(t.passedOver.map((p) => p.path)).toEqual([join(fakeHost, 'usr'), fakeHost]);
+  });
+
+  it('the tree comes before the host\'s multiarch files and cross sysroots, which --explain lists as passed over', () => {
+    const root = layout(join(tmp, 'prec'), { 'lib/ld-linux-aarch64.so.1': 'ld', 'bin/prog': '' });
+    const cross = layout(join(tmp, 'cross-aarch64'), { 'lib/ld-linux-aarch64.so.1': 'cross ld' });
+    const hostWithLoader = layout(join(tmp, 'host-multiarch'), { 'lib/ld-linux-aarch64.so.1': 'host ld' });
+    const s = chooseSysroot({ arch: archByName('aarch64')!, interpreter: ld, program: join(root, 'bin/prog'), hostRoot: hostWithLoader, crossSysroots: [cross] });
+    expect(s).toMatchObject({ source: 'enclosing', path: root });
+    expect(s.passedOver.map((p) => p.path)).toEqual([hostWithLoader, cross]);
+    const loose = join(tmp, 'prec-loose');
+    writeFileSync(loose, '');
+    expect(chooseSysroot({ arch: archByName('aarch64')!, interpreter: ld, program: loose, hostRoot: hostWithLoader, crossSysroots: [cross] }))
+      .toMatchObject({ source: 'host', passedOver: [{ path: cross }] });
+    expect(chooseSysroot({ arch: archByName('aarch64')!, interpreter: ld, program: loose, hostRoot: noHost, crossSysroots: [cross] }))
+      .toMatchObject({ source: 'cross', path: cross });
+  });
+});
+
+describe('planView', () => {
+  it('lays a split-/usr tree over a merged-/usr host: /lib and /usr/lib of the tree both land on the host\'s /usr/lib', () => {
+    const host = layout(join(tmp, 'view-host'), { 'usr/lib/x': '', 'usr/bin/y': '', etc: 'dir', lib: '-> usr/lib', bin: '-> usr/bin', home: 'dir' });
+    const root = layout(join(tmp, 'view-tree'), { 'lib/a': '', 'usr/lib/b': '', 'usr/bin/c': '', 'etc/d': '', 'home/e': '', 'lib64/f': '' });
+    const view = planView(root, host)!;
+    expect(view.mounts).toEqual([
+      { target: join(host, 'usr'), layers: [join(root, 'usr'), join(host, 'usr')] },
+      { target: join(host, 'etc'), layers: [join(root, 'etc'), join(host, 'etc')] },
+      { target: join(host, 'usr/lib'), layers: [join(root, 'lib'), join(root, 'usr/lib'), join(host, 'usr/lib')] },
+    ]);
+  });
+
+  it('a merged-/usr tree needs only its /usr and /etc; a host directory holding the tree is left alone', () => {
+    const host = layout(join(tmp, 'view-host2'), { 'usr/lib/x': '', etc: 'dir', lib: '-> usr/lib' });
+    const root = layout(join(tmp, 'view-host2/etc/tree'), { 'usr/lib/b': '', lib: '-> usr/lib', bin: '-> usr/bin', 'usr/bin/c': '', 'etc/d': '' });
+    expect(planView(root, host)!.mounts).toEqual([{ target: join(host, 'usr'), layers: [join(root, 'usr'), join(host, 'usr')] }]);
   });
 });
 

@@ -37,3 +37,28 @@ export function shell(script: string, opts: RunOptions = {}): Promise<RunResult>
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   }) as Promise<RunResult>;
 }
+
+/**
+ * `xrun ARGS...` in a private mount namespace where each of `hidden` that exists is covered by an
+ * empty one (a tmpfs on a directory, /dev/null on a file): host state a test depends on, such as
+ * "no cross sysroot", set up without changing the host. Unprivileged, the namespace maps the
+ * user to root (unshare -r), as mounting needs.
+ */
+export function xrunHiding(hidden: readonly string[], args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const script = [
+    'IFS=:',
+    'for p in $XRUN_TEST_HIDE; do',
+    '  if [ -d "$p" ]; then mount -t tmpfs none "$p" || exit 99',
+    '  elif [ -e "$p" ]; then mount --bind /dev/null "$p" || exit 99; fi',
+    'done',
+    'exec "$@"',
+  ].join('\n');
+  const unshare = process.getuid?.() === 0 ? ['-m'] : ['-r', '-m'];
+  return execa('unshare', [...unshare, 'sh', '-c', script, 'sh', process.execPath, XRUN, ...args], {
+    reject: false,
+    stripFinalNewline: false,
+    env: { ...opts.env, XRUN_TEST_HIDE: hidden.join(':') },
+    ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+  }) as Promise<RunResult>;
+}

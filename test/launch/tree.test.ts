@@ -17,7 +17,7 @@ import { sandboxBlocker } from '../../src/sandbox/command.js';
 import { blas, fixturesSkipReason, sysroot, tree, TREE_ARCHES, type FixtureItem } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { cleanupRunners, copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
-import { shell, xrun } from './run.js';
+import { shell, xrun, XRUN } from './run.js';
 
 const QEMU: Record<string, string> = { arm64: 'aarch64', armhf: 'arm', mips64el: 'mips64el', ppc64el: 'ppc64le', s390x: 's390x' };
 const features = probeFeatures();
@@ -139,6 +139,32 @@ describe('loaders behind absolute links (Debian ppc64el and mips64el)', () => {
       rmSync(dir, { recursive: true, force: true });
     });
   }
+});
+
+describe('where xrun cannot give a program its tree\'s files', () => {
+  // No mount namespace may be made: a user namespace whose own limit is 0 (nothing on the host changes).
+  const refused = (args: readonly string[]) =>
+    execa('unshare', ['-Ur', 'sh', '-c', 'echo 0 > /proc/sys/user/max_mnt_namespaces && exec "$@"', 'sh', process.execPath, XRUN, ...args], {
+      reject: false, stripFinalNewline: false, stdin: 'ignore', env: { QEMU_LD_PREFIX: '' },
+    });
+  const noUnshare = async () => ((await execa('unshare', ['-Ur', 'true'], { reject: false })).exitCode === 0 ? undefined : 'unshare -Ur fails here');
+
+  it('a loader behind an absolute link: one line saying why, suggesting --rootfs TREE, exit 127; never the host\'s files', async (ctx) => {
+    skipIf(ctx, missing('tree/ppc64el') ?? native('ppc64el') ?? noQemu('ppc64el') ?? (await noUnshare()));
+    const root = tree('ppc64el');
+    const r = await refused([join(root, 'bin', 'busybox'), 'echo', 'ran']);
+    expect(r.stdout).toBe('');
+    expect(r.exitCode).toBe(127);
+    expect(r.stderr).toMatch(new RegExp(`^xrun: cannot run ${root}/bin/busybox with the files of its tree ${root}: .+\nhint: .*--rootfs ${root}.*\n$`));
+  });
+
+  it('a tree QEMU\'s -L can serve alone still runs, with a warning', async (ctx) => {
+    skipIf(ctx, missing('tree/arm64') ?? native('arm64') ?? noQemu('arm64') ?? (await noUnshare()));
+    const r = await refused([join(tree('arm64'), 'bin', 'busybox'), 'echo', 'ran']);
+    expect(r.stdout).toBe('ran\n');
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/^xrun: warning: .* runs with QEMU's -L alone, without a view of its tree .*\n$/);
+  });
 });
 
 describe('precedence: the program\'s own tree first', () => {
