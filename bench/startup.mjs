@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 // Start-up cost of a direct launch: `xrun BB true` against its floor, bare
 // `node -e 0` plus `qemu-aarch64-static BB true`, measured in the same run.
+// Then a dynamic program in its own Debian tree (a private view of the tree):
+// `xrun TREE/bin/busybox true` against `node -e 0` plus
+// `qemu-aarch64-static -L TREE TREE/bin/busybox true`.
 // Not a test: it prints figures and ratios. Usage: npm run bench [-- RUNS]
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { busyboxStatic } from './fixtures.mjs';
+import { busyboxStatic, tree } from './fixtures.mjs';
 
 const runs = Number(process.argv[2] ?? 40);
 const xrun = fileURLToPath(new URL('../bin/xrun', import.meta.url));
@@ -26,10 +29,18 @@ function time(cmd, args) {
   return ms;
 }
 
+const treeRoot = tree('arm64');
+const treeBB = `${treeRoot}/bin/busybox`;
+const withTree = existsSync(treeBB);
+if (!withTree) console.error(`bench: ${treeBB} missing: the tree case is left out (run rootfs-tools/fetch-fixtures.sh)`);
 const cases = {
   'node -e 0': () => time(process.execPath, ['-e', '0']),
   'qemu-aarch64-static BB true': () => time(qemu, [bb, 'true']),
   'xrun BB true': () => time(process.execPath, [xrun, bb, 'true']),
+  ...(withTree ? {
+    'qemu -L TREE TREE/bb true': () => time(qemu, ['-L', treeRoot, treeBB, 'true']),
+    'xrun TREE/bb true': () => time(process.execPath, [xrun, treeBB, 'true']),
+  } : {}),
 };
 const samples = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));
 // Interleave the cases so machine noise hits all of them alike; one warm-up round.
@@ -47,3 +58,7 @@ for (const [name, ms] of Object.entries(m)) console.log(`  ${name.padEnd(30)} ${
 console.log(`  ${'floor = node + qemu'.padEnd(30)} ${floor.toFixed(1).padStart(7)} ms`);
 console.log(`xrun / floor: ${(m['xrun BB true'] / floor).toFixed(2)}`);
 console.log(`xrun overhead over the floor: ${(m['xrun BB true'] - floor).toFixed(1)} ms`);
+if (withTree) {
+  const treeFloor = m['node -e 0'] + m['qemu -L TREE TREE/bb true'];
+  console.log(`tree: xrun TREE/bb / (node + qemu -L): ${(m['xrun TREE/bb true'] / treeFloor).toFixed(2)} (${(m['xrun TREE/bb true'] - treeFloor).toFixed(1)} ms over)`);
+}
