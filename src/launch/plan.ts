@@ -5,11 +5,12 @@
  * exec.ts runs it.
  */
 
+import { resolve } from 'node:path';
 import type { ElfClass, ByteOrder } from '../arch.js';
 import { requireEmulator, type Emulator } from '../emulator.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { locate, readProgram, type ElfProgram, type Program } from './program.js';
-import { chooseSysroot, type Sysroot } from './sysroot.js';
+import { chooseSysroot, programInTree, type Sysroot } from './sysroot.js';
 import type { TreeView } from './view.js';
 import { EXIT } from '../errors.js';
 import { viewHelper } from '../native.js';
@@ -83,7 +84,9 @@ function guestArgv(program: Program, req: LaunchRequest): { argv: string[]; argv
 
 /** Plans a direct launch. Throws XrunError for anything that stops it (exit codes 126/127). */
 export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
-  const path = locate(req.program, req.env.PATH);
+  // A path into a tree through an absolute link (Debian's alternatives) names the tree's file, not the host's.
+  const inTree = req.program.includes('/') ? programInTree(resolve(req.program)) : undefined;
+  const path = locate(inTree ?? req.program, req.env.PATH);
   const program = readProgram(path, req.program, req.sysroot ?? req.env.QEMU_LD_PREFIX);
   const elf = program.kind === 'script' ? program.interpreterProgram : program;
   const script = program.kind === 'script' ? { path: program.path, interpreter: program.interpreter, arg: program.interpreterArg } : undefined;

@@ -11,10 +11,11 @@
  * system call), so a launch from a tree runs in a private view (view.ts).
  */
 
-import { realpathSync, statSync } from 'node:fs';
+import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Arch } from '../arch.js';
 import { EXIT, XrunError } from '../errors.js';
+import { readElf } from '../elf-file.js';
 import { isFile } from '../fs-checks.js';
 import { lookupOnDisk, resolveInRoot, type Node } from '../provision/safe-path.js';
 import { planView, type TreeView } from './view.js';
@@ -170,6 +171,51 @@ export function programTree(program: string, interpreter: string, hostRoot = '/'
     return { found, passedOver };
   }
   return { passedOver };
+}
+
+/**
+ * The file a path names when it reaches it through an absolute link inside a
+ * tree (`TREE/usr/bin/awk -> /etc/alternatives/awk -> /usr/bin/mawk`, as
+ * Debian's alternatives are): the host would follow that link to its own
+ * file, or to nothing. Found as a chroot into each enclosing directory would
+ * see it, the tree being the first directory that also holds the loader of
+ * the ELF program found there. Undefined when no link on the way is absolute,
+ * or no enclosing tree explains the path.
+ */
+export function programInTree(path: string): string | undefined {
+  if (!absoluteHop(path)) return undefined;
+  let dir = dirname(path);
+  while (dir !== '/' && dir !== '.') {
+    const found = resolveInRoot(dir, path.slice(dir.length), { lookup: lookupOnDisk, mkdir: () => undefined });
+    if (found !== undefined && isFile(found)) {
+      let interp: string | undefined;
+      try {
+        interp = readElf(found).interpreter;
+      } catch {
+        interp = undefined;
+      }
+      if (interp !== undefined && loaderInTree(dir, interp)) return found;
+    }
+    dir = dirname(dir);
+  }
+  return undefined;
+}
+
+/** Whether following `path` on the host meets a link with an absolute target. */
+function absoluteHop(path: string): boolean {
+  let cur = path;
+  for (let hops = 0; hops < 40; hops++) {
+    let target: string;
+    try {
+      if (!lstatSync(cur).isSymbolicLink()) return false;
+      target = readlinkSync(cur);
+    } catch {
+      return false;
+    }
+    if (target.startsWith('/')) return true;
+    cur = resolve(dirname(cur), target);
+  }
+  return false;
 }
 
 /** Chooses the sysroot for a program; throws (exit 127, as a shell does) when its loader is nowhere. */

@@ -193,6 +193,27 @@ describe('precedence: the program\'s own tree first', () => {
   });
 });
 
+describe('programs behind absolute links in their tree', () => {
+  it('a path through an alternatives-style absolute link names the tree\'s file, never the host\'s', async (ctx) => {
+    skipIf(ctx, missing('sysroot/arm64') ?? native('arm64') ?? noQemu('arm64') ?? noView());
+    const root = join(tmp, 'alternatives');
+    cpSync(sysroot('arm64'), root, { recursive: true, verbatimSymlinks: true });
+    // As update-alternatives makes them: both links absolute. The host has no /etc/alternatives/uname.
+    mkdirSync(join(root, 'etc', 'alternatives'), { recursive: true });
+    symlinkSync('/bin/busybox', join(root, 'etc', 'alternatives', 'uname'));
+    mkdirSync(join(root, 'usr', 'bin'), { recursive: true });
+    symlinkSync('/etc/alternatives/uname', join(root, 'usr', 'bin', 'uname'));
+    const prog = join(root, 'usr', 'bin', 'uname');
+    const r = await xrun([prog, '-m'], { env: { QEMU_LD_PREFIX: undefined } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('aarch64\n');
+    const p = JSON.parse((await xrun(['--explain', '--json', prog], { env: { QEMU_LD_PREFIX: undefined } })).stdout);
+    expect(p.program.path).toBe(join(root, 'bin', 'busybox'));
+    expect(p.argv0.value).toBe(prog);
+    expect(p.sysroot).toMatchObject({ source: 'enclosing', path: root });
+  });
+});
+
 describe('libraries behind Debian\'s alternatives links', () => {
   const gcc = 'aarch64-linux-gnu-gcc';
   const noGcc = async () => ((await execa(gcc, ['--version'], { reject: false })).exitCode === 0 ? undefined : `${gcc} not installed (rootfs-tools/install-deps.sh installs it)`);
