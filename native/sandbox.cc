@@ -592,17 +592,38 @@ int RunOp(const Op& op, int* root) {
   }
 }
 
-// Runs a map helper (newuidmap/newgidmap) with the child's pid; returns 0 or an errno.
-int RunHelper(const std::vector<std::string>& helper, pid_t child) {
+// Runs a map helper (newuidmap/newgidmap) with the child's pid; returns 0 or
+// an errno, and what the helper wrote on stderr: its own reason ("uid range
+// ... not allowed") says more than any errno.
+int RunHelper(const std::vector<std::string>& helper, pid_t child, std::string* said) {
   std::vector<std::string> args = helper;
   args.insert(args.begin() + 1, std::to_string(child));
   std::vector<char*> argv = Pointers(args);
+  std::string cannot = helper[0] + ": cannot execute it\n";
+  int out[2];
+  if (pipe2(out, O_CLOEXEC) != 0) return errno;
   pid_t pid = fork();
-  if (pid < 0) return errno;
+  if (pid < 0) {
+    int err = errno;
+    close(out[0]);
+    close(out[1]);
+    return err;
+  }
   if (pid == 0) {
+    dup2(out[1], 2);
     execv(argv[0], argv.data());
+    WriteAll(2, cannot.data(), cannot.size());
     _exit(127);
   }
+  close(out[1]);
+  char buf[512];
+  for (;;) {
+    ssize_t n = read(out[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    if (said->size() < 4096) said->append(buf, static_cast<size_t>(n));
+  }
+  close(out[0]);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR) return errno;
@@ -625,12 +646,13 @@ const char* StepName(int step) {
   return step == -1 ? "unshare" : step == -3 ? "seccomp" : step == -4 ? "fork" : "op";
 }
 
-Napi::Object Result(Napi::Env env, int status, const char* failedStep, int err, int stepIndex) {
+Napi::Object Result(Napi::Env env, int status, const char* failedStep, int err, int stepIndex, const std::string& message = "") {
   Napi::Object r = Napi::Object::New(env);
   if (failedStep != nullptr) {
     r.Set("failed", Napi::String::New(env, failedStep));
     r.Set("errno", Napi::Number::New(env, err));
     r.Set("step", Napi::Number::New(env, stepIndex));
+    if (!message.empty()) r.Set("message", Napi::String::New(env, message));
     return r;
   }
   if (WIFSIGNALED(status)) {
@@ -708,9 +730,10 @@ Napi::Value RunSandbox(const Napi::CallbackInfo& info) {
 
   int err = 0;
   const char* step = nullptr;
+  std::string said;
   if (!spec.uidHelper.empty()) {
-    if ((err = RunHelper(spec.uidHelper, pid)) != 0) step = "uid_map";
-    else if ((err = RunHelper(spec.gidHelper, pid)) != 0) step = "gid_map";
+    if ((err = RunHelper(spec.uidHelper, pid, &said)) != 0) step = "uid_map";
+    else if ((err = RunHelper(spec.gidHelper, pid, &(said = ""))) != 0) step = "gid_map";
   } else {
     if ((err = WriteProc(pid, "setgroups", spec.setgroups)) != 0) step = "setgroups";
     else if ((err = WriteProc(pid, "uid_map", spec.uidMap)) != 0) step = "uid_map";
@@ -722,7 +745,7 @@ Napi::Value RunSandbox(const Napi::CallbackInfo& info) {
     SetChild(0, -1);
     KillAndReap(pid);
     restore();
-    return Result(env, 0, step, err, -2);
+    return Result(env, 0, step, err, -2, said);
   }
   WriteAll(go[1], "g", 1);
   close(go[1]);

@@ -63,8 +63,11 @@ export interface SandboxSpec {
 export type SandboxResult =
   | { exitCode: number }
   | { signal: number }
-  /** failed: 'unshare' | 'op' (step = index into ops, or ops.length for execve) | 'uid_map' | 'gid_map' | 'setgroups' | 'fork' | 'pipe' | 'waitpid'. */
-  | { failed: string; errno: number; step: number };
+  /**
+   * failed: 'unshare' | 'op' (step = index into ops, or ops.length for execve) | 'uid_map' | 'gid_map' | 'setgroups' |
+   * 'seccomp' | 'fork' | 'pipe' | 'waitpid'; message: what newuidmap/newgidmap said, when one of them failed.
+   */
+  | { failed: string; errno: number; step: number; message?: string };
 
 export interface NativeAddon {
   /** Replaces this process with `path`; returns only by throwing a NativeOpError. */

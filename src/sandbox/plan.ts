@@ -265,6 +265,12 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     ops.push({ op: 'enter' });
   } else if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0) {
     throw new XrunError('usage', `${req.binds.length > 0 ? '--bind' : '--dev-bind'} goes with --rootfs`, { exitCode: EXIT.usage });
+  } else {
+    // The host's tree, but a /proc of the sandbox's pid namespace, so that
+    // /proc/$pid is the process that getpid() names.
+    ops.push({ op: 'mount', source: 'proc', target: '/proc', fstype: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC, optional: true });
+    mounts.push({ source: 'proc', target: '/proc', what: "the sandbox's own, over the host's (left as it is where the kernel refuses a new one)" });
+    if (entries.length > 0) ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
   }
   ops.push({ op: 'chdir', path: cwd });
 

@@ -27,7 +27,7 @@ function describeOp(op: SandboxOp): string {
   }
 }
 
-function failure(plan: SandboxPlan, failed: string, errno: number, step: number): XrunError {
+function failure(plan: SandboxPlan, failed: string, errno: number, step: number, said?: string): XrunError {
   const name = errnoName(errno);
   const why = errnoText(name);
   if (failed === 'unshare') {
@@ -36,7 +36,9 @@ function failure(plan: SandboxPlan, failed: string, errno: number, step: number)
     });
   }
   if (failed === 'uid_map' || failed === 'gid_map' || failed === 'setgroups') {
-    return new XrunError('idmap', `cannot write the ${failed.replace('_', ' ')} (${plan.idmap.kind}: ${failed === 'gid_map' ? plan.idmap.gidMap : plan.idmap.uidMap}): ${why}`, {
+    // newuidmap/newgidmap's own words, when it said something: its last line.
+    const helper = said?.trim().split('\n').pop();
+    return new XrunError('idmap', `cannot write the ${failed.replace('_', ' ')} (${plan.idmap.kind}: ${failed === 'gid_map' ? plan.idmap.gidMap : plan.idmap.uidMap}): ${helper || why}`, {
       hint: plan.idmap.kind === 'subid' ? 'check your /etc/subuid and /etc/subgid ranges and that newuidmap/newgidmap are setuid root' : 'see `xrun doctor`',
     });
   }
@@ -69,5 +71,5 @@ export function runSandbox(plan: SandboxPlan): number {
   const result = native().runSandbox(plan.spec);
   if ('exitCode' in result) return result.exitCode;
   if ('signal' in result) return 128 + result.signal;
-  throw failure(plan, result.failed, result.errno, result.step);
+  throw failure(plan, result.failed, result.errno, result.step, result.message);
 }

@@ -7,6 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import { existsSync, readFileSync, readdirSync, symlinkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { native } from '../../src/native.js';
 import { skipIf } from '../helpers/skip.js';
 import { cannotSandbox, cleanupSandboxTests, rootfsFor, scratchFor } from '../helpers/sandbox.js';
 import { currentUser, otherUser, type Runner } from '../helpers/users.js';
@@ -278,4 +279,33 @@ describe('mount targets are resolved race-free', () => {
     expect((outcomes.get(0) ?? 0) + (outcomes.get(125) ?? 0), JSON.stringify([...outcomes])).toBeGreaterThan(0);
     expect([...outcomes.keys()].every((code) => [0, 2, 125].includes(code))).toBe(true);
   }, 300_000);
+});
+
+describe('id map helpers', () => {
+  it("every newuidmap failure reported as EPERM: newuidmap's own message is shown", async (ctx) => {
+    skipIf(ctx, !existsSync('/usr/bin/newuidmap') && 'newuidmap not installed (package uidmap)');
+    skipIf(ctx, cannotSandbox(currentUser));
+    // A range nobody is given in /etc/subuid: newuidmap refuses it and says why.
+    const spec = { ops: [], candidates: ['/bin/true'], argv: ['true'], env: [], uidHelper: ['/usr/bin/newuidmap', '0', '4000000000', '1'], gidHelper: ['/usr/bin/newgidmap', '0', '4000000000', '1'] };
+    const r = native().runSandbox(spec);
+    expect(r).toMatchObject({ failed: 'uid_map' });
+    expect('message' in r && r.message).toMatch(/^newuidmap: .*4000000000.*\n$/);
+    const missing = native().runSandbox({ ...spec, uidHelper: ['/no/such/newuidmap', '0', '0', '1'] });
+    expect('message' in missing && missing.message).toBe('/no/such/newuidmap: cannot execute it\n');
+  });
+});
+
+describe('many sessions at once', () => {
+  for (const [runner, n] of [[currentUser, 30], [otherUser, 20]] as const) {
+    it(`${n} concurrent sessions as ${runner.who}: each in its own namespaces, each with its own exit code`, async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      const runs = await Promise.all(Array.from({ length: n }, (_, i) => runner.run(['--rootfs', root, 'sh', '-c', `echo $$ /proc/[0-9]*; exit ${i}`])));
+      for (const [i, r] of runs.entries()) {
+        expect(r.stderr).toBe('');
+        expect(r.stdout).toBe('2 /proc/1 /proc/2\n');
+        expect(r.exitCode).toBe(i);
+      }
+    }, 120_000);
+  }
 });
