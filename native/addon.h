@@ -17,7 +17,7 @@ void RestoreStdioForExec();
 // exec.cc: replace this process with another program.
 Napi::Value Execve(const Napi::CallbackInfo& info);
 
-// sandbox.cc: run a plan in new user + mount namespaces and wait for it.
+// sandbox.cc: run a plan in new user, mount and pid namespaces and wait for it.
 Napi::Value RunSandbox(const Napi::CallbackInfo& info);
 
 // Every export sets `op`, `errno` and `path` on the errors it throws.

@@ -1,12 +1,14 @@
-// Runs a sandbox plan: fork, new user + mount namespaces, id maps written by
-// the parent, then the plan's operations (mount, write, mkdir, chroot, chdir)
-// and execve in the child, and wait in the parent.
+// Runs a sandbox plan: a child cloned into new user, mount and pid
+// namespaces, its id maps written by xrun, then the plan's operations (mount,
+// bind, write, mkdir, file, symlink, root, enter, chdir) in that child, which
+// is the namespace's init: it forks the guest, forwards signals, reaps, and
+// exits with the guest's status. xrun waits for it.
 //
 // Node is multithreaded and unshare(CLONE_NEWUSER) refuses a multithreaded
-// caller, so the namespaces are made in a forked child. After fork the child
-// runs only async-signal-safe code on data prepared before the fork (no
-// allocation, no JavaScript) and reports a failure as (step, errno) through a
-// close-on-exec pipe: EOF on that pipe means execve succeeded.
+// caller, so the namespaces come with the clone. After it the child runs only
+// async-signal-safe code on data prepared before (no allocation, no
+// JavaScript) and reports a failure as (step, errno) through a close-on-exec
+// pipe: EOF on that pipe means the guest's execve succeeded.
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
