@@ -12,11 +12,13 @@ packages=(
   uidmap debootstrap
   # fixtures and provisioning: verify and unpack Debian packages and images
   gpgv debian-archive-keyring xz-utils zstd
-  # the rootless peer the benchmark compares against
+  # the rootless peer the benchmark compares against, and the engine where user namespaces are refused
   proot
   # a cross toolchain and its sysroot (/usr/aarch64-linux-gnu), as contributors have them: tests check
   # that a program's own tree still wins over it, and build a program against a tree's libblas.so.3
   gcc-aarch64-linux-gnu libc6-arm64-cross
+  # an outside judge of which architectures this machine runs (tiny static helpers per arch)
+  arch-test
 )
 
 if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=17)?0:1)'; then

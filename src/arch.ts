@@ -243,15 +243,17 @@ export function archForDebian(debianArch: string): Arch | undefined {
 }
 
 /**
- * What else a host of this arch runs without emulation. Only pairs that every
- * kernel of that arch supports: x86_64 kernels run i386 (IA32 emulation is on in
- * every distribution kernel); many arm64 CPUs have no AArch32, so arm is not listed.
+ * What else a host of this arch may run without emulation, when its kernel
+ * allows: x86_64 kernels run i386 unless built or booted without IA32
+ * emulation (ia32_emulation=0); arm64 kernels run arm only on CPUs with
+ * AArch32. Whether this kernel does is decided by trying (src/compat.ts).
  */
 const COMPAT: Readonly<Record<string, readonly string[]>> = {
   x86_64: ['i386'],
+  aarch64: ['arm'],
 };
 
-/** The arches a host of arch `host` runs natively, itself first. */
-export function nativeArches(host: Arch): Arch[] {
-  return [host, ...(COMPAT[host.name] ?? []).map((n) => BY_NAME.get(n)!)];
+/** The arches a host of arch `host` may run natively besides its own, to be probed. */
+export function compatArches(host: Arch): Arch[] {
+  return (COMPAT[host.name] ?? []).map((n) => BY_NAME.get(n)!);
 }

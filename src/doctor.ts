@@ -3,7 +3,7 @@
  * for each missing piece, the fix. Reads only; changes nothing.
  */
 
-import { ARCHES } from './arch.js';
+import { ARCHES, archByName } from './arch.js';
 import { EXIT } from './errors.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers } from './binfmt/entries.js';
 import { emulatorIsStatic, findEmulator } from './emulator.js';
@@ -33,6 +33,16 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
   const h = host();
   const checks: Check[] = [];
   checks.push({ name: 'host', ok: true, detail: `${h.uname} (${h.native.map((a) => a.name).join(', ')} run natively), Linux ${f.kernel.text}` });
+  for (const c of h.compat) {
+    const arch = archByName(c.arch)!;
+    const emu = c.native ? undefined : findEmulator(arch, { env, hostArch: h.arch.name });
+    checks.push({
+      name: `compat ${c.arch}`,
+      ok: c.native || emu !== undefined,
+      detail: c.native ? `${c.reason}: ${c.arch} programs run without an emulator` : `${c.reason}: ${emu ? `emulated with ${emu.path}` : 'and no emulator is installed'}`,
+      ...(c.native || emu ? {} : { fix: `apt-get install qemu-user-static, or without root: xrun emulators fetch ${c.arch}` }),
+    });
+  }
   checks.push({
     name: 'binfmt_misc',
     ok: f.binfmtMisc,

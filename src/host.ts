@@ -4,7 +4,8 @@
  */
 
 import { machine } from 'node:os';
-import { archForUname, nativeArches, type Arch } from './arch.js';
+import { archForUname, compatArches, type Arch } from './arch.js';
+import { probeCompat, type CompatProbe } from './compat.js';
 import { XrunError } from './errors.js';
 
 export interface Host {
@@ -12,6 +13,8 @@ export interface Host {
   readonly arch: Arch;
   /** Arches this host executes directly, itself first. */
   readonly native: readonly Arch[];
+  /** Each compat arch (i386 on x86_64, arm on arm64) and whether this kernel runs it, found by trying. */
+  readonly compat: readonly CompatProbe[];
 }
 
 let cached: Host | undefined;
@@ -26,7 +29,9 @@ export function host(): Host {
       hint: 'set XRUN_HOST_ARCH to the QEMU name of this machine (e.g. x86_64, aarch64)',
     });
   }
-  cached = { uname, arch, native: nativeArches(arch) };
+  const compat = probeCompat(compatArches(arch));
+  const native = [arch, ...compatArches(arch).filter((a) => compat.some((c) => c.arch === a.name && c.native))];
+  cached = { uname, arch, native, compat };
   return cached;
 }
 

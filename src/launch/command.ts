@@ -2,16 +2,31 @@
 
 import type { RootOptions } from '../cli.js';
 import { parseEnvAssignments } from '../env.js';
+import { XrunError } from '../errors.js';
+import { host } from '../host.js';
+import { isNativeOpError } from '../native.js';
 import { execDirect } from './exec.js';
 import { formatDirectPlan } from './explain.js';
-import { planDirect } from './plan.js';
+import { planDirect, type LaunchRequest } from './plan.js';
+
+const ENOEXEC = 8;
 
 export function launchCommand(program: string, args: string[], opts: RootOptions): number {
   const env = { ...process.env, ...parseEnvAssignments(opts.env) };
-  const plan = planDirect({ program, args, argv0: opts.argv0, qemu: opts.qemu, sysroot: opts.sysroot, env });
+  const req: LaunchRequest = { program, args, argv0: opts.argv0, qemu: opts.qemu, sysroot: opts.sysroot, env };
+  const plan = planDirect(req);
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatDirectPlan(plan));
     return 0;
   }
-  return execDirect(plan, env);
+  try {
+    return execDirect(plan, env);
+  } catch (err) {
+    // The kernel refused a compat program the probe said it runs (say, IA32
+    // emulation switched off since): run it under the emulator instead.
+    const h = host();
+    const refused = err instanceof XrunError && isNativeOpError(err.cause) && err.cause.errno === ENOEXEC;
+    if (!refused || plan.mode !== 'native' || plan.program.arch === h.arch.name) throw err;
+    return execDirect(planDirect(req, { ...h, native: h.native.filter((a) => a.name !== plan.program.arch) }), env);
+  }
 }

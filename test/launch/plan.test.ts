@@ -4,7 +4,7 @@ import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { archByName, nativeArches } from '../../src/arch.js';
+import { archByName } from '../../src/arch.js';
 import { XrunError } from '../../src/errors.js';
 import { planDirect } from '../../src/launch/plan.js';
 import { parseShebang } from '../../src/launch/program.js';
@@ -187,7 +187,7 @@ describe('planView', () => {
 describe('host awareness', () => {
   it('on an aarch64 host, an x86_64 program is emulated with qemu-x86_64', () => {
     const aarch64 = archByName('aarch64')!;
-    const fakeHost = { uname: 'aarch64', arch: aarch64, native: nativeArches(aarch64) };
+    const fakeHost = { uname: 'aarch64', arch: aarch64, native: [aarch64], compat: [] };
     const qemuDir = join(tmp, 'fake-qemu');
     mkdirSync(qemuDir, { recursive: true });
     writeFileSync(join(qemuDir, 'qemu-x86_64-static'), '', { mode: 0o755 });
