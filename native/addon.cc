@@ -20,6 +20,7 @@ Napi::Error OpError(Napi::Env env, const char* op, int err, const char* path) {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("execve", Napi::Function::New(env, xrun::Execve, "execve"));
   exports.Set("runSandbox", Napi::Function::New(env, xrun::RunSandbox, "runSandbox"));
+  exports.Set("chownFilter", Napi::Boolean::New(env, xrun::HasChownFilter()));
   return exports;
 }
 

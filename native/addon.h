@@ -19,6 +19,8 @@ Napi::Value Execve(const Napi::CallbackInfo& info);
 
 // sandbox.cc: run a plan in new user, mount and pid namespaces and wait for it.
 Napi::Value RunSandbox(const Napi::CallbackInfo& info);
+// Whether this build has a seccomp filter for the chown family on its host (see IgnoreChown).
+bool HasChownFilter();
 
 // Every export sets `op`, `errno` and `path` on the errors it throws.
 Napi::Error OpError(Napi::Env env, const char* op, int err, const char* path);

@@ -260,44 +260,131 @@ bool ReadByte(int fd) {
   }
 }
 
-#if defined(__x86_64__)
-constexpr uint32_t kAuditArch = AUDIT_ARCH_X86_64;
-#elif defined(__aarch64__)
-constexpr uint32_t kAuditArch = AUDIT_ARCH_AARCH64;
-#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-constexpr uint32_t kAuditArch = AUDIT_ARCH_PPC64LE;
-#elif defined(__s390x__)
-constexpr uint32_t kAuditArch = AUDIT_ARCH_S390X;
-#elif defined(__riscv) && __riscv_xlen == 64
-constexpr uint32_t kAuditArch = AUDIT_ARCH_RISCV64;
+// The chown family, per syscall ABI a process on this host can use: the
+// host's own (numbers from its headers) and the compat ABIs its kernel may
+// run natively (i386 and x32 on x86_64, arm on aarch64), whose calls reach
+// seccomp with their own audit arch and numbers. A call of an ABI not listed
+// here passes unfiltered: a build for an unlisted host reports ENOSYS (and
+// the TypeScript side knows from kChownFilter that it has none).
+struct ChownAbi {
+  uint32_t arch;
+  int nrs[8];
+  int count;
+};
+
+#define XRUN_NATIVE_NRS_PART1 __NR_fchown, __NR_fchownat
+#if defined(__NR_chown) && defined(__NR_lchown)
+#define XRUN_NATIVE_NRS_PART2 , __NR_chown, __NR_lchown
+#define XRUN_NATIVE_PART2_COUNT 2
 #else
-constexpr uint32_t kAuditArch = 0;
+#define XRUN_NATIVE_NRS_PART2
+#define XRUN_NATIVE_PART2_COUNT 0
 #endif
+#if defined(__NR_chown32) && defined(__NR_lchown32) && defined(__NR_fchown32)
+#define XRUN_NATIVE_NRS_PART3 , __NR_chown32, __NR_lchown32, __NR_fchown32
+#define XRUN_NATIVE_PART3_COUNT 3
+#else
+#define XRUN_NATIVE_NRS_PART3
+#define XRUN_NATIVE_PART3_COUNT 0
+#endif
+#define XRUN_NATIVE_ABI(audit) \
+  {(audit), {XRUN_NATIVE_NRS_PART1 XRUN_NATIVE_NRS_PART2 XRUN_NATIVE_NRS_PART3}, 2 + XRUN_NATIVE_PART2_COUNT + XRUN_NATIVE_PART3_COUNT}
+
+// i386 (arch/x86/entry/syscalls/syscall_32.tbl) and ARM EABI (arch/arm/tools/syscall.tbl):
+// lchown 16, fchown 95, chown 182, lchown32 198, fchown32 207, chown32 212; fchownat 298 / 325.
+constexpr ChownAbi kI386 = {AUDIT_ARCH_I386, {16, 95, 182, 198, 207, 212, 298}, 7};
+constexpr ChownAbi kArm = {AUDIT_ARCH_ARM, {16, 95, 182, 198, 207, 212, 325}, 7};
+// x32 shares x86_64's audit arch and numbers, with bit 30 set (__X32_SYSCALL_BIT).
+constexpr int kX32 = 0x40000000;
+
+constexpr ChownAbi kChownAbis[] = {
+#if defined(__x86_64__) && !defined(__ILP32__)
+    // One block per audit arch: x32's numbers join x86_64's.
+    {AUDIT_ARCH_X86_64, {__NR_chown, __NR_lchown, __NR_fchown, __NR_fchownat, kX32 | 92, kX32 | 94, kX32 | 93, kX32 | 260}, 8},
+    kI386,
+#elif defined(__x86_64__)
+    {AUDIT_ARCH_X86_64, {kX32 | 92, kX32 | 93, kX32 | 94, kX32 | 260, 92, 93, 94, 260}, 8},
+    kI386,
+#elif defined(__i386__)
+    kI386,
+#elif defined(__aarch64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    XRUN_NATIVE_ABI(AUDIT_ARCH_AARCH64),
+    kArm,
+#elif defined(__arm__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    kArm,
+#elif defined(__arm__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_ARMEB),
+#elif defined(__powerpc64__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    XRUN_NATIVE_ABI(AUDIT_ARCH_PPC64LE),
+#elif defined(__powerpc64__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_PPC64),
+#elif defined(__powerpc__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_PPC),
+#elif defined(__s390x__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_S390X),
+#elif defined(__s390__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_S390),
+#elif defined(__riscv) && __riscv_xlen == 64
+    XRUN_NATIVE_ABI(AUDIT_ARCH_RISCV64),
+#elif defined(__riscv) && __riscv_xlen == 32
+    XRUN_NATIVE_ABI(AUDIT_ARCH_RISCV32),
+#elif defined(__loongarch64) && defined(AUDIT_ARCH_LOONGARCH64)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_LOONGARCH64),
+#elif defined(__mips__) && defined(_ABIO32) && _MIPS_SIM == _ABIO32
+    XRUN_NATIVE_ABI(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? AUDIT_ARCH_MIPSEL : AUDIT_ARCH_MIPS),
+#elif defined(__mips__) && defined(_ABIN32) && _MIPS_SIM == _ABIN32
+    XRUN_NATIVE_ABI(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? AUDIT_ARCH_MIPSEL64N32 : AUDIT_ARCH_MIPS64N32),
+#elif defined(__mips__)
+    XRUN_NATIVE_ABI(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? AUDIT_ARCH_MIPSEL64 : AUDIT_ARCH_MIPS64),
+#elif defined(__sparc__) && defined(__arch64__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_SPARC64),
+#elif defined(__sparc__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_SPARC),
+#elif defined(__m68k__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_M68K),
+#elif defined(__alpha__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_ALPHA),
+#elif defined(__hppa__) && defined(__LP64__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_PARISC64),
+#elif defined(__hppa__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_PARISC),
+#elif defined(__sh__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    XRUN_NATIVE_ABI(AUDIT_ARCH_SHEL),
+#elif defined(__sh__)
+    XRUN_NATIVE_ABI(AUDIT_ARCH_SH),
+#endif
+    {0, {}, 0},  // end
+};
+
+constexpr bool kChownFilter = kChownAbis[0].count != 0;
+
+// Instructions per ABI: load arch, compare, load nr, two per number, allow.
+constexpr size_t kMaxFilter = (sizeof kChownAbis / sizeof kChownAbis[0]) * (4 + 2 * 8) + 1;
 
 // With only one id mapped, chown to any other id fails (EINVAL) and package
 // managers stop at their first chown. This filter makes the chown family
 // return success without effect, the way fakeroot would, for this process
-// and everything it execs (QEMU's host syscalls included).
+// and everything it execs (QEMU's host syscalls and native compat programs
+// included). Built on the stack: this runs in the forked child.
 int IgnoreChown() {
-  if (kAuditArch == 0) return ENOSYS;
-#define XRUN_ERRNO0(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 0)
-  struct sock_filter filter[] = {
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kAuditArch, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-#ifdef __NR_chown
-      XRUN_ERRNO0(__NR_chown),
-#endif
-#ifdef __NR_lchown
-      XRUN_ERRNO0(__NR_lchown),
-#endif
-      XRUN_ERRNO0(__NR_fchown),
-      XRUN_ERRNO0(__NR_fchownat),
-      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-  };
-#undef XRUN_ERRNO0
-  struct sock_fprog prog = {static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  if (!kChownFilter) return ENOSYS;
+  struct sock_filter filter[kMaxFilter];
+  unsigned short n = 0;
+  for (const ChownAbi& abi : kChownAbis) {
+    if (abi.count == 0) continue;
+    // Not this ABI: skip its block (compare, load nr, numbers, allow).
+    const unsigned char skip = static_cast<unsigned char>(2 * abi.count + 2);
+    filter[n++] = BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch));
+    filter[n++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, abi.arch, 0, skip);
+    filter[n++] = BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
+    for (int i = 0; i < abi.count; i++) {
+      filter[n++] = BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<uint32_t>(abi.nrs[i]), 0, 1);
+      filter[n++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 0);
+    }
+    filter[n++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  }
+  filter[n++] = BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW);
+  struct sock_fprog prog = {n, filter};
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
   if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0) return errno;
   return 0;
@@ -672,6 +759,10 @@ void KillAndReap(pid_t pid) {
 }
 
 }  // namespace
+
+bool HasChownFilter() {
+  return kChownFilter;
+}
 
 // runSandbox(spec): { exitCode } | { signal } | { failed, errno, step }.
 // Blocks until the guest exits; signals sent to xrun meanwhile are forwarded.

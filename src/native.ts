@@ -78,6 +78,8 @@ export interface NativeAddon {
    * everything in the sandbox.
    */
   runSandbox(spec: SandboxSpec): SandboxResult;
+  /** Whether this build can make chown succeed without effect (a seccomp filter for this host's syscall ABIs). */
+  readonly chownFilter: boolean;
 }
 
 let loaded: NativeAddon | undefined;
