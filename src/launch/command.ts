@@ -7,14 +7,24 @@ import { host } from '../host.js';
 import { isNativeOpError } from '../native.js';
 import { execDirect } from './exec.js';
 import { formatDirectPlan } from './explain.js';
-import { planDirect, type LaunchRequest } from './plan.js';
+import { formatPartialPlan, partialPlan } from './partial.js';
+import { planDirect, type DirectPlan, type LaunchRequest } from './plan.js';
 
 const ENOEXEC = 8;
 
 export function launchCommand(program: string, args: string[], opts: RootOptions): number {
   const env = { ...process.env, ...parseEnvAssignments(opts.env) };
   const req: LaunchRequest = { program, args, argv0: opts.argv0, qemu: opts.qemu, sysroot: opts.sysroot, env };
-  const plan = planDirect(req);
+  let plan: DirectPlan;
+  try {
+    plan = planDirect(req);
+  } catch (err) {
+    // --explain shows how far the plan got before the missing piece, then fails as the run would.
+    const partial = opts.explain && err instanceof XrunError ? partialPlan(req, err) : undefined;
+    if (!partial) throw err;
+    process.stdout.write(opts.json ? `${JSON.stringify(partial, null, 2)}\n` : formatPartialPlan(partial));
+    throw err;
+  }
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatDirectPlan(plan));
     return 0;
