@@ -85,7 +85,7 @@ const ROOT_OPTIONS: readonly OptionSpec[] = [
 ];
 
 /** Names that are subcommands when they come first. */
-const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'help']);
+const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'apparmor', 'help']);
 
 /**
  * The launch path without commander: `xrun [launch options] PROGRAM ARGS...`.
@@ -157,6 +157,16 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .action(async (opts: { json?: boolean }) => {
       const { doctorCommand } = await import('./doctor.js');
       run(doctorCommand(opts));
+    });
+
+  program
+    .command('apparmor')
+    .description("print an AppArmor profile that lets this node binary create user namespaces (Ubuntu 23.10+); --write installs it")
+    .option('--write', 'as root: write it to /etc/apparmor.d and load it with apparmor_parser')
+    .option('--dir <dir>', 'with --write: write into this directory instead of /etc/apparmor.d')
+    .action(async (opts: { write?: boolean; dir?: string }) => {
+      const { apparmorCommand } = await import('./apparmor.js');
+      run(apparmorCommand(opts));
     });
 
   const emulators = program

@@ -25,7 +25,7 @@ export function sandboxBlocker(f: Features): { why: string; fix?: string } | und
   if (f.apparmorRestricted) {
     return {
       why: 'AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)',
-      fix: 'as root: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or give node an AppArmor profile that allows userns',
+      fix: 'as root: xrun apparmor --write (a profile that lets only this node binary create user namespaces)',
     };
   }
   return undefined;
