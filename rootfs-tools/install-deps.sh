@@ -8,6 +8,8 @@ packages=(
   cmake g++ make
   # the emulators: static (the ones xrun prefers) and dynamic (tests show why not)
   qemu-user-static qemu-user
+  # the old-kernel harness: Debian 12's own kernel booted in a VM, this tree shared over 9p
+  qemu-system-x86
   # rootfs mode: subordinate id ranges; debootstrap builds foreign Debian trees
   uidmap debootstrap
   # fixtures and provisioning: verify and unpack Debian packages and images

@@ -20,6 +20,8 @@ export const ROOTFS_ARCHES = ['arm64'] as const;
 export const TREE_ARCHES = ['arm64', 'armhf', 'mips64el', 'ppc64el', 's390x'] as const;
 /** Debian architectures with a tree holding libblas3 behind Debian's (absolute) alternatives links: blas/<debarch>/. */
 export const BLAS_ARCHES = ['arm64'] as const;
+/** Debian architectures whose own kernel boots in qemu-system: vm/<debarch>/ (vmlinuz, modules/, busybox, release). */
+export const VM_ARCHES = ['amd64'] as const;
 
 /**
  * Debian's nodejs with every library it loads, one tree per `<debarch>-<suite>`: node/<name>/usr/bin/node
@@ -34,6 +36,7 @@ export type RootfsArch = (typeof ROOTFS_ARCHES)[number];
 export type NodeTree = (typeof NODE_TREES)[number];
 export type TreeArch = (typeof TREE_ARCHES)[number];
 export type BlasArch = (typeof BLAS_ARCHES)[number];
+export type VmArch = (typeof VM_ARCHES)[number];
 
 /** One fetched unit, named as the script's `--only` takes it, e.g. `sysroot/s390x`. */
 export type FixtureItem =
@@ -42,7 +45,8 @@ export type FixtureItem =
   | `rootfs/${RootfsArch}`
   | `node/${NodeTree}`
   | `tree/${TreeArch}`
-  | `blas/${BlasArch}`;
+  | `blas/${BlasArch}`
+  | `vm/${VmArch}`;
 
 export const ALL_ITEMS: readonly FixtureItem[] = [
   ...STATIC_ARCHES.map((a) => `busybox-static/${a}` as const),
@@ -51,6 +55,7 @@ export const ALL_ITEMS: readonly FixtureItem[] = [
   ...NODE_TREES.map((t) => `node/${t}` as const),
   ...TREE_ARCHES.map((a) => `tree/${a}` as const),
   ...BLAS_ARCHES.map((a) => `blas/${a}` as const),
+  ...VM_ARCHES.map((a) => `vm/${a}` as const),
 ];
 
 /**
