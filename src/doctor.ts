@@ -8,7 +8,8 @@ import { EXIT } from './errors.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers } from './binfmt/entries.js';
 import { emulatorIsStatic, findEmulator } from './emulator.js';
 import { host, runsNatively } from './host.js';
-import { probeFeatures } from './sandbox/features.js';
+import { probeFeatures, type Features } from './sandbox/features.js';
+import { findProot } from './sandbox/proot.js';
 import { sandboxBlocker } from './sandbox/command.js';
 
 export interface Check {
@@ -25,6 +26,26 @@ export interface Check {
 export interface DoctorReport {
   readonly ok: boolean;
   readonly checks: readonly Check[];
+}
+
+/** What confines a --rootfs guest on this host: a private binfmt_misc, host entries, proot, or nothing (refusal). */
+function rootfsEngine(f: Features, blocker: { why: string; fix?: string } | undefined, env: Readonly<Record<string, string | undefined>>): Check {
+  const name = 'rootfs engine';
+  if (!blocker && f.sandboxedBinfmt) {
+    return { name, ok: true, detail: 'user + mount namespaces with a private binfmt_misc: foreign children need no host entry' };
+  }
+  const entries = !blocker && isMounted(DEFAULT_BINFMT_DIR) ? listEntries(DEFAULT_BINFMT_DIR).filter((e) => e.enabled && worksInContainers(e)) : [];
+  const proot = findProot(env.PATH);
+  const why = blocker ? blocker.why : `Linux ${f.kernel.text} has no binfmt_misc per user namespace`;
+  const fallback = proot
+    ? `otherwise proot (${proot}), slower`
+    : 'otherwise none: --rootfs refuses (--no-sandbox runs children on the host)';
+  if (entries.length > 0) {
+    return { name, ok: true, detail: `user + mount namespaces relying on host entries (${entries.map((e) => e.name).join(', ')}) for their architectures; ${fallback}` };
+  }
+  return proot
+    ? { name, ok: true, detail: `${why}: proot (${proot}) confines the guest, slower` }
+    : { name, ok: false, detail: `${why}, and proot is not installed: --rootfs refuses`, fix: `${blocker?.fix ?? 'as root: xrun --install-binfmt'}, or apt-get install proot` };
 }
 
 /** Every check, in the order people read them. */
@@ -64,6 +85,7 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
     detail: blocker ? blocker.why : 'unprivileged user namespaces are allowed',
     ...(blocker?.fix ? { fix: blocker.fix } : {}),
   });
+  checks.push(rootfsEngine(f, blocker, env));
   const subids = f.subuid && f.subgid;
   const ranged = f.euid === 0 || Boolean(subids && f.newuidmap && f.newgidmap);
   checks.push({

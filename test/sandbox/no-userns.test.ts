@@ -90,6 +90,24 @@ for (const runner of [currentUser, otherUser]) {
         + 'hint: sysctl -w user.max_user_namespaces=15000 (as root); or install proot (slower, needs no namespaces); or --no-sandbox to run only the first program under the emulator, its children on the host\n');
     });
 
+    it('refused user namespaces: doctor --json names the engine --rootfs would use, proot or none', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const checks = async (path: string) => {
+        const r = await runWithoutUserns(runner, ['doctor', '--json'], path);
+        const report = JSON.parse(r.stdout) as { ok: boolean; checks: { name: string; ok: boolean; detail: string; fix?: string }[] };
+        return { code: r.exitCode, report, check: (name: string) => report.checks.find((c) => c.name === name)! };
+      };
+      // This namespace was made with user.max_user_namespaces=0; PATH decides whether proot is there.
+      const bare = await checks(emulatorOnlyPath());
+      expect(bare.check('user namespaces')).toMatchObject({ ok: false, detail: expect.stringContaining('user.max_user_namespaces is 0') });
+      expect(bare.check('rootfs engine')).toMatchObject({ ok: false, detail: expect.stringContaining('proot is not installed: --rootfs refuses'), fix: expect.stringContaining('apt-get install proot') });
+      expect(bare.code).toBe(1);
+      if (hasProot) {
+        const withProot = await checks('/usr/bin:/bin');
+        expect(withProot.check('rootfs engine')).toMatchObject({ ok: true, detail: expect.stringContaining('proot (/usr/bin/proot) confines the guest') });
+      }
+    });
+
     it('refused user namespaces: --no-sandbox runs the first program emulated and says its children are host programs', async (ctx) => {
       skipIf(ctx, cannot(runner));
       const root = await rootFor(runner);
