@@ -75,7 +75,9 @@ for (const runner of [currentUser, otherUser]) {
       // uname is the guest's busybox, run through the emulator: a host uname would say the host's machine.
       expect(machine).toBe('aarch64');
       // proot -q shows the host's / at /host-rootfs (where it finds the emulator); everything else is the root's.
-      expect(listing.filter((e) => e !== 'host-rootfs').sort()).toEqual(readdirSync(root).sort());
+      // proot leaves that mount point behind in the root, so it is left out on both sides.
+      const own = (names: string[]) => names.filter((e) => e !== 'host-rootfs').sort();
+      expect(own(listing)).toEqual(own(readdirSync(root)));
       expect(r.stderr.match(/proot/g)?.length).toBe(1);
       expect(r.stderr).toMatch(/^xrun: warning: user namespaces are disabled \(user\.max_user_namespaces is 0\): confining with proot instead, which is slower/m);
     });
