@@ -17,11 +17,14 @@
 // Policy (which directories, what to run, what to say) is xrun's: this program
 // does what its argv says.
 //
-// Usage: xrun-view MESSAGE HINT EXIT-CODE|continue N [TARGET K LAYER*K]*N EXEC [ARGS...]
+// Usage: xrun-view MESSAGE HINT EXIT-CODE|continue N [TARGET need|may K LAYER*K]*N EXEC [ARGS...]
 //   EXEC is also the program's argv[0]. On failure prints
 //   "MESSAGE: OP PATH: ERROR" and HINT, and exits with EXIT-CODE; with
 //   `continue` for EXIT-CODE, a failure of the view itself is only said, and
-//   the program runs without the view.
+//   the program runs without the view. A `may` overlay that cannot be mounted
+//   (a user namespace may not take a host directory with mounts of a more
+//   privileged namespace below it as a layer, as /etc in a container) is left
+//   out with a warning; a `need` one is a failure of the view.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -96,7 +99,7 @@ static long number(const char* s) {
 
 int main(int argc, char** argv) {
   if (argc < 6) {
-    fprintf(stderr, "usage: xrun-view MESSAGE HINT EXIT-CODE N [TARGET K LAYER...]... EXEC [ARGS...]\n");
+    fprintf(stderr, "usage: xrun-view MESSAGE HINT EXIT-CODE N [TARGET need|may K LAYER...]... EXEC [ARGS...]\n");
     return 2;
   }
   message = argv[1];
@@ -114,16 +117,16 @@ int main(int argc, char** argv) {
   int* fds = calloc((size_t)argc, sizeof(int));  // by argv index; 0 = not opened
   if (fds == NULL) fail("calloc", NULL, ENOMEM);
   for (long i = 0; i < n; i++) {
-    if (pos + 2 > argc) fail("arguments", NULL, EINVAL);
-    long k = number(argv[pos + 1]);
+    if (pos + 3 > argc) fail("arguments", NULL, EINVAL);
+    long k = number(argv[pos + 2]);
     // A read-only overlay needs two layers at least: the tree's and the host's own.
-    if (k < 2 || pos + 2 + k >= argc) fail("arguments", NULL, EINVAL);
+    if (k < 2 || pos + 3 + k >= argc) fail("arguments", NULL, EINVAL);
     for (long j = 0; j < k && viewing; j++) {
-      const char* layer = argv[pos + 2 + j];
-      fds[pos + 2 + j] = open(layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
-      if (fds[pos + 2 + j] < 0) view_failed("open", layer, errno);
+      const char* layer = argv[pos + 3 + j];
+      fds[pos + 3 + j] = open(layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
+      if (fds[pos + 3 + j] < 0) view_failed("open", layer, errno);
     }
-    pos += 2 + (int)k;
+    pos += 3 + (int)k;
   }
   if (pos >= argc) fail("arguments", NULL, EINVAL);
   const char* exec_path = argv[pos];
@@ -135,16 +138,23 @@ int main(int argc, char** argv) {
   pos = 5;
   for (long i = 0; i < n && viewing; i++) {
     const char* target = argv[pos];
-    long k = number(argv[pos + 1]);
+    int need = strcmp(argv[pos + 1], "need") == 0;
+    long k = number(argv[pos + 2]);
     char data[4096] = "lowerdir=";
     size_t used = strlen(data);
     for (long j = 0; j < k; j++) {
-      int w = snprintf(data + used, sizeof data - used, "%s/proc/self/fd/%d", j ? ":" : "", fds[pos + 2 + j]);
+      int w = snprintf(data + used, sizeof data - used, "%s/proc/self/fd/%d", j ? ":" : "", fds[pos + 3 + j]);
       if (w < 0 || (size_t)w >= sizeof data - used) fail("mount overlay on", target, E2BIG);
       used += (size_t)w;
     }
-    if (mount("xrun-view", target, "overlay", MS_RDONLY, data) != 0) view_failed("mount overlay on", target, errno);
-    pos += 2 + (int)k;
+    if (mount("xrun-view", target, "overlay", MS_RDONLY, data) != 0) {
+      if (need) {
+        view_failed("mount overlay on", target, errno);
+      } else {
+        fprintf(stderr, "xrun: warning: the view leaves out %s: mount overlay: %s\n", target, strerror(errno));
+      }
+    }
+    pos += 3 + (int)k;
   }
   for (int i = 0; i < argc; i++) {
     if (fds[i] > 0) close(fds[i]);

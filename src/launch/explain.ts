@@ -43,7 +43,7 @@ export function formatDirectPlan(plan: DirectPlan): string {
     for (const p of s.passedOver) out += row('', `passed over ${p.path}: ${p.why}`);
     if (s.view) {
       out += row('view', s.view.reason);
-      for (const m of s.view.mounts) out += row('', `${m.target} = ${m.layers.join(' over ')}`);
+      for (const m of s.view.mounts) out += row('', `${m.target} = ${m.layers.join(' over ')}${m.needed ? ' (holds the loader)' : ''}`);
     }
   }
   out += row('argv0', `${plan.argv0.value} (${plan.argv0.reason})`);

@@ -143,7 +143,7 @@ function viewExec(sysroot: Sysroot, view: TreeView, program: string, emulated: r
   const [message, hint, onFailure] = sysroot.loader?.escapes
     ? [`xrun: cannot run ${program} with the files of its tree ${view.root}`, `hint: run it inside its tree instead: xrun --rootfs ${view.root} ...`, String(EXIT.notFound)]
     : [`xrun: warning: ${program} runs with QEMU's -L alone, without a view of its tree ${view.root}`, '', 'continue'];
-  const mounts = view.mounts.flatMap((m) => [m.target, String(m.layers.length), ...m.layers]);
+  const mounts = view.mounts.flatMap((m) => [m.target, m.needed ? 'need' : 'may', String(m.layers.length), ...m.layers]);
   return {
     path: helper,
     argv: [helper, message, hint, onFailure, String(view.mounts.length), ...mounts, ...emulated],

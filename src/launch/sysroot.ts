@@ -226,7 +226,7 @@ export function chooseSysroot(q: SysrootQuery): Sysroot {
     if (interp === undefined) return { path, source: 'option', reason: 'given with -L/--sysroot', passedOver: [] };
     const loader = loaderInTree(path, interp);
     if (!loader) throw missingLoader(q, `it is not in ${path} (given with --sysroot)`, path);
-    return { path, source: 'option', reason: 'given with -L/--sysroot', loader, passedOver: others(q, path), view: viewFor(path, q) };
+    return { path, source: 'option', reason: 'given with -L/--sysroot', loader, passedOver: others(q, path), view: viewFor(path, q, loader) };
   }
   if (q.envPrefix) {
     const reason = `QEMU_LD_PREFIX=${q.envPrefix} from the environment (QEMU reads it)`;
@@ -234,7 +234,7 @@ export function chooseSysroot(q: SysrootQuery): Sysroot {
     const prefix = resolve(q.envPrefix);
     const loader = loaderInTree(prefix, interp);
     if (!loader) throw missingLoader(q, `it is not in ${q.envPrefix} (QEMU_LD_PREFIX)`, prefix);
-    return { path: undefined, source: 'env', reason, loader, passedOver: others(q, prefix), view: viewFor(prefix, q) };
+    return { path: undefined, source: 'env', reason, loader, passedOver: others(q, prefix), view: viewFor(prefix, q, loader) };
   }
   if (interp === undefined) return { path: undefined, source: 'none', reason: 'static program: no loader needed', passedOver: [] };
   const hostRoot = q.hostRoot ?? '/';
@@ -247,7 +247,7 @@ export function chooseSysroot(q: SysrootQuery): Sysroot {
       reason: `the program lies inside ${root}, its own tree, which holds its loader ${interp}`,
       loader,
       passedOver: [...tree.passedOver, ...others(q, root)],
-      view: viewFor(root, q),
+      view: viewFor(root, q, loader),
     };
   }
   const hostFile = join(hostRoot, interp);
@@ -288,8 +288,8 @@ function others(q: SysrootQuery, chosen: string): PassedOver[] {
   return out;
 }
 
-function viewFor(root: string, q: SysrootQuery): TreeView | undefined {
-  return planView(root, q.hostRoot);
+function viewFor(root: string, q: SysrootQuery, loader: LoaderResolution): TreeView | undefined {
+  return planView(root, q.hostRoot, loader.file);
 }
 
 function missingLoader(q: SysrootQuery, why: string, tree?: string): XrunError {

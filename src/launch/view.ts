@@ -23,6 +23,8 @@ import { lookupOnDisk, resolveInRoot } from '../provision/safe-path.js';
 export interface ViewMount {
   readonly target: string;
   readonly layers: readonly string[];
+  /** It holds the loader: without it the launch cannot work. Others are left out with a warning when they cannot be mounted. */
+  readonly needed: boolean;
 }
 
 export interface TreeView {
@@ -62,9 +64,10 @@ const within = (path: string, dir: string) => path === dir || path.startsWith(`$
  * is /usr/lib), and each overlay also holds what the tree has at the same
  * place under an overlay above it, so a split-/usr tree's /lib and /usr/lib
  * both land in the host's /usr/lib. A host directory that holds the tree
- * itself is left alone: overlayfs refuses layers inside one another.
+ * itself is left alone: overlayfs refuses layers inside one another. The
+ * overlay whose tree layers hold `loader` (the loader's file) is needed.
  */
-export function planView(root: string, hostRoot = '/'): TreeView | undefined {
+export function planView(root: string, hostRoot = '/', loader?: string): TreeView | undefined {
   const entries: { tree: string; host: string }[] = [];
   for (const name of VIEW_DIRS) {
     const tree = treeDir(root, name);
@@ -88,7 +91,7 @@ export function planView(root: string, hostRoot = '/'): TreeView | undefined {
       const sub = treeDir(root, `${above.tree.slice(root.length)}/${target.slice(above.host.length + 1)}`);
       if (sub !== undefined && !layers.includes(sub)) layers.push(sub);
     }
-    return { target, layers: [...layers, target] };
+    return { target, layers: [...layers, target], needed: loader !== undefined && layers.some((l) => within(loader, l)) };
   });
   return { root, mounts, reason: `${targets.join(', ')} show ${root}'s files over the host's, read-only, in a private mount namespace` };
 }

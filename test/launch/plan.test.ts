@@ -169,18 +169,18 @@ describe('planView', () => {
   it('lays a split-/usr tree over a merged-/usr host: /lib and /usr/lib of the tree both land on the host\'s /usr/lib', () => {
     const host = layout(join(tmp, 'view-host'), { 'usr/lib/x': '', 'usr/bin/y': '', etc: 'dir', lib: '-> usr/lib', bin: '-> usr/bin', home: 'dir' });
     const root = layout(join(tmp, 'view-tree'), { 'lib/a': '', 'usr/lib/b': '', 'usr/bin/c': '', 'etc/d': '', 'home/e': '', 'lib64/f': '' });
-    const view = planView(root, host)!;
+    const view = planView(root, host, join(root, 'lib/a'))!;
     expect(view.mounts).toEqual([
-      { target: join(host, 'usr'), layers: [join(root, 'usr'), join(host, 'usr')] },
-      { target: join(host, 'etc'), layers: [join(root, 'etc'), join(host, 'etc')] },
-      { target: join(host, 'usr/lib'), layers: [join(root, 'lib'), join(root, 'usr/lib'), join(host, 'usr/lib')] },
+      { target: join(host, 'usr'), layers: [join(root, 'usr'), join(host, 'usr')], needed: false },
+      { target: join(host, 'etc'), layers: [join(root, 'etc'), join(host, 'etc')], needed: false },
+      { target: join(host, 'usr/lib'), layers: [join(root, 'lib'), join(root, 'usr/lib'), join(host, 'usr/lib')], needed: true },
     ]);
   });
 
   it('a merged-/usr tree needs only its /usr and /etc; a host directory holding the tree is left alone', () => {
     const host = layout(join(tmp, 'view-host2'), { 'usr/lib/x': '', etc: 'dir', lib: '-> usr/lib' });
     const root = layout(join(tmp, 'view-host2/etc/tree'), { 'usr/lib/b': '', lib: '-> usr/lib', bin: '-> usr/bin', 'usr/bin/c': '', 'etc/d': '' });
-    expect(planView(root, host)!.mounts).toEqual([{ target: join(host, 'usr'), layers: [join(root, 'usr'), join(host, 'usr')] }]);
+    expect(planView(root, host, join(root, 'usr/lib/b'))!.mounts).toEqual([{ target: join(host, 'usr'), layers: [join(root, 'usr'), join(host, 'usr')], needed: true }]);
   });
 });
 

@@ -16,7 +16,7 @@ import { probeFeatures } from '../../src/sandbox/features.js';
 import { sandboxBlocker } from '../../src/sandbox/command.js';
 import { blas, fixturesSkipReason, sysroot, tree, TREE_ARCHES, type FixtureItem } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
-import { cleanupRunners, copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
+import { cleanupRunners, copyFor, currentUser, NOBODY, otherUser, runtimeFor65534, type Runner } from '../helpers/users.js';
 import { shell, xrun, XRUN } from './run.js';
 
 const QEMU: Record<string, string> = { arm64: 'aarch64', armhf: 'arm', mips64el: 'mips64el', ppc64el: 'ppc64le', s390x: 's390x' };
@@ -139,6 +139,23 @@ describe('loaders behind absolute links (Debian ppc64el and mips64el)', () => {
       rmSync(dir, { recursive: true, force: true });
     });
   }
+});
+
+describe('a host directory the view cannot take', () => {
+  it('with a mount of a more privileged namespace below it (/etc in a container), it is left out with a warning; the program runs', async (ctx) => {
+    skipIf(ctx, (process.getuid?.() === 0 ? undefined : 'needs root to set up the host state') ?? missing('tree/ppc64el') ?? native('ppc64el') ?? noQemu('ppc64el') ?? noView());
+    const dir = otherUser.scratch();
+    await copyFor(otherUser, tree('ppc64el'), join(dir, 'tree'));
+    const perl = join(dir, 'tree', 'usr', 'bin', 'perl');
+    // A private mount below /usr, made by root; the user's own namespace then may not use /usr as a layer.
+    const r = await execa('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs none /usr/local && exec "$@"', 'sh',
+      'setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--',
+      process.execPath, join(runtimeFor65534(), 'bin', 'xrun'), perl, '-e', 'print "$^X\\n"; exit 7'], { reject: false, stripFinalNewline: false, env: { QEMU_LD_PREFIX: '' } });
+    expect(r.stderr).toMatch(/^xrun: warning: the view leaves out \/usr: mount overlay: .+\n$/);
+    expect(r.stdout).toBe(`${perl}\n`);
+    expect(r.exitCode).toBe(7);
+    rmSync(dir, { recursive: true, force: true });
+  });
 });
 
 describe('where xrun cannot give a program its tree\'s files', () => {
