@@ -60,6 +60,7 @@ struct Spec {
   std::vector<std::string> uidHelper, gidHelper;  // newuidmap/newgidmap argv; the pid goes in as argv[1]
   std::string uidMap, gidMap, setgroups;  // written by the parent when there is no helper
   bool ignoreChown = false;
+  bool walk = false;  // resolve by an O_NOFOLLOW walk, not openat2
 };
 
 struct Report {
@@ -235,6 +236,9 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
   if (!Strings(o, "argv", &spec->argv) || !Strings(o, "env", &spec->env)) return *why = "argv/env", false;
   if (!Strings(o, "uidHelper", &spec->uidHelper) || !Strings(o, "gidHelper", &spec->gidHelper)) return *why = "helpers", false;
   spec->ignoreChown = o.Get("ignoreChown").ToBoolean().Value();
+  std::string resolve;
+  if (!Str(o, "resolve", &resolve) || (!resolve.empty() && resolve != "openat2" && resolve != "walk")) return *why = "resolve", false;
+  spec->walk = resolve == "walk";
   if (!Str(o, "uidMap", &spec->uidMap) || !Str(o, "gidMap", &spec->gidMap) || !Str(o, "setgroups", &spec->setgroups))
     return *why = "maps", false;
   return true;
@@ -449,8 +453,10 @@ int WalkNoFollow(int root, const char* path, int flags) {
 
 // Opens `path` inside the tree at `root` as if `root` were '/': symlinks are
 // followed but clamped to it, '..' stops at it (RESOLVE_IN_ROOT), so no name
-// in the tree, however it changes meanwhile, resolves outside.
-int OpenIn(int root, const char* path, int flags) {
+// in the tree, however it changes meanwhile, resolves outside. `walk` (the
+// plan's choice where the kernel has no openat2) refuses symlinks instead.
+int OpenIn(int root, const char* path, int flags, bool walk) {
+  if (walk) return WalkNoFollow(root, path, flags);
   OpenHow how = {static_cast<uint64_t>(flags | O_CLOEXEC), 0, kResolveInRoot | kResolveNoMagicLinks};
   int fd = static_cast<int>(syscall(SYS_openat2, root, path, &how, sizeof how));
   if (fd >= 0 || errno != ENOSYS) return fd;
@@ -474,8 +480,8 @@ void FdName(int fd, char (&buf)[32]) {
 }
 
 // Mounts onto `target` inside `root`, through the descriptor the resolution gave.
-int MountAt(int root, const char* target, const char* source, const char* fstype, unsigned long flags, const char* data) {
-  int fd = OpenIn(root, target, O_PATH);
+int MountAt(int root, const char* target, const char* source, const char* fstype, unsigned long flags, const char* data, bool walk) {
+  int fd = OpenIn(root, target, O_PATH, walk);
   if (fd < 0) return errno;
   char name[32];
   FdName(fd, name);
@@ -486,8 +492,8 @@ int MountAt(int root, const char* target, const char* source, const char* fstype
 }
 
 // Makes the mount now at `target` read-only, with its submounts when `recursive`.
-int ReadOnly(int root, const char* target, bool recursive) {
-  int fd = OpenIn(root, target, O_PATH);
+int ReadOnly(int root, const char* target, bool recursive, bool walk) {
+  int fd = OpenIn(root, target, O_PATH, walk);
   if (fd < 0) return errno;
   MountAttr attr = {kMountAttrRdonly, 0, 0, 0};
   int err = 0;
@@ -516,8 +522,8 @@ int ReadOnly(int root, const char* target, bool recursive) {
 }
 
 // Creates op.leaf in op.parent (inside `root`); something already there is kept.
-int Create(int root, const Op& op) {
-  int dir = OpenIn(root, op.parent.c_str(), O_PATH | O_DIRECTORY);
+int Create(int root, const Op& op, bool walk) {
+  int dir = OpenIn(root, op.parent.c_str(), O_PATH | O_DIRECTORY, walk);
   if (dir < 0) return errno;
   int rc;
   switch (op.kind) {
@@ -537,18 +543,18 @@ int Create(int root, const Op& op) {
 }
 
 // One op; returns 0 or an errno. `root` is the current root's descriptor.
-int RunOp(const Op& op, int* root) {
+int RunOp(const Op& op, int* root, bool walk) {
   const char* target = op.target.c_str();
   switch (op.kind) {
     case kMount:
       return MountAt(*root, target, op.source.empty() ? nullptr : op.source.c_str(), op.fstype.empty() ? nullptr : op.fstype.c_str(),
-                     op.flags, op.data.empty() ? nullptr : op.data.c_str());
+                     op.flags, op.data.empty() ? nullptr : op.data.c_str(), walk);
     case kBind: {
-      int err = MountAt(*root, target, op.source.c_str(), nullptr, MS_BIND | (op.recursive ? MS_REC : 0), nullptr);
-      return err != 0 || !op.readonly ? err : ReadOnly(*root, target, op.recursive);
+      int err = MountAt(*root, target, op.source.c_str(), nullptr, MS_BIND | (op.recursive ? MS_REC : 0), nullptr, walk);
+      return err != 0 || !op.readonly ? err : ReadOnly(*root, target, op.recursive, walk);
     }
     case kWrite: {
-      int fd = OpenIn(*root, target, O_WRONLY);
+      int fd = OpenIn(*root, target, O_WRONLY, walk);
       if (fd < 0) return errno;
       // binfmt_misc's register takes one rule per write(2).
       ssize_t w = write(fd, op.data.data(), op.data.size());
@@ -559,7 +565,7 @@ int RunOp(const Op& op, int* root) {
     case kMkdir:
     case kFile:
     case kSymlink:
-      return Create(*root, op);
+      return Create(*root, op, walk);
     case kRoot: {
       // A mount point of its own, so that it can become the root; the
       // descriptor is taken after the bind, on the new mount.
@@ -645,7 +651,7 @@ int RunOp(const Op& op, int* root) {
   for (size_t i = 0; i < spec.ops.size(); i++) {
     const Op& op = spec.ops[i];
     if (op.fallback && !failed) continue;
-    int err = RunOp(op, &root);
+    int err = RunOp(op, &root, spec.walk);
     failed = err != 0;
     bool rescued = i + 1 < spec.ops.size() && spec.ops[i + 1].fallback;
     if (failed && !op.optional && !rescued) Fail(report, static_cast<int>(i), err);

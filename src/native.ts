@@ -57,6 +57,11 @@ export interface SandboxSpec {
   gidMap?: string;
   /** Make chown, fchown, lchown and fchownat succeed without effect (seccomp), for single-id maps. */
   ignoreChown?: boolean;
+  /**
+   * How op paths are resolved inside the root: openat2 with RESOLVE_IN_ROOT (the default; an O_NOFOLLOW walk
+   * where the kernel answers ENOSYS), or that walk, which refuses every symlink on the way.
+   */
+  resolve?: 'openat2' | 'walk';
 }
 
 /** How a sandbox run ended: the guest's status, or the step that failed before execve. */

@@ -18,6 +18,7 @@ export function formatSandboxPlan(plan: SandboxPlan): string {
     out += row('', e.line);
   }
   for (const m of plan.mounts) out += row('mount', `${m.source} on ${m.target} (${m.what})`);
+  out += row('paths', plan.resolve.reason);
   out += row('cwd', plan.cwd);
   out += row('exec', plan.argv.map(shellQuote).join(' '));
   out += row('env', plan.mode === 'rootfs' ? plan.env.join(' ') : 'inherited, plus --env and QEMU_LD_PREFIX when -L is given');

@@ -18,7 +18,7 @@ import { lookupOnDisk, resolveInRoot } from '../provision/safe-path.js';
 import { registerLine, ruleFor } from '../binfmt/rule.js';
 import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
-import type { Features } from './features.js';
+import { atLeast, type Features } from './features.js';
 
 // mount(2) flags.
 const MS_NOSUID = 0x2;
@@ -92,6 +92,8 @@ export interface SandboxPlan {
   readonly argv: readonly string[];
   readonly env: readonly string[];
   readonly notes: readonly string[];
+  /** How the child resolves the ops' paths inside the root, and why. */
+  readonly resolve: { readonly by: 'openat2' | 'walk'; readonly reason: string };
   /** Exactly what the addon executes. */
   readonly spec: SandboxSpec;
 }
@@ -274,6 +276,10 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   }
   ops.push({ op: 'chdir', path: cwd });
 
+  const resolve = atLeast(f.kernel, 5, 6)
+    ? { by: 'openat2' as const, reason: 'openat2 with RESOLVE_IN_ROOT: symlinks in the tree resolve inside it' }
+    : { by: 'walk' as const, reason: `Linux ${f.kernel.text} has no openat2 (5.6 and later do): one component at a time, refusing any symlink on the way` };
+
   // argv[0] as typed, as a shell passes it (busybox dispatches on it).
   const argv = req.program ? [req.program, ...req.args] : ['/bin/sh'];
   const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
@@ -289,7 +295,8 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     argv,
     env: envList,
     notes,
-    spec: { ops, candidates: [program.path], argv, env: envList, ...idSpec },
+    resolve,
+    spec: { ops, candidates: [program.path], argv, env: envList, resolve: resolve.by, ...idSpec },
   };
 }
 

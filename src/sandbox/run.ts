@@ -58,10 +58,14 @@ function failure(plan: SandboxPlan, failed: string, errno: number, step: number,
       });
     }
     const op = ops[step]!;
+    // Paths of the ops after `root` are inside it, and were resolved there.
+    const rootAt = ops.findIndex((o) => o.op === 'root');
+    const where = rootAt >= 0 && step > rootAt && op.op !== 'enter' ? ` inside ${plan.root}` : '';
     const hint = op.op === 'mount' && op.fstype === 'binfmt_misc'
       ? 'this kernel may not allow binfmt_misc inside a user namespace (Linux >= 6.7 does); see `xrun doctor`'
-      : name === 'EPERM' || name === 'EACCES' ? 'see `xrun doctor` (user namespace restrictions)' : undefined;
-    return new XrunError('sandbox', `${describeOp(op)}: ${why}`, { hint });
+      : name === 'ELOOP' && where ? 'a symlink on the way was refused: without openat2 (Linux < 5.6) no symlink may lead to a mount point'
+        : name === 'EPERM' || name === 'EACCES' ? 'see `xrun doctor` (user namespace restrictions)' : undefined;
+    return new XrunError('sandbox', `${describeOp(op)}${where}: ${why}`, { hint });
   }
   return new XrunError('sandbox', `sandbox ${failed} failed: ${why}`);
 }
