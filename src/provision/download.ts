@@ -1,15 +1,18 @@
 /**
  * HTTP downloads, verified: a file is only ever put in place (by rename) after
- * its SHA256 and size matched what a signed index said. Verified files are
+ * its SHA256 and size matched what a signed index said. Interrupted downloads
+ * are resumed (Range), transient failures retried (http.ts). Verified files are
  * kept in xrun's cache by content hash, so a second fetch reads them from disk
  * (checking the hash again) instead of the network.
  */
 
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { XrunError, errnoCode } from '../errors.js';
+import { failure, httpGet, type Response } from './http.js';
+import { tryLock } from './lock.js';
 import { formatBytes, progressBar } from './progress.js';
 
 export interface Expected {
@@ -17,12 +20,12 @@ export interface Expected {
   readonly size: number;
 }
 
-/** No byte for this long: the connection is given up. */
+/** No byte for this long: the connection is given up (and, when bytes came before, resumed). */
 const STALL_MS = 60_000;
 
 /** Fetches `url` into memory (for small files: Release, InRelease); undefined on 404. */
 export async function fetchText(url: string): Promise<Buffer | undefined> {
-  const res = await get(url);
+  const res = await httpGet(url, { signal: AbortSignal.timeout(STALL_MS) });
   if (res.status === 404 || res.status === 410) {
     await res.body?.cancel();
     return undefined;
@@ -31,23 +34,8 @@ export async function fetchText(url: string): Promise<Buffer | undefined> {
   return Buffer.from(await res.arrayBuffer());
 }
 
-function httpError(url: string, res: Response): XrunError {
-  return new XrunError('download', `GET ${url}: HTTP ${res.status} ${res.statusText}`, {
-    hint: 'check --mirror / XRUN_MIRROR and --suite',
-  });
-}
-
-async function get(url: string, signal?: AbortSignal): Promise<Response> {
-  try {
-    return await fetch(url, { signal: signal ?? AbortSignal.timeout(STALL_MS), redirect: 'follow' });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message ?? (err as Error).message;
-    throw new XrunError('download', `GET ${url}: ${why}`, {
-      cause: err,
-      hint: 'is the network reachable? (a proxy from http_proxy is not used; choose a reachable mirror with --mirror or XRUN_MIRROR)',
-    });
-  }
+function httpError(url: string, res: Response, hint = 'check --mirror / XRUN_MIRROR and --suite'): XrunError {
+  return new XrunError('download', `GET ${url}: HTTP ${res.status} ${res.statusText}`, { hint });
 }
 
 /** SHA256 of a file, as hex. */
@@ -57,55 +45,131 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** Downloads `url` to `dest` (atomically), checking size and SHA256. Returns the bytes received. */
-export async function downloadVerified(url: string, dest: string, expect: Expected, label: string): Promise<number> {
+/** Hashes the first bytes of a partial download into `hash`; returns how many. */
+async function hashInto(path: string, hash: Hash): Promise<number> {
+  let n = 0;
+  for await (const chunk of createReadStream(path)) {
+    hash.update(chunk as Buffer);
+    n += (chunk as Buffer).length;
+  }
+  return n;
+}
+
+export interface DownloadOptions {
+  /** Makes the request (default: httpGet with these headers); registries add auth here. */
+  readonly get?: (headers: Record<string, string>, signal: AbortSignal) => Promise<Response>;
+  /** What to suggest when the content does not match. */
+  readonly hint?: string;
+  /** What a mismatch is checked against, for messages ("the signed index", "the manifest"). */
+  readonly authority?: string;
+}
+
+/**
+ * Downloads `url` to `dest` (atomically), checking size and SHA256 while the
+ * bytes stream in; nothing is at `dest` unless both matched. Returns the bytes
+ * received now.
+ *
+ * Resumable: bytes go to `dest.partial`, owned by one process at a time (a
+ * lock with its pid); a connection that breaks after some bytes is resumed
+ * with a Range request, and so is the partial file a killed run left. A
+ * server that ignores Range sends the whole file again, which is taken from
+ * the start. Another process downloading the same file at the same moment
+ * does not wait: this one downloads to a private file instead.
+ */
+export async function downloadVerified(url: string, dest: string, expect: Expected, label: string, opts: DownloadOptions = {}): Promise<number> {
   mkdirSync(dirname(dest), { recursive: true });
-  const tmp = `${dest}.part-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const controller = new AbortController();
-  let timer = setTimeout(() => controller.abort(), STALL_MS);
+  const authority = opts.authority ?? 'the signed index';
+  const hint = opts.hint ?? 'the mirror may be out of sync or tampered with; try again later or another --mirror';
+  const get = opts.get ?? ((headers, signal) => httpGet(url, { headers, signal }));
+  const shared = `${dest}.partial`;
+  const release = tryLock(`${shared}.lock`);
+  const part = release ? shared : `${dest}.part-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const bar = progressBar(label, expect.size);
-  const file = await open(tmp, 'wx', 0o644);
-  let done = 0;
+  let received = 0;
   try {
-    const res = await get(url, controller.signal);
-    if (!res.ok || !res.body) throw httpError(url, res);
-    const hash = createHash('sha256');
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      clearTimeout(timer);
-      timer = setTimeout(() => controller.abort(), STALL_MS);
-      done += chunk.length;
-      if (done > expect.size) {
-        controller.abort();
-        throw new XrunError('verify', `${url}: larger than the ${expect.size} bytes the signed index says`, { hint: 'the mirror may be out of sync or tampered with; try again later or another --mirror' });
+    for (let attempt = 1; ; attempt++) {
+      const hash = createHash('sha256');
+      let have = 0;
+      try {
+        have = await hashInto(part, hash);
+      } catch (err) {
+        if (errnoCode(err) !== 'ENOENT') throw err;
       }
-      hash.update(chunk);
-      await file.write(chunk);
-      bar.update(done);
+      if (have > expect.size) {
+        rmSync(part, { force: true });
+        continue;
+      }
+      const controller = new AbortController();
+      let timer = setTimeout(() => controller.abort(), STALL_MS);
+      let progressed = false;
+      try {
+        if (have < expect.size) {
+          const res = await get(have > 0 ? { range: `bytes=${have}-` } : {}, controller.signal);
+          if (res.status === 416 && have > 0) {
+            // The server says the partial file is not a prefix it can continue: start over.
+            await res.body?.cancel();
+            rmSync(part, { force: true });
+            continue;
+          }
+          if (!res.ok || !res.body) throw httpError(url, res, hint);
+          const resumed = res.status === 206 && new RegExp(`^bytes ${have}-`).test(res.headers.get('content-range') ?? '');
+          // Not resumed (a 200): the whole file comes again, from the start.
+          if (!resumed) have = 0;
+          const file = await open(part, resumed ? 'a' : 'w', 0o644);
+          const h = resumed ? hash : createHash('sha256');
+          try {
+            for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
+              clearTimeout(timer);
+              timer = setTimeout(() => controller.abort(), STALL_MS);
+              have += chunk.length;
+              received += chunk.length;
+              progressed = true;
+              if (have > expect.size) {
+                controller.abort();
+                rmSync(part, { force: true });
+                throw new XrunError('verify', `${url}: larger than the ${expect.size} bytes ${authority} says`, { hint });
+              }
+              h.update(chunk);
+              await file.write(chunk);
+              bar.update(have);
+            }
+          } finally {
+            await file.close();
+          }
+          if (have !== expect.size) throw Object.assign(new Error(`connection closed after ${have} of ${expect.size} bytes`), { name: 'ShortRead' });
+          return finish(h, have);
+        }
+        return finish(hash, have);
+      } catch (err) {
+        if (err instanceof XrunError) throw err;
+        // A break in the body (reset, stall, short read): resume from what arrived, a few times.
+        if (attempt < 5 && (progressed || (err as Error).name === 'ShortRead')) continue;
+        if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') {
+          throw new XrunError('download', `GET ${url}: no data for ${STALL_MS / 1000} s after ${formatBytes(have)}`, { cause: err });
+        }
+        throw new XrunError('download', `GET ${url}: ${failure(err)}`, { cause: err });
+      } finally {
+        clearTimeout(timer);
+      }
     }
-    if (done !== expect.size) {
-      throw new XrunError('verify', `${url}: ${done} bytes received, the signed index says ${expect.size}`, { hint: 'the mirror may be out of sync; try again later or another --mirror' });
-    }
-    const got = hash.digest('hex');
-    if (got !== expect.sha256) {
-      throw new XrunError('verify', `${url}: SHA256 mismatch (got ${got}, the signed index says ${expect.sha256})`, {
-        hint: 'the mirror may be out of sync or tampered with; try again later or another --mirror',
-      });
-    }
-    await file.close();
-    renameSync(tmp, dest);
-    bar.finish();
-    return done;
   } catch (err) {
     bar.finish('failed');
-    await file.close().catch(() => undefined);
-    rmSync(tmp, { force: true });
-    if (err instanceof XrunError) throw err;
-    if ((err as Error).name === 'AbortError' || (err as Error).name === 'TimeoutError') {
-      throw new XrunError('download', `GET ${url}: no data for ${STALL_MS / 1000} s after ${formatBytes(done)}`, { cause: err });
-    }
-    throw new XrunError('download', `GET ${url}: ${(err as Error).message}`, { cause: err });
+    // A private part file cannot be resumed by anyone: remove it. The shared one stays for the next run.
+    if (!release) rmSync(part, { force: true });
+    throw err;
   } finally {
-    clearTimeout(timer);
+    release?.();
+  }
+
+  function finish(h: Hash, size: number): number {
+    const got = h.digest('hex');
+    if (size !== expect.size || got !== expect.sha256) {
+      rmSync(part, { force: true });
+      throw new XrunError('verify', `${url}: SHA256 mismatch (got ${got}, ${authority} says ${expect.sha256})`, { hint });
+    }
+    renameSync(part, dest);
+    bar.finish();
+    return received;
   }
 }
 
@@ -130,7 +194,7 @@ export async function cachedDownload(url: string, dir: string, expect: Expected,
   }
   const downloaded = await downloadVerified(url, path, expect, label);
   for (const old of readdirSync(dir)) {
-    if (old !== basename(path) && !old.includes('.part-')) rmSync(join(dir, old), { force: true });
+    if (old !== basename(path) && !old.includes('.part-') && !old.includes('.partial')) rmSync(join(dir, old), { force: true });
   }
   return { path, downloaded };
 }
