@@ -21,6 +21,9 @@ packages=(
   gcc-aarch64-linux-gnu libc6-arm64-cross
   # an outside judge of which architectures this machine runs (tiny static helpers per arch)
   arch-test
+  # rootfs pull's tests: a real registry (CNCF distribution), skopeo to fill it, umoci to compare trees,
+  # htpasswd for basic auth, openssl for the token-auth server's certificate
+  docker-registry skopeo umoci apache2-utils openssl
 )
 
 if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=17)?0:1)'; then

@@ -207,6 +207,37 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
       run(rootfsImportCommand(source, dir, opts));
     });
   rootfs
+    .command('pull')
+    .description('pull an image from a registry (OCI distribution API) into DIR, safely and without root')
+    .argument('<ref>', 'image reference as docker reads it: alpine, debian:bookworm, REGISTRY/NAME:TAG, NAME@sha256:...')
+    .argument('<dir>', 'the new root file system (must be empty or absent)')
+    .option('--arch <arch>', "the platform (arm64, armhf, arm/v7, aarch64, riscv64...; default: this host's)")
+    .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback ones always may) (repeatable)', collect, [])
+    .option('--json', 'machine-readable result on stdout')
+    .action(async (ref: string, dir: string, opts: { arch?: string; insecureRegistry: string[]; json?: boolean }) => {
+      const { rootfsPullCommand } = await import('./provision/rootfs-command.js');
+      run(rootfsPullCommand(ref, dir, opts));
+    });
+  const cache = rootfs
+    .command('cache')
+    .description('the blob cache shared by pulls ($XDG_CACHE_HOME/xrun/images)');
+  cache
+    .command('list')
+    .description('cached blobs, most recently used first')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const { rootfsCacheCommand } = await import('./provision/rootfs-command.js');
+      run(rootfsCacheCommand('list', opts));
+    });
+  cache
+    .command('prune')
+    .description('remove cached blobs (all, or those unused for --older-than DAYS)')
+    .option('--older-than <days>', 'keep blobs used within this many days')
+    .action(async (opts: { olderThan?: string }) => {
+      const { rootfsCacheCommand } = await import('./provision/rootfs-command.js');
+      run(rootfsCacheCommand('prune', opts));
+    });
+  rootfs
     .command('debian')
     .description('bootstrap a foreign Debian root file system as a plain user (debootstrap + xrun --rootfs)')
     .argument('<dir>', 'the new root file system (must be empty or absent)')

@@ -4,7 +4,7 @@
  * platform. Pure: parsed JSON in, plain data out.
  */
 
-import { archByName, archForDebian, archForOci } from '../arch.js';
+import { archByName, archForDebian, archForOci, archForUname } from '../arch.js';
 
 export interface Platform {
   readonly os?: string;
@@ -22,6 +22,15 @@ const DEBIAN_VARIANT: Readonly<Record<string, Platform>> = {
   armel: { architecture: 'arm', variant: 'v5' },
 };
 
+// What `uname -m` prints on 32-bit arm says the variant too.
+const UNAME_VARIANT: Readonly<Record<string, Platform>> = {
+  armv8l: { architecture: 'arm', variant: 'v8' },
+  armv7l: { architecture: 'arm', variant: 'v7' },
+  armv6l: { architecture: 'arm', variant: 'v6' },
+  armv5tel: { architecture: 'arm', variant: 'v5' },
+  armv5tejl: { architecture: 'arm', variant: 'v5' },
+};
+
 /** The platform an --arch value asks for: a Debian name, a QEMU name, or an OCI one (arm64, arm/v7). */
 export function platformFor(name: string): Platform {
   const [arch, variant, extra] = name.split('/');
@@ -30,9 +39,9 @@ export function platformFor(name: string): Platform {
     if (!archForOci(arch!)) throw new ImageError(`--arch ${name}: unknown OCI architecture '${arch}'`);
     return { architecture: arch!, variant };
   }
-  const deb = DEBIAN_VARIANT[name];
+  const deb = DEBIAN_VARIANT[name] ?? UNAME_VARIANT[name];
   if (deb) return deb;
-  const qemu = archByName(name) ?? archForDebian(name);
+  const qemu = archByName(name) ?? archForDebian(name) ?? archForUname(name);
   if (qemu?.ociArch) return { architecture: qemu.ociArch };
   if (archForOci(name)) return { architecture: name };
   throw new ImageError(`--arch ${name}: unknown architecture (use a Debian, QEMU or OCI name: arm64, armhf, arm/v7, riscv64, amd64...)`);
@@ -63,6 +72,28 @@ export function choosePlatform<T>(items: readonly T[], platformOf: (t: T) => Pla
   if (matching.length === 1) return matching[0]!;
   if (matching.length === 0) throw new ImageError(`${what} has no ${platformString(want)} image (it has: ${list()})`);
   throw new ImageError(`${what} has ${matching.length} images for ${platformString(want)} (${matching.map((i) => platformString(platformOf(i))).join(', ')}); name a variant, e.g. --arch ${want.architecture}/v7`);
+}
+
+/**
+ * The platforms that can stand in for `want`, best first: an arm CPU runs
+ * code for older arm variants, so arm/v7 takes v7, else v6, else v5 (the
+ * fallbacks containerd's platform matcher uses).
+ */
+export function platformCandidates(want: Platform): Platform[] {
+  const ARM = ['v8', 'v7', 'v6', 'v5'];
+  if (want.architecture === 'arm' && want.variant !== undefined && ARM.includes(want.variant)) {
+    return ARM.slice(ARM.indexOf(want.variant)).map((variant) => ({ architecture: 'arm', variant }));
+  }
+  return [want];
+}
+
+/** Like choosePlatform, but taking the best of the fallbacks when the exact platform is missing. */
+export function choosePlatformWithFallbacks<T>(items: readonly T[], platformOf: (t: T) => Platform, want: Platform, what: string): T {
+  for (const candidate of platformCandidates(want)) {
+    const matching = items.filter((i) => platformMatches(candidate, platformOf(i)));
+    if (matching.length > 0) return choosePlatform(matching, platformOf, candidate, what);
+  }
+  return choosePlatform(items, platformOf, want, what);
 }
 
 // ---- OCI ----

@@ -75,7 +75,7 @@ export function prepareTarget(dir: string): string {
  * interrupted imports into the same DIR are removed first. Where DIR's parent
  * is not writable, DIR itself is the staging area and is emptied on failure.
  */
-function stage(t: Target): { path: string; commit(): void; abort(): void } {
+export function stage(t: Target): { path: string; commit(): void; abort(): void } {
   const prefix = `.${basename(t.dir)}.xrun-import-`;
   const parent = dirname(t.dir);
   removeStaleStaging(parent, prefix);
@@ -175,7 +175,7 @@ async function unpackOnce(input: AsyncIterable<Buffer>, source: string, ex: Extr
   return top;
 }
 
-async function applyPlan(plan: ImagePlan, root: string, source: string): Promise<ExtractStats> {
+export async function applyPlan(plan: ImagePlan, root: string, source: string): Promise<ExtractStats> {
   const ex = new Extractor(root, { whiteouts: plan.whiteouts });
   const n = plan.layers.length;
   for (const [i, layer] of plan.layers.entries()) {
