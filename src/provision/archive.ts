@@ -168,7 +168,7 @@ export async function findPackage(src: ArchiveSource, rel: Release, debArch: str
   const { stream } = await decompress(createReadStream(cached.path), url);
   let found: PackageRecord | undefined;
   try {
-    for await (const s of packageStanzas(stream)) {
+    for await (const s of packageStanzas(stream, name)) {
       if (s.Package !== name) continue;
       found = packageRecord(s);
       break;
