@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxStatic, fixturesSkipReason } from '../helpers/fixtures.js';
 import { cleanupRunners } from '../helpers/users.js';
 import { isRoot, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
-import { dockerArchive, push, putIndex, registryToolsMissing, startFlakyFront, startProxy, startRegistry, type RunningRegistry } from './registry.js';
+import { dockerArchive, push, putIndex, registryToolsMissing, startFlakyFront, startProxy, startRegistry, startTokenServer, type RunningRegistry } from './registry.js';
 import type { WEntry } from './tar-writer.js';
 
 const ARCHES = [
@@ -29,6 +29,8 @@ let cannot: string | undefined;
 let work: string;
 let reg: RunningRegistry;
 let authReg: RunningRegistry;
+let tokenReg: RunningRegistry;
+let tokens: Awaited<ReturnType<typeof startTokenServer>>;
 const env = () => ({ HOME: work });
 const bb = (deb: string) => readFileSync(busyboxStatic(deb));
 
@@ -69,11 +71,17 @@ beforeAll(async () => {
   writeFileSync(htpasswd, (await execa('htpasswd', ['-Bbn', 'puller', 's3cr3t-pw'])).stdout);
   authReg = await startRegistry(join(tools, 'auth-registry'), { htpasswd });
   await push(join(tools, 'arm64.tar'), `${authReg.host}/private:1`, env(), 'puller:s3cr3t-pw');
+  // Token auth: a registry that sends clients to a token service for bearer tokens.
+  tokens = await startTokenServer(tools);
+  tokenReg = await startRegistry(join(tools, 'token-registry'), { token: { realm: tokens.realm, service: 'xrun-test-registry', issuer: 'xrun-test', certBundle: tokens.certBundle } });
+  await push(join(tools, 'armel.tar'), `${tokenReg.host}/tokened:1`, env());
 }, 300_000);
 
 afterAll(async () => {
   await reg?.stop();
   await authReg?.stop();
+  await tokenReg?.stop();
+  tokens?.server.close();
   if (work) rmSync(work, { recursive: true, force: true });
   await cleanupRunners();
 });
@@ -212,6 +220,20 @@ describe('rootfs pull: auth, proxy, cache', () => {
     expect(wrong.stderr).not.toContain('wrong-pw');
   }, 120_000);
 
+  it('the anonymous bearer-token flow: realm, service and scope from the 401, token sent back', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    tokens.requests.length = 0;
+    const dir = join(work, 'tokened');
+    const r = await run(['rootfs', 'pull', '--arch', 'armel', `${tokenReg.host}/tokened:1`, dir]);
+    expect(r.stderr).toMatch(/^xrun: pulled 127\.0\.0\.1:\d+\/tokened:1 \(linux\/arm\/v5, sha256:[0-9a-f]{12}\) into /);
+    expect(r.exitCode).toBe(0);
+    expect(readFileSync(join(dir, 'etc/motd'), 'utf8')).toBe('armel\n');
+    expect(tokens.requests.length).toBeGreaterThan(0);
+    expect(tokens.requests[0]!.query).toContain('service=xrun-test-registry');
+    expect(decodeURIComponent(tokens.requests[0]!.query)).toContain('scope=repository:tokened:pull');
+    expect(tokens.requests[0]!.authorized).toBe(false);
+  }, 120_000);
+
   it('pulls through an HTTP proxy from HTTP_PROXY', async (ctx) => {
     if (skipReason(cannot)) return ctx.skip();
     const proxy = await startProxy();
@@ -252,6 +274,34 @@ describe('rootfs pull: auth, proxy, cache', () => {
       expect(r.exitCode).toBe(0);
       expect(front.blobRequests.some((q) => / bytes=[1-9]\d*-$/.test(q))).toBe(true);
       expect(readFileSync(join(dir, 'bin/busybox')).equals(bb('arm64'))).toBe(true);
+    } finally {
+      front.server.close();
+      front.server.closeAllConnections();
+    }
+  }, 120_000);
+
+  it('an interrupted pull (killed mid-layer) is resumed by the next pull with a Range request', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    const cache = join(work, 'killed-cache');
+    const stalled = await startFlakyFront(reg.host, 1, 100_000, 'stall');
+    const dir = join(work, 'killed');
+    try {
+      // The layer stalls half-way; the pull is killed while waiting for the rest.
+      const killed = await run(['rootfs', 'pull', '--arch', 's390x', `${stalled.host}/multi`, dir], { XDG_CACHE_HOME: cache }, 4_000);
+      expect(killed.exitCode).not.toBe(0);
+      expect(existsSync(dir)).toBe(false);
+      expect(readdirSync(join(cache, 'xrun/images/blobs/sha256')).some((n) => n.endsWith('.partial'))).toBe(true);
+    } finally {
+      stalled.server.close();
+      stalled.server.closeAllConnections();
+    }
+    const front = await startFlakyFront(reg.host, 0);
+    try {
+      const r = await run(['rootfs', 'pull', '--arch', 's390x', `${front.host}/multi`, dir], { XDG_CACHE_HOME: cache });
+      expect(r.exitCode).toBe(0);
+      expect(front.blobRequests.some((q) => / bytes=[1-9]\d*-$/.test(q))).toBe(true);
+      expect(readFileSync(join(dir, 'bin/busybox')).equals(bb('s390x'))).toBe(true);
+      expect(readdirSync(join(cache, 'xrun/images/blobs/sha256')).filter((n) => !/^[0-9a-f]{64}$/.test(n))).toEqual([]);
     } finally {
       front.server.close();
       front.server.closeAllConnections();

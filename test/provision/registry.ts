@@ -5,8 +5,8 @@
  * a "flaky front" that cuts blob downloads, both recording what they saw.
  */
 
-import { createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { X509Certificate, createHash, sign as cryptoSign } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { connect, createServer as netServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /** Why the registry tests cannot run here, or undefined. */
 export function registryToolsMissing(): string | undefined {
-  const missing = ['docker-registry', 'skopeo', 'umoci', 'htpasswd'].filter((c) => !findCommand(c));
+  const missing = ['docker-registry', 'skopeo', 'umoci', 'htpasswd', 'openssl'].filter((c) => !findCommand(c));
   return missing.length ? `${missing.join(', ')} not installed (rootfs-tools/install-deps.sh installs them)` : undefined;
 }
 
@@ -136,10 +136,10 @@ export async function startProxy(): Promise<{ url: string; seen: string[]; serve
 
 /**
  * A reverse proxy in front of a registry that cuts the first `cuts` blob
- * responses of at least `minBytes` half-way (the connection dies), and records
+ * responses of at least `minBytes` half-way (the connection dies, or stalls), and records
  * each blob request with its Range header.
  */
-export async function startFlakyFront(target: string, cuts: number, minBytes = 100_000): Promise<{ host: string; blobRequests: string[]; server: Server }> {
+export async function startFlakyFront(target: string, cuts: number, minBytes = 100_000, mode: 'reset' | 'stall' = 'reset'): Promise<{ host: string; blobRequests: string[]; server: Server }> {
   const blobRequests: string[] = [];
   let left = cuts;
   const server = createServer((req, res) => {
@@ -155,7 +155,7 @@ export async function startFlakyFront(target: string, cuts: number, minBytes = 1
           if (sent >= size / 2) return;
           sent += chunk.length;
           res.write(chunk);
-          if (sent >= size / 2) setTimeout(() => res.socket?.destroy(), 20);
+          if (sent >= size / 2 && mode === 'reset') setTimeout(() => res.socket?.destroy(), 20);
         });
         return;
       }
@@ -166,4 +166,41 @@ export async function startFlakyFront(target: string, cuts: number, minBytes = 1
   });
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, blobRequests, server };
+}
+
+/**
+ * A token service for the registry's `auth: token` mode: grants what is asked
+ * (the anonymous pull flow) with a JWT signed by a throwaway key whose
+ * self-signed certificate the registry trusts (x5c header). Records each
+ * token request (its query and whether credentials came with it).
+ */
+export async function startTokenServer(dir: string): Promise<{ realm: string; certBundle: string; requests: { query: string; authorized: boolean }[]; server: Server }> {
+  const key = join(dir, 'token.key');
+  const cert = join(dir, 'token.crt');
+  await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-subj', '/CN=xrun-test-token', '-days', '1']);
+  const der = createPublicKeyDer(cert);
+  const keyPem = readFileSync(key, 'utf8');
+  const b64url = (b: Buffer | string) => Buffer.from(b).toString('base64url');
+  const requests: { query: string; authorized: boolean }[] = [];
+  const server = createServer((req, res) => {
+    const url = new URL(req.url!, 'http://x');
+    requests.push({ query: url.search, authorized: req.headers.authorization !== undefined });
+    const scopes = url.searchParams.getAll('scope').flatMap((s) => s.split(' '));
+    const access = scopes.map((s) => {
+      const [type, name, actions] = [s.split(':')[0]!, s.split(':').slice(1, -1).join(':'), s.split(':').pop()!];
+      return { type, name, actions: actions.split(',') };
+    });
+    const now = Math.floor(Date.now() / 1000);
+    const header = b64url(JSON.stringify({ typ: 'JWT', alg: 'RS256', x5c: [der.toString('base64')] }));
+    const claims = b64url(JSON.stringify({ iss: 'xrun-test', sub: '', aud: url.searchParams.get('service'), exp: now + 300, nbf: now - 10, iat: now, jti: String(Math.random()), access }));
+    const sig = cryptoSign('RSA-SHA256', Buffer.from(`${header}.${claims}`), keyPem);
+    const token = `${header}.${claims}.${b64url(sig)}`;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, access_token: token, expires_in: 300 }));
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return { realm: `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`, certBundle: cert, requests, server };
+}
+
+function createPublicKeyDer(certPem: string): Buffer {
+  return Buffer.from(new X509Certificate(readFileSync(certPem)).raw);
 }
