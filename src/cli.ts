@@ -19,6 +19,7 @@ export interface RootOptions {
   explain?: boolean;
   json?: boolean;
   rootfs?: string;
+  image?: string;
   transparent?: boolean;
   bind: string[];
   devBind: string[];
@@ -66,6 +67,7 @@ const ROOT_OPTIONS: readonly OptionSpec[] = [
   { long: '--explain', key: 'explain', launch: true, description: 'print the plan (emulator, sysroot, argv, why each) instead of running' },
   { long: '--json', key: 'json', launch: true, description: 'with --explain or --status: machine-readable output' },
   { long: '--env', value: 'key=value', many: true, key: 'env', launch: true, description: 'set an environment variable for the program (repeatable)' },
+  { long: '--image', value: 'ref', key: 'image', description: 'run inside a registry image (pulled and unpacked once, each run on a private overlay; --arch picks the platform)' },
   { long: '--rootfs', value: 'dir', key: 'rootfs', description: 'run inside this foreign root file system (user + mount namespaces, its own /dev)' },
   { long: '--transparent', key: 'transparent', description: 'run a host command where every foreign program it starts is emulated' },
   { long: '--bind', value: 'src[:dst]', many: true, key: 'bind', description: 'with --rootfs: bind-mount a host path inside (repeatable)' },
@@ -263,6 +265,11 @@ async function root(program: Command, prog: string | undefined, args: string[], 
     return binfmtCommand(opts);
   }
   if (opts.rootfs !== undefined && opts.transparent) throw usage('--rootfs and --transparent go one at a time');
+  if (opts.image !== undefined) {
+    if (opts.rootfs !== undefined || opts.transparent) throw usage('--image goes without --rootfs and --transparent');
+    const { imageRunCommand } = await import('./provision/image-run.js');
+    return imageRunCommand(prog, args, opts);
+  }
   if (opts.sandbox === false && opts.rootfs === undefined) throw usage('--no-sandbox goes with --rootfs');
   if (opts.rootfs !== undefined || opts.transparent) {
     const { sandboxCommand } = await import('./sandbox/command.js');

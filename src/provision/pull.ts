@@ -12,7 +12,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { XrunError } from '../errors.js';
 import { host } from '../host.js';
@@ -27,6 +27,7 @@ import {
 import { formatBytes } from './progress.js';
 import { ReferenceError, parseReference, referenceString, type Reference } from './reference.js';
 import { Registry } from './registry.js';
+import { makeStaging } from './staging.js';
 import type { ExtractStats } from './extract.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -39,6 +40,8 @@ export function imageCacheDir(env: Env = process.env): string {
 export interface PullOptions {
   readonly arch?: string;
   readonly insecureRegistry?: readonly string[];
+  /** Given the chosen manifest's digest, an existing tree to use instead of unpacking (--image's cache). */
+  readonly reuse?: (digest: string) => string | undefined;
 }
 
 export interface PullResult {
@@ -154,7 +157,8 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
     if (!/^[A-Za-z0-9.-]+(:\d+)?$|^\[[0-9a-fA-F:]+\](:\d+)?$/.test(r)) throw new XrunError('usage', `--insecure-registry ${r}: expected HOST[:PORT]`, { exitCode: 2 });
   }
   const { want, explicit } = wantedPlatform(opts.arch);
-  const target = checkTarget(dir);
+  // Checked before anything is fetched, and again (it may have changed) before unpacking.
+  checkTarget(dir);
   const reg = new Registry(ref, { insecureRegistries: opts.insecureRegistry ?? [], env });
   const what = referenceString(ref);
   const cache = imageCacheDir(env);
@@ -173,6 +177,15 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
     });
   }
   const layers = resolved.manifest.layers;
+  const reused = opts.reuse?.(resolved.digest);
+  if (reused !== undefined) {
+    return {
+      reference: what, digest: resolved.digest, ...(resolved.indexDigest ? { indexDigest: resolved.indexDigest } : {}), platform,
+      layers: layers.map((l) => ({ digest: l.digest, size: l.size, cached: true })), downloaded: config.bytes, dir: reused,
+      stats: { files: 0, directories: 0, symlinks: 0, hardlinks: 0, whiteouts: 0, devices: 0, fifos: 0, unsupported: {}, chownFailures: 0, bytes: 0 },
+      seconds: (Date.now() - started) / 1000,
+    };
+  }
   for (const l of layers) {
     if (!/^application\/vnd\.(oci\.image\.layer\.v1\.tar(\+gzip|\+zstd)?|docker\.image\.rootfs\.diff\.tar\.gzip)$/.test(l.mediaType) && l.mediaType !== '') {
       throw new ImageError(`${what}: layer ${l.digest} has media type ${l.mediaType}, which this puller does not unpack`);
@@ -194,6 +207,7 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
     platform,
     notes: [],
   };
+  const target = checkTarget(dir);
   const staging = stage(target);
   try {
     const stats = await applyPlan(plan, staging.path, what);
@@ -263,4 +277,38 @@ export function pruneCache(days: number, env: Env = process.env): { removed: num
     }
   }
   return { removed, bytes };
+}
+
+// ---- --image: one unpacked tree per manifest, shared by sessions ----
+
+/** Where --image keeps unpacked trees, one per image manifest digest. */
+export function imageTreesDir(env: Env = process.env): string {
+  return join(cacheDir(env), 'rootfs');
+}
+
+/**
+ * The unpacked tree of REF for --image: pulled and unpacked once per
+ * manifest digest into $XDG_CACHE_HOME/xrun/rootfs/<hex>, then reused (the
+ * registry is asked only which manifest the tag names now).
+ */
+export async function imageTree(refText: string, opts: PullOptions, env: Env = process.env): Promise<{ tree: string; result: PullResult }> {
+  const trees = imageTreesDir(env);
+  mkdirSync(trees, { recursive: true });
+  const treeOf = (digest: string) => join(trees, digest.slice('sha256:'.length));
+  const staging = makeStaging(trees, '.pull-');
+  try {
+    const result = await pullImage(refText, join(staging, 'root'), { ...opts, reuse: (d) => (existsSync(treeOf(d)) ? treeOf(d) : undefined) }, env);
+    const tree = treeOf(result.digest);
+    if (result.dir !== tree) {
+      try {
+        renameSync(result.dir, tree);
+      } catch (err) {
+        // Another session unpacked the same image meanwhile: theirs is as good.
+        if (!existsSync(tree)) throw err;
+      }
+    }
+    return { tree, result: { ...result, dir: tree } };
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
+  }
 }

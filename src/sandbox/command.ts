@@ -35,7 +35,7 @@ function warn(message: string, hint?: string): void {
   process.stderr.write(`xrun: warning: ${message}\n${hint ? `hint: ${hint}\n` : ''}`);
 }
 
-export function sandboxCommand(program: string | undefined, args: string[], opts: RootOptions): number {
+export function sandboxCommand(program: string | undefined, args: string[], opts: RootOptions, overlay?: SandboxRequest['overlay']): number {
   const mode = opts.transparent ? 'transparent' : 'rootfs';
   const req: SandboxRequest = {
     mode,
@@ -49,6 +49,7 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     qemu: opts.qemu,
     sysroot: opts.sysroot,
     env: process.env,
+    ...(overlay ? { overlay } : {}),
   };
   if (opts.sandbox === false) return fallbackDirect(req, opts, '--no-sandbox given');
   const f = probeFeatures();
@@ -90,6 +91,11 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
  * confines by ptrace; without it, refuse and say what would fix it.
  */
 function noSandbox(req: SandboxRequest, opts: RootOptions, why: string, fix: string | undefined): number {
+  if (req.overlay) {
+    throw new XrunError('no-sandbox', `--image: cannot mount a private overlay over the cached image: ${why}`, {
+      hint: `${fix ? `${fix}; ` : ''}or unpack a copy and use it: xrun rootfs pull IMAGE DIR, then xrun --rootfs DIR`,
+    });
+  }
   const proot = findProot(req.env.PATH);
   if (!proot) {
     throw new XrunError('no-sandbox', `--rootfs ${req.root}: cannot confine the program: ${why}`, {

@@ -59,6 +59,12 @@ export interface SandboxRequest {
   readonly sysroot?: string | undefined;
   /** The host environment. */
   readonly env: Readonly<Record<string, string | undefined>>;
+  /**
+   * --image: `root` is where an overlay of the read-only tree `lower` (a
+   * cached image) and the private `upper` is mounted, in the child's own mount
+   * namespace; programs are looked up in `lower`.
+   */
+  readonly overlay?: { readonly lower: string; readonly upper: string; readonly work: string } | undefined;
 }
 
 export interface IdMapChoice {
@@ -214,13 +220,15 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
 
   if (req.mode === 'rootfs') {
     root = posix.resolve(req.root!);
-    if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
+    // What the guest will see, as far as the host can look at it before anything is mounted.
+    const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
+    if (!isDir(view)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
     // Relative to the root's '/', never to xrun's own directory on the host:
     // the child chroots and then changes directory (issue 12, relative --cwd escape).
     cwd = posix.resolve('/', req.cwd ?? '/');
     env = { PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments };
-    const found = locateInRoot(root, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
-    const arch = programArch(root, found.hostPath, found.path);
+    const found = locateInRoot(view, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
+    const arch = programArch(view, found.hostPath, found.path);
     program = { ...found, arch: arch?.name };
     const foreign = arch && !runsNatively(h, arch) ? [arch] : [];
     if (arch && foreign.length === 0) notes.push(`${arch.name} runs natively here: no binfmt entry needed`);
@@ -245,11 +253,21 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   }
 
   if (root) {
+    const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
+    if (req.overlay) {
+      const { lower, upper, work } = req.overlay;
+      // overlayfs splits its options at ',' and ':' and takes '\\' as an escape.
+      if ([lower, upper, work].some((d) => /[,:\\]/.test(d))) {
+        throw new XrunError('image', `--image: ${[lower, upper, work].find((d) => /[,:\\]/.test(d))}: a path with ',' ':' or '\\' cannot be an overlay layer`, { hint: 'set XDG_CACHE_HOME to a plainer path' });
+      }
+      ops.push({ op: 'mount', source: 'overlay', target: root, fstype: 'overlay', flags: 0, data: `lowerdir=${lower},upperdir=${upper},workdir=${work}` });
+      mounts.push({ source: lower, target: '/', what: `the cached image, read-only under a private overlay (changes go to ${upper}, removed afterwards)` });
+    }
     ops.push({ op: 'root', path: root });
     mountProcSys(ops, mounts, entries.length > 0);
     mountDev(req, ops, mounts);
     // Only onto a file the rootfs has, found inside it (a symlink there points into the rootfs, never out).
-    const resolv = resolveInRoot(root, '/etc/resolv.conf', DISK);
+    const resolv = resolveInRoot(view, '/etc/resolv.conf', DISK);
     if (isFile('/etc/resolv.conf') && resolv !== undefined && isFile(resolv)) {
       ops.push({ op: 'bind', source: '/etc/resolv.conf', target: '/etc/resolv.conf', optional: true });
       mounts.push({ source: '/etc/resolv.conf', target: '/etc/resolv.conf', what: "the host's DNS settings" });
@@ -259,7 +277,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
       const source = posix.resolve(src);
       if (!existsSync(source)) throw new XrunError('bind', `--bind ${bind}: ${source}: no such file or directory`, { exitCode: EXIT.usage });
       const target = posix.resolve('/', dst);
-      checkBindTarget(root, target, isDir(source));
+      checkBindTarget(view, target, isDir(source));
       if (isDir(source)) ops.push({ op: 'mkdir', path: target, optional: true });
       ops.push({ op: 'bind', source, target, recursive: true });
       mounts.push({ source, target, what: 'given with --bind' });

@@ -307,4 +307,28 @@ describe('rootfs pull: auth, proxy, cache', () => {
       front.server.closeAllConnections();
     }
   }, 120_000);
+
+  it('xrun --image runs uname -m -> aarch64 as an unprivileged user, twice, on a private overlay: the cached tree is unchanged', async (ctx) => {
+    if (skipReason(cannot)) return ctx.skip();
+    const cache = join(work, 'image-cache');
+    const ref = `${reg.host}/multi`;
+    const first = await run(['--image', ref, '--arch', 'arm64', '/bin/sh', '-c', 'uname -m'], { XDG_CACHE_HOME: cache });
+    expect(first.stderr).toBe('');
+    expect(first.stdout.trim()).toBe('aarch64');
+    expect(first.exitCode).toBe(0);
+    const trees = join(cache, 'xrun/rootfs');
+    const tree = join(trees, readdirSync(trees).find((n) => /^[0-9a-f]{64}$/.test(n))!);
+    const before = fingerprint(tree);
+    // A session that deletes and writes files: only its overlay changes.
+    const rm = await run(['--image', ref, '--arch', 'arm64', '/bin/sh', '-c', 'rm /etc/motd /bin/ls && echo new > /etc/new && ls /etc'], { XDG_CACHE_HOME: cache });
+    expect(rm.exitCode).toBe(0);
+    expect(rm.stdout.split('\n')).toContain('new');
+    expect(fingerprint(tree)).toEqual(before);
+    const second = await run(['--image', ref, '--arch', 'arm64', '/bin/sh', '-c', 'uname -m; cat /etc/motd'], { XDG_CACHE_HOME: cache });
+    expect(second.stdout.trim().split('\n')).toEqual(['aarch64', 'arm64']);
+    expect(second.exitCode).toBe(0);
+    // One unpacked tree, no session left behind.
+    expect(readdirSync(trees).filter((n) => !n.startsWith('.'))).toHaveLength(1);
+    expect(readdirSync(join(cache, 'xrun/sessions'))).toEqual([]);
+  }, 120_000);
 });
