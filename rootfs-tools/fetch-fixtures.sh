@@ -2,7 +2,7 @@
 # Fetch real foreign binaries from Debian's archive for xrun's tests and the README's example.
 #
 # Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
-#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs, vm, node, tree, blas) or items (sysroot/s390x)
+#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs, vm, node, tree, blas, trixie) or items (sysroot/s390x)
 #   --print-dir    print the cache directory and exit
 # Environment:
 #   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
@@ -29,6 +29,10 @@
 #                                      libgcc-s1 it loads), and the alternatives links libblas3's
 #                                      maintainer script makes (absolute, as update-alternatives makes
 #                                      them): arm64
+#   trixie/<debarch>/                  Debian 13 (arm64: built with pointer authentication): busybox,
+#                                      perl-base, xz-utils, gzip and everything they depend on (resolved as
+#                                      for node/), merged-/usr links, applet links and a skeleton, for
+#                                      chroot and `qemu -L`: arm64
 #   .stamps/<group>.<name>             written last; an item without its stamp is rebuilt
 #
 # The system's apt configuration and state are never touched: apt-get runs on a private
@@ -56,6 +60,10 @@ declare -A RESOLVED=()
 readonly NODE_TREES=(arm64-bookworm arm64-trixie)
 readonly TREE_ARCHES=(arm64 armhf mips64el ppc64el s390x)
 readonly BLAS_ARCHES=(arm64)
+# Debian 13's arm64 packages are built with -mbranch-protection=standard (pointer authentication),
+# which makes QEMU's choice of emulated CPU matter (docs/cpu.md).
+readonly TRIXIE_ARCHES=(arm64)
+readonly TRIXIE_PACKAGES=(busybox perl-base xz-utils gzip)
 # PT_INTERP of Debian's dynamic busybox, relative to the tree: checked so that a layout change
 # in the archive fails here rather than as a puzzling ENOENT under qemu.
 declare -rA LOADER=([arm64]=lib/ld-linux-aarch64.so.1 [s390x]=lib/ld64.so.1 [armhf]=lib/ld-linux-armhf.so.3
@@ -104,6 +112,7 @@ all_items() {
   for a in "${NODE_TREES[@]}"; do echo "node/$a"; done
   for a in "${TREE_ARCHES[@]}"; do echo "tree/$a"; done
   for a in "${BLAS_ARCHES[@]}"; do echo "blas/$a"; done
+  for a in "${TRIXIE_ARCHES[@]}"; do echo "trixie/$a"; done
 }
 
 stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
@@ -306,6 +315,10 @@ debs_of() {
     printf '%s\n' "$work/apt-${1#*/}/cache/archives/"*.deb
     return
   fi
+  if [[ ${1%/*} == trixie ]]; then
+    printf '%s\n' "$work/apt-trixie-${1#*/}/cache/archives/"*.deb
+    return
+  fi
   for pkg in $(packages_of "$1"); do deb_of "$pkg"; done
 }
 
@@ -329,6 +342,28 @@ fetch_node_tree() {
   install_item "$item" "$tmp"
   printf 'fetch-fixtures: %s (nodejs %s and %d more packages)\n' "$item" \
     "$(dpkg-deb -f "$(debs_of "$item" | grep '/nodejs_')" Version)" "$((n - 1))" >&2
+}
+
+# trixie/<debarch>: Debian 13's TRIXIE_PACKAGES and their dependencies, resolved as for node trees,
+# made into a root file system like rootfs/<debarch>.
+fetch_trixie_tree() {
+  local item=$1 arch=${1#*/} dir=$work/apt-trixie-${1#*/} tmp=$work/item.trixie-${1#*/} deb n=0
+  setup_apt "$dir" trixie "$arch"
+  run_apt "$dir" update
+  run_apt "$dir" install --download-only --no-install-recommends -y "${TRIXIE_PACKAGES[@]}"
+  mkdir -m 755 -- "$tmp"
+  while read -r deb; do
+    [[ -f $deb ]] || die "$item: apt-get left no .deb files"
+    dpkg -x "$deb" "$tmp"
+    n=$((n + 1))
+  done < <(debs_of "$item")
+  link_merged_usr "$tmp"
+  [[ -x $tmp/usr/bin/perl && -x $tmp/bin/busybox && -x $tmp/usr/bin/xz && -x $tmp/bin/gzip ]] ||
+    die "$item: perl, busybox, xz or gzip missing from the tree"
+  [[ -e $tmp/${LOADER[$arch]} ]] || die "$item: loader ${LOADER[$arch]} missing from the tree"
+  make_rootfs_skeleton "$tmp"
+  install_item "$item" "$tmp"
+  printf 'fetch-fixtures: %s (%s, %d packages in all)\n' "$item" "${TRIXIE_PACKAGES[*]}" "$n" >&2
 }
 
 # "busybox 1:1.35.0-4+deb12u1+b1, libc6 2.36-9+deb12u14"
@@ -447,7 +482,7 @@ main() {
 
   local arches=() pkgs=() trees=() a p i
   for item in "${missing[@]}"; do
-    if [[ ${item%/*} == node ]]; then trees+=("$item"); continue; fi
+    if [[ ${item%/*} == node || ${item%/*} == trixie ]]; then trees+=("$item"); continue; fi
     a=${item#*/}
     [[ " ${arches[*]} " == *" $a "* ]] || arches+=("$a")
     for p in $(packages_of "$item"); do
@@ -472,7 +507,7 @@ main() {
     check_debs "${pkgs[@]}"
 
     for item in "${missing[@]}"; do
-      [[ ${item%/*} != node ]] || continue
+      [[ ${item%/*} != node && ${item%/*} != trixie ]] || continue
       step="building $item"
       build_item "$item" "$work/item.${item//\//-}"
       install_item "$item" "$work/item.${item//\//-}"
@@ -482,7 +517,7 @@ main() {
 
   for item in "${trees[@]}"; do
     step="fetching $item"
-    fetch_node_tree "$item"
+    if [[ ${item%/*} == trixie ]]; then fetch_trixie_tree "$item"; else fetch_node_tree "$item"; fi
   done
   step='finishing'
 }

@@ -29,6 +29,8 @@ export const VM_ARCHES = ['amd64'] as const;
  * arm64-trixie node 20.
  */
 export const NODE_TREES = ['arm64-bookworm', 'arm64-trixie'] as const;
+/** Debian 13 root file systems (PAC-built on arm64): busybox, perl-base, xz-utils, gzip and their dependencies: trixie/<debarch>/. */
+export const TRIXIE_ARCHES = ['arm64'] as const;
 
 export type StaticArch = (typeof STATIC_ARCHES)[number];
 export type SysrootArch = (typeof SYSROOT_ARCHES)[number];
@@ -37,6 +39,7 @@ export type NodeTree = (typeof NODE_TREES)[number];
 export type TreeArch = (typeof TREE_ARCHES)[number];
 export type BlasArch = (typeof BLAS_ARCHES)[number];
 export type VmArch = (typeof VM_ARCHES)[number];
+export type TrixieArch = (typeof TRIXIE_ARCHES)[number];
 
 /** One fetched unit, named as the script's `--only` takes it, e.g. `sysroot/s390x`. */
 export type FixtureItem =
@@ -46,7 +49,8 @@ export type FixtureItem =
   | `node/${NodeTree}`
   | `tree/${TreeArch}`
   | `blas/${BlasArch}`
-  | `vm/${VmArch}`;
+  | `vm/${VmArch}`
+  | `trixie/${TrixieArch}`;
 
 export const ALL_ITEMS: readonly FixtureItem[] = [
   ...STATIC_ARCHES.map((a) => `busybox-static/${a}` as const),
@@ -56,6 +60,7 @@ export const ALL_ITEMS: readonly FixtureItem[] = [
   ...TREE_ARCHES.map((a) => `tree/${a}` as const),
   ...BLAS_ARCHES.map((a) => `blas/${a}` as const),
   ...VM_ARCHES.map((a) => `vm/${a}` as const),
+  ...TRIXIE_ARCHES.map((a) => `trixie/${a}` as const),
 ];
 
 /**
@@ -103,6 +108,11 @@ export function tree(debarch: string, env: Env = process.env): string {
 /** busybox, libc6 and libblas3, with libblas.so.3 -> /etc/alternatives/... -> /usr/lib/<triplet>/blas/libblas.so.3. */
 export function blas(debarch: string, env: Env = process.env): string {
   return join(fixturesDir(env), 'blas', known(BLAS_ARCHES, debarch, 'blas'));
+}
+
+/** A Debian 13 root file system (merged /usr, busybox applets, perl, xz, gzip): `chroot R /bin/sh`, or `qemu -L R`. */
+export function trixie(debarch: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'trixie', known(TRIXIE_ARCHES, debarch, 'trixie'));
 }
 
 function known<A extends string>(arches: readonly A[], debarch: string, group: string): A {
