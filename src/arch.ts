@@ -24,6 +24,21 @@ export interface FlagsRule {
   readonly meaning: string;
 }
 
+/**
+ * Which CPU xrun asks QEMU to emulate for an architecture (QEMU's `-cpu`), and
+ * why. Each candidate is tried in order against the emulator at hand (older
+ * QEMU lacks newer models and properties); the first one it accepts is used,
+ * and when it accepts none QEMU's own default stays. Measurements: docs/cpu.md.
+ */
+export interface CpuPolicy {
+  /** `-cpu` values, best first. */
+  readonly candidates: readonly string[];
+  /** Why these, in words. */
+  readonly reason: string;
+  /** The QEMU versions whose default this replaces, and why it still matters there. */
+  readonly qemuVersions: string;
+}
+
 export interface Arch {
   /** QEMU's name for the target: the emulator is qemu-<name>[-static]. */
   readonly name: string;
@@ -45,6 +60,8 @@ export interface Arch {
   readonly triplets: readonly string[];
   /** The OCI image platform architecture (Go's GOARCH), where images exist. */
   readonly ociArch: string | undefined;
+  /** The emulated CPU xrun chooses; undefined leaves QEMU's default. */
+  readonly cpu: CpuPolicy | undefined;
 }
 
 // The common masks: byte 7 (EI_OSABI) ignored, e_type ET_EXEC or ET_DYN.
@@ -98,11 +115,44 @@ interface Row {
   debianArches?: string[];
   triplets?: string[];
   ociArch?: string;
+  cpu?: CpuPolicy;
 }
+
+// Measured on QEMU 7.2 (docs/cpu.md): Debian 13's arm64 perl, 1,000,000 sub calls: QEMU's default
+// (max, with the architected QARMA5 pointer authentication) 19 s, neoverse-n1 0.75 s, cortex-a72
+// 0.76 s, cortex-a57 0.80 s, max,pauth=off 0.89 s. Named cores implement no PAC, so the PAC
+// instructions Debian 13, Ubuntu 24.04 and Fedora compile in (HINT-space) execute as NOPs.
+const CPU_AARCH64: CpuPolicy = {
+  candidates: ['neoverse-n1', 'cortex-a72', 'cortex-a57'],
+  reason: "a core without pointer authentication: PAC-built userlands (Debian 13, Ubuntu 24.04, Fedora) run 10-25x faster than under QEMU's default; " +
+    'neoverse-n1 is Armv8.2 (LSE atomics, dot product), cortex-a72/a57 serve older QEMU',
+  qemuVersions: 'QEMU before 10.0 defaults to max with QARMA5 pointer authentication (10-25x slower on PAC code); 10.0 and later default to the faster impdef algorithm, and a named core still halves it',
+};
+// x86_64 and i386: QEMU's defaults (qemu64, qemu32) lack x86-64-v2 (SSE4.2, POPCNT), which RHEL 9-class userlands require.
+const CPU_X86: CpuPolicy = {
+  candidates: ['max'],
+  reason: "QEMU's default (qemu64/qemu32) lacks x86-64-v2 (SSE4.2, POPCNT, SSSE3), which RHEL 9-class userlands require; max has every feature QEMU emulates",
+  qemuVersions: 'every QEMU version',
+};
+const CPU_S390X: CpuPolicy = {
+  candidates: ['max'],
+  reason: "userlands built for z14 and later (RHEL 9, Ubuntu's z15 baseline) need facilities beyond QEMU's default model; max enables all QEMU emulates, at the same speed (docs/cpu.md)",
+  qemuVersions: 'every QEMU version',
+};
+const CPU_RISCV64: CpuPolicy = {
+  candidates: ['max'],
+  reason: 'RVA22/RVA23 userlands (Ubuntu 25.10 and later) need extensions (vector, bit manipulation) that QEMU\'s default rv64 lacks; max has them',
+  qemuVersions: "QEMU 8.1 and later have max; older ones reject it and keep rv64",
+};
+const CPU_PPC64LE: CpuPolicy = {
+  candidates: ['power10'],
+  reason: "POWER10-built userlands (RHEL 10) need instructions that QEMU's default POWER9 lacks; measured at the same speed (docs/cpu.md)",
+  qemuVersions: 'QEMU versions with a power10 model (7.2 has it); others keep POWER9',
+};
 
 const ROWS: Row[] = [
   { name: 'aarch64', elfClass: 64, byteOrder: 'little', machine: 0xb7, mask: MASK_LE,
-    unameMachines: ['aarch64', 'arm64'], debianArches: ['arm64'], triplets: ['aarch64-linux-gnu'], ociArch: 'arm64' },
+    unameMachines: ['aarch64', 'arm64'], debianArches: ['arm64'], triplets: ['aarch64-linux-gnu'], ociArch: 'arm64', cpu: CPU_AARCH64 },
   { name: 'aarch64_be', elfClass: 64, byteOrder: 'big', machine: 0xb7, mask: MASK_BE,
     unameMachines: ['aarch64_be'], triplets: ['aarch64_be-linux-gnu'] },
   { name: 'alpha', elfClass: 64, byteOrder: 'little', machine: 0x9026, mask: MASK_LE,
@@ -119,7 +169,7 @@ const ROWS: Row[] = [
   { name: 'hppa', elfClass: 32, byteOrder: 'big', machine: 0x0f, mask: MASK_BE,
     unameMachines: ['parisc', 'parisc64'], debianArches: ['hppa'], triplets: ['hppa-linux-gnu'] },
   { name: 'i386', elfClass: 32, byteOrder: 'little', machine: 0x03, mask: MASK_X86,
-    unameMachines: ['i386', 'i486', 'i586', 'i686'], debianArches: ['i386'], triplets: ['i686-linux-gnu'], ociArch: '386' },
+    unameMachines: ['i386', 'i486', 'i586', 'i686'], debianArches: ['i386'], triplets: ['i686-linux-gnu'], ociArch: '386', cpu: CPU_X86 },
   // QEMU's loongarch64 rule ignores the low two bits of EI_OSABI and all of EI_ABIVERSION.
   { name: 'loongarch64', elfClass: 64, byteOrder: 'little', machine: 0x102,
     mask: 'fffffffffffffffc00fffffffffffffffeffffff',
@@ -157,13 +207,13 @@ const ROWS: Row[] = [
   // QEMU's ppc64le rule leaves out the high byte of e_machine.
   { name: 'ppc64le', elfClass: 64, byteOrder: 'little', machine: 0x15,
     mask: 'fffffffffffffffcfffffffffffffffffeffff00',
-    unameMachines: ['ppc64le'], debianArches: ['ppc64el'], triplets: ['powerpc64le-linux-gnu'], ociArch: 'ppc64le' },
+    unameMachines: ['ppc64le'], debianArches: ['ppc64el'], triplets: ['powerpc64le-linux-gnu'], ociArch: 'ppc64le', cpu: CPU_PPC64LE },
   { name: 'riscv32', elfClass: 32, byteOrder: 'little', machine: 0xf3, mask: MASK_LE,
     unameMachines: ['riscv32'], triplets: ['riscv32-linux-gnu'] },
   { name: 'riscv64', elfClass: 64, byteOrder: 'little', machine: 0xf3, mask: MASK_LE,
-    unameMachines: ['riscv64'], debianArches: ['riscv64'], triplets: ['riscv64-linux-gnu'], ociArch: 'riscv64' },
+    unameMachines: ['riscv64'], debianArches: ['riscv64'], triplets: ['riscv64-linux-gnu'], ociArch: 'riscv64', cpu: CPU_RISCV64 },
   { name: 's390x', elfClass: 64, byteOrder: 'big', machine: 0x16, mask: MASK_BE_OSABI,
-    unameMachines: ['s390x'], debianArches: ['s390x'], triplets: ['s390x-linux-gnu'], ociArch: 's390x' },
+    unameMachines: ['s390x'], debianArches: ['s390x'], triplets: ['s390x-linux-gnu'], ociArch: 's390x', cpu: CPU_S390X },
   { name: 'sh4', elfClass: 32, byteOrder: 'little', machine: 0x2a, mask: MASK_LE_OSABI,
     unameMachines: ['sh4', 'sh4a'], debianArches: ['sh4'], triplets: ['sh4-linux-gnu'] },
   { name: 'sh4eb', elfClass: 32, byteOrder: 'big', machine: 0x2a, mask: MASK_BE_OSABI,
@@ -175,7 +225,7 @@ const ROWS: Row[] = [
   { name: 'sparc64', elfClass: 64, byteOrder: 'big', machine: 0x2b, mask: MASK_BE_OSABI,
     unameMachines: ['sparc64'], debianArches: ['sparc64'], triplets: ['sparc64-linux-gnu'] },
   { name: 'x86_64', elfClass: 64, byteOrder: 'little', machine: 0x3e, mask: MASK_X86,
-    unameMachines: ['x86_64', 'amd64'], debianArches: ['amd64'], triplets: ['x86_64-linux-gnu'], ociArch: 'amd64' },
+    unameMachines: ['x86_64', 'amd64'], debianArches: ['amd64'], triplets: ['x86_64-linux-gnu'], ociArch: 'amd64', cpu: CPU_X86 },
   { name: 'xtensa', elfClass: 32, byteOrder: 'little', machine: 0x5e, mask: MASK_LE,
     unameMachines: ['xtensa'], triplets: ['xtensa-linux-gnu'] },
   { name: 'xtensaeb', elfClass: 32, byteOrder: 'big', machine: 0x5e, mask: MASK_BE,
@@ -197,6 +247,7 @@ export const ARCHES: readonly Arch[] = ROWS.map((row) => {
     debianArches: row.debianArches ?? [],
     triplets: row.triplets ?? [],
     ociArch: row.ociArch,
+    cpu: row.cpu,
   });
 });
 

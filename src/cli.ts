@@ -16,6 +16,7 @@ export interface RootOptions {
   qemu?: string;
   sysroot?: string;
   argv0?: string;
+  cpu: string[];
   explain?: boolean;
   json?: boolean;
   rootfs?: string;
@@ -64,6 +65,7 @@ const ROOT_OPTIONS: readonly OptionSpec[] = [
   { long: '--qemu', value: 'path', key: 'qemu', launch: true, description: 'use this emulator instead of qemu-<arch>-static from PATH' },
   { long: '--sysroot', short: '-L', value: 'dir', key: 'sysroot', launch: true, description: 'root file system for the dynamic loader and libraries (QEMU -L)' },
   { long: '--argv0', value: 'name', key: 'argv0', launch: true, description: 'argv[0] for the program (default: the name as typed)' },
+  { long: '--cpu', value: '[arch:]model', many: true, key: 'cpu', launch: true, description: "the emulated CPU (QEMU -cpu; also XRUN_CPU), 'default' for QEMU's own (repeatable, one per arch)" },
   { long: '--explain', key: 'explain', launch: true, description: 'print the plan (emulator, sysroot, argv, why each) instead of running' },
   { long: '--json', key: 'json', launch: true, description: 'with --explain or --status: machine-readable output' },
   { long: '--env', value: 'key=value', many: true, key: 'env', launch: true, description: 'set an environment variable for the program (repeatable)' },
@@ -97,7 +99,7 @@ const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'apparm
  * and goes through commander, which also owns every usage error.
  */
 export function parseLaunch(argv: readonly string[]): { program: string; args: string[]; opts: RootOptions } | undefined {
-  const opts: Record<string, unknown> = { bind: [], devBind: [], env: [] };
+  const opts: Record<string, unknown> = { bind: [], devBind: [], env: [], cpu: [] };
   const done = (i: number) => ({ program: argv[i]!, args: argv.slice(i + 1), opts: opts as unknown as RootOptions });
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;

@@ -4,6 +4,7 @@
  */
 
 import { ARCHES, archByName } from './arch.js';
+import { HOST_ENTRY_CPU, chooseCpu, describeCpu, parseCpuSpecs } from './cpu.js';
 import { EXIT } from './errors.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers } from './binfmt/entries.js';
 import { emulatorIsStatic, findEmulator } from './emulator.js';
@@ -117,6 +118,15 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
     ...(staticCount > 0 ? {} : { fix: 'apt-get install qemu-user-static, or without root: xrun emulators fetch all' }),
   });
 
+  // The emulated CPU xrun would use, for each architecture where it differs from QEMU's default or the user chose one.
+  const specs = parseCpuSpecs([], env);
+  for (const e of found) {
+    const arch = archByName(e.arch)!;
+    if (!arch.cpu && specs.length === 0 && !env.QEMU_CPU) continue;
+    const choice = chooseCpu(arch, e.path, { specs, env });
+    checks.push({ name: `cpu ${e.arch}`, ok: true, detail: describeCpu(choice) });
+  }
+
   if (!isMounted(DEFAULT_BINFMT_DIR)) {
     checks.push({ name: 'host binfmt entries', ok: true, detail: `binfmt_misc is not mounted at ${DEFAULT_BINFMT_DIR}: no host entries (xrun needs none)` });
   } else {
@@ -129,7 +139,8 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
       checks.push({
         name: `entry ${e.name}`,
         ok: !e.enabled || inContainers,
-        detail: `${arch}, ${e.enabled ? 'enabled' : 'disabled'}, ${e.interpreter} (${linkage === undefined ? 'missing or unreadable' : linkage ? 'static' : 'dynamic'}), flags ${e.flags || '-'}: ${inContainers ? 'works inside chroots and containers' : 'fails inside chroots and containers'}`,
+        detail: `${arch}, ${e.enabled ? 'enabled' : 'disabled'}, ${e.interpreter} (${linkage === undefined ? 'missing or unreadable' : linkage ? 'static' : 'dynamic'}), flags ${e.flags || '-'}: ${inContainers ? 'works inside chroots and containers' : 'fails inside chroots and containers'}` +
+          (archByName(arch)?.cpu ? `; emulates QEMU's default CPU (${HOST_ENTRY_CPU})` : ''),
         ...(e.enabled && !inContainers ? { fix: `replace it with a static emulator and flag F: sudo xrun --install-binfmt --arch ${arch} --force` } : {}),
       });
     }

@@ -1,6 +1,7 @@
 /** `xrun inspect FILE...`: what each file is and how xrun would run it. */
 
 import { resolve } from 'node:path';
+import { chooseCpu, describeCpu, parseCpuSpecs } from './cpu.js';
 import { findEmulator } from './emulator.js';
 import { XrunError } from './errors.js';
 import { host, runsNatively } from './host.js';
@@ -22,6 +23,8 @@ export interface InspectResult {
   /** 'native' when the host runs it, else the emulator path, or null when none is installed. */
   readonly runner: string | null;
   readonly runnerStatic: boolean | null;
+  /** The emulated CPU xrun would choose, null when native or without an emulator. */
+  readonly cpu: { readonly model: string | null; readonly source: string; readonly reason: string; readonly text: string } | null;
 }
 
 export interface InspectError {
@@ -36,6 +39,7 @@ export function inspectFile(file: string): InspectResult {
   const h = host();
   const native = runsNatively(h, p.arch);
   const emu = native ? undefined : findEmulator(p.arch, { env: process.env, hostArch: h.arch.name });
+  const cpu = emu ? chooseCpu(p.arch, emu.path, { specs: parseCpuSpecs([], process.env), env: process.env }) : undefined;
   return {
     file,
     elfClass: p.elf.elfClass,
@@ -50,6 +54,7 @@ export function inspectFile(file: string): InspectResult {
     interpreter: p.elf.interpreter ?? null,
     runner: native ? 'native' : (emu?.path ?? null),
     runnerStatic: native ? null : (emu?.static ?? null),
+    cpu: cpu ? { model: cpu.model ?? null, source: cpu.source, reason: cpu.reason, text: describeCpu(cpu) } : null,
   };
 }
 
@@ -64,6 +69,7 @@ function formatResult(r: InspectResult): string {
     `  arch        ${r.arch}`,
     `  linkage     ${r.linkage}${r.interpreter ? `, interpreter ${r.interpreter}` : ''}`,
     `  runs with   ${runner}`,
+    ...(r.cpu ? [`  cpu         ${r.cpu.text}`] : []),
     '',
   ].join('\n');
 }

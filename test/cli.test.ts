@@ -7,10 +7,10 @@ import { xrun } from './launch/run.js';
 describe('parseLaunch', () => {
   it('takes launch options, then the program and everything after it', () => {
     expect(parseLaunch(['./bb', 'ls', '-l', '--qemu', 'x'])).toEqual({
-      program: './bb', args: ['ls', '-l', '--qemu', 'x'], opts: { bind: [], devBind: [], env: [] },
+      program: './bb', args: ['ls', '-l', '--qemu', 'x'], opts: { bind: [], devBind: [], env: [], cpu: [] },
     });
     expect(parseLaunch(['-L', '/sys', '--env', 'A=1', '--env=B=2', '--qemu=/q', '--argv0', 'ls', '--explain', '--json', 'prog'])).toEqual({
-      program: 'prog', args: [], opts: { bind: [], devBind: [], env: ['A=1', 'B=2'], sysroot: '/sys', qemu: '/q', argv0: 'ls', explain: true, json: true },
+      program: 'prog', args: [], opts: { bind: [], devBind: [], env: ['A=1', 'B=2'], cpu: [], sysroot: '/sys', qemu: '/q', argv0: 'ls', explain: true, json: true },
     });
     expect(parseLaunch(['--', 'inspect', '--help'])).toMatchObject({ program: 'inspect', args: ['--help'] });
     expect(parseLaunch(['--explain', '--', '-dash'])).toMatchObject({ program: '-dash' });

@@ -3,7 +3,8 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { ARCHES } from '../arch.js';
+import { ARCHES, archByName } from '../arch.js';
+import { HOST_ENTRY_CPU } from '../cpu.js';
 import type { RootOptions } from '../cli.js';
 import { emulatorIsStatic } from '../emulator.js';
 import { XrunError, errnoCode, errnoText } from '../errors.js';
@@ -147,6 +148,8 @@ interface EntryStatus {
   readonly interpreterExists: boolean;
   readonly interpreterStatic: boolean | null;
   readonly worksInContainers: boolean;
+  /** The CPU the emulator emulates under this entry. */
+  readonly cpu: string;
 }
 
 function entryStatus(e: BinfmtEntry): EntryStatus {
@@ -163,6 +166,8 @@ function entryStatus(e: BinfmtEntry): EntryStatus {
     interpreterExists: exists,
     interpreterStatic: exists ? (emulatorIsStatic(e.interpreter) ?? null) : null,
     worksInContainers: exists && worksInContainers(e),
+    // A binfmt entry passes no -cpu: QEMU's default CPU, whatever xrun's policy (docs/cpu.md).
+    cpu: "QEMU's default",
   };
 }
 
@@ -195,6 +200,10 @@ function status(dir: string, json: boolean): number {
     const interp = !e.interpreterExists ? 'missing' : e.interpreterStatic ? 'static' : e.interpreterStatic === false ? 'dynamic' : 'unknown';
     const containers = e.worksInContainers ? 'works in containers' : e.flags.includes('F') ? 'fails in containers (dynamic interpreter)' : 'containers need the interpreter inside (no F)';
     process.stdout.write(`  ${e.name.padEnd(18)} ${state} ${(e.arch ?? '?').padEnd(12)} ${e.interpreter} (${interp}) flags ${e.flags || '-'}; ${containers}${e.xrun ? '' : '; not xrun\'s'}\n`);
+  }
+  const slow = entries.filter((e) => e.enabled && e.arch && archByName(e.arch)?.cpu).map((e) => e.arch!);
+  if (slow.length > 0) {
+    process.stdout.write(`cpu: host entries run QEMU's default CPU (${[...new Set(slow)].join(', ')}): ${HOST_ENTRY_CPU}\n`);
   }
   process.stdout.write(`runs now: ${runnable.map((r) => (r.how === 'native' ? `${r.arch} (native)` : r.arch)).join(', ')}\n`);
   return 0;

@@ -5,6 +5,7 @@ import { parseEnvAssignments } from '../env.js';
 import { XrunError } from '../errors.js';
 import { host } from '../host.js';
 import { isNativeOpError } from '../native.js';
+import { cpuWarnings } from '../cpu.js';
 import { execDirect } from './exec.js';
 import { formatDirectPlan } from './explain.js';
 import { formatPartialPlan, partialPlan } from './partial.js';
@@ -14,7 +15,7 @@ const ENOEXEC = 8;
 
 export function launchCommand(program: string, args: string[], opts: RootOptions): number {
   const env = { ...process.env, ...parseEnvAssignments(opts.env) };
-  const req: LaunchRequest = { program, args, argv0: opts.argv0, qemu: opts.qemu, sysroot: opts.sysroot, env };
+  const req: LaunchRequest = { program, args, argv0: opts.argv0, qemu: opts.qemu, sysroot: opts.sysroot, cpu: opts.cpu, env };
   let plan: DirectPlan;
   try {
     plan = planDirect(req);
@@ -25,6 +26,7 @@ export function launchCommand(program: string, args: string[], opts: RootOptions
     process.stdout.write(opts.json ? `${JSON.stringify(partial, null, 2)}\n` : formatPartialPlan(partial));
     throw err;
   }
+  if (plan.cpu && plan.emulator) for (const w of cpuWarnings(plan.cpu, plan.emulator.path)) process.stderr.write(`xrun: warning: ${w}\n`);
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatDirectPlan(plan));
     return 0;

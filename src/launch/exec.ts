@@ -13,7 +13,7 @@ export function errnoName(errno: number): string {
 
 /** Replaces this process with the plan's program. Returns only by throwing an XrunError. */
 export function execDirect(plan: DirectPlan, env: Readonly<Record<string, string | undefined>>): never {
-  const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
+  const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined || plan.exec.unset.includes(k) ? [] : [`${k}=${v}`]));
   return execProgram(plan.exec.path, plan.exec.argv, envList);
 }
 

@@ -1,5 +1,6 @@
 /** The text form of a direct launch plan, for `--explain`. */
 
+import { describeCpu } from '../cpu.js';
 import type { DirectPlan } from './plan.js';
 import type { LoaderResolution } from './sysroot.js';
 
@@ -45,10 +46,11 @@ export function formatDirectPlan(plan: DirectPlan): string {
       out += row('view', s.view.reason);
       for (const m of s.view.mounts) out += row('', `${m.target} = ${m.layers.join(' over ')}${m.needed ? ' (holds the loader)' : ''}`);
     }
+    out += row('cpu', describeCpu(plan.cpu!));
   }
   out += row('argv0', `${plan.argv0.value} (${plan.argv0.reason})`);
   out += row('exec', plan.exec.argv.map(shellQuote).join(' '));
-  out += row('env', 'inherited');
+  out += row('env', plan.exec.unset.length > 0 ? `inherited, without ${plan.exec.unset.join(', ')}` : 'inherited');
   for (const note of plan.notes) out += row('note', note);
   return out;
 }

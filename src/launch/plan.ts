@@ -7,6 +7,7 @@
 
 import { resolve } from 'node:path';
 import type { ElfClass, ByteOrder } from '../arch.js';
+import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { requireEmulator, type Emulator } from '../emulator.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { locate, readProgram, type ElfProgram, type Program } from './program.js';
@@ -25,6 +26,8 @@ export interface LaunchRequest {
   readonly qemu?: string | undefined;
   /** -L / --sysroot DIR. */
   readonly sysroot?: string | undefined;
+  /** --cpu [ARCH:]MODEL values (XRUN_CPU is read from env). */
+  readonly cpu?: readonly string[] | undefined;
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
@@ -47,9 +50,15 @@ export interface DirectPlan {
   readonly script: { readonly path: string; readonly interpreter: string; readonly arg: string | undefined } | undefined;
   readonly emulator: Emulator | undefined;
   readonly sysroot: Sysroot | undefined;
+  /** The emulated CPU; undefined when the program runs natively. */
+  readonly cpu: CpuChoice | undefined;
   readonly argv0: { readonly value: string; readonly reason: string };
-  /** What execve gets; the environment is inherited unchanged. */
-  readonly exec: { readonly path: string; readonly argv: readonly string[] };
+  /**
+   * What execve gets. The environment is inherited, less `unset`: a QEMU_CPU
+   * that this emulator refuses (it names another architecture's model) would
+   * stop it, and -cpu overrides it only when xrun passes one.
+   */
+  readonly exec: { readonly path: string; readonly argv: readonly string[]; readonly unset: readonly string[] };
   readonly notes: readonly string[];
 }
 
@@ -93,13 +102,15 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
   const { argv, argv0 } = guestArgv(program, req);
   const hostFacts = { arch: h.arch.name, native: h.native.map((a) => a.name) };
   const notes: string[] = [];
+  // Parsed before anything else so that a malformed --cpu is a usage error on every path.
+  const specs = parseCpuSpecs(req.cpu ?? [], req.env);
 
   if (runsNatively(h, elf.arch) && req.qemu === undefined) {
     notes.push(`${elf.arch.name} runs natively on this ${h.arch.name} host: no emulator`);
     return {
-      kind: 'direct', mode: 'native', host: hostFacts, program: facts(elf), script, emulator: undefined, sysroot: undefined, argv0,
+      kind: 'direct', mode: 'native', host: hostFacts, program: facts(elf), script, emulator: undefined, sysroot: undefined, cpu: undefined, argv0,
       // The kernel handles #! itself; exec the script or program directly.
-      exec: { path: program.path, argv: program.kind === 'script' ? [req.argv0 ?? req.program, ...req.args] : argv },
+      exec: { path: program.path, argv: program.kind === 'script' ? [req.argv0 ?? req.program, ...req.args] : argv, unset: [] },
       notes,
     };
   }
@@ -113,7 +124,9 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
     option: req.sysroot,
     envPrefix: req.env.QEMU_LD_PREFIX,
   });
-  const qemuArgs = ['-0', argv[0]!, ...(sysroot.path ? ['-L', sysroot.path] : [])];
+  const cpu = chooseCpu(elf.arch, emulator.path, { specs, env: req.env });
+  const qemuArgs = ['-0', argv[0]!, ...(sysroot.path ? ['-L', sysroot.path] : []), ...(cpu.model ? ['-cpu', cpu.model] : [])];
+  const unset = cpu.model === undefined && cpu.source !== 'QEMU_CPU' && req.env.QEMU_CPU !== undefined ? ['QEMU_CPU'] : [];
   if (emulator.static === false) notes.push('the emulator is dynamically linked: fine here, but it cannot work inside a chroot or container');
   notes.push('direct mode: foreign programs this one starts run only if a binfmt_misc entry covers them (see --rootfs, --transparent)');
   const emulated = [emulator.path, ...qemuArgs, elf.path, ...argv.slice(1)];
@@ -125,8 +138,9 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
     script,
     emulator,
     sysroot,
+    cpu,
     argv0,
-    exec: sysroot.view ? viewExec(sysroot, sysroot.view, elf.path, emulated) : { path: emulator.path, argv: emulated },
+    exec: sysroot.view ? { ...viewExec(sysroot, sysroot.view, elf.path, emulated), unset } : { path: emulator.path, argv: emulated, unset },
     notes,
   };
 }
@@ -136,7 +150,7 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
  * then execs the emulator in xrun's place, so pid, argv and exit status are
  * the program's as in any direct launch.
  */
-function viewExec(sysroot: Sysroot, view: TreeView, program: string, emulated: readonly string[]): DirectPlan['exec'] {
+function viewExec(sysroot: Sysroot, view: TreeView, program: string, emulated: readonly string[]): Omit<DirectPlan['exec'], 'unset'> {
   const helper = viewHelper();
   // Without the view, QEMU's -L cannot reach a loader behind an absolute link: say so and stop
   // rather than let the host's files stand in. Otherwise -L alone mostly works: warn and run.

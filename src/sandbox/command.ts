@@ -132,7 +132,7 @@ function fallbackDirect(req: SandboxRequest, opts: RootOptions, why: string): nu
   const root = req.root!;
   const found = locateInRoot(root, req.program ?? '/bin/sh', ROOTFS_PATH, '/');
   const env = { ...process.env, ...req.envAssignments };
-  const plan = planDirect({ program: found.hostPath, args: req.args, argv0: req.program ?? '/bin/sh', qemu: req.qemu, sysroot: root, env });
+  const plan = planDirect({ program: found.hostPath, args: req.args, argv0: req.program ?? '/bin/sh', qemu: req.qemu, sysroot: root, cpu: opts.cpu, env });
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify({ fallback: why, ...plan }, null, 2)}\n` : `${formatDirectPlan(plan)}note      fallback: ${why}\n`);
     return 0;
