@@ -132,6 +132,8 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
   } else {
     const entries = listEntries(DEFAULT_BINFMT_DIR).filter((e) => e.magic !== undefined);
     if (entries.length === 0) checks.push({ name: 'host binfmt entries', ok: true, detail: 'none registered (xrun needs none)' });
+    const slow = [...new Set(entries.filter((e) => e.enabled).map((e) => entryArch(e)?.name).filter((a) => a !== undefined && archByName(a)?.cpu))];
+    if (slow.length > 0) checks.push({ name: 'host entries cpu', ok: true, detail: `${slow.join(', ')}: QEMU's default CPU: ${HOST_ENTRY_CPU}` });
     for (const e of entries) {
       const arch = entryArch(e)?.name ?? ARCHES.find((a) => entryCovers(e, a))?.name ?? '?';
       const inContainers = worksInContainers(e);
@@ -139,8 +141,7 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
       checks.push({
         name: `entry ${e.name}`,
         ok: !e.enabled || inContainers,
-        detail: `${arch}, ${e.enabled ? 'enabled' : 'disabled'}, ${e.interpreter} (${linkage === undefined ? 'missing or unreadable' : linkage ? 'static' : 'dynamic'}), flags ${e.flags || '-'}: ${inContainers ? 'works inside chroots and containers' : 'fails inside chroots and containers'}` +
-          (archByName(arch)?.cpu ? `; emulates QEMU's default CPU (${HOST_ENTRY_CPU})` : ''),
+        detail: `${arch}, ${e.enabled ? 'enabled' : 'disabled'}, ${e.interpreter} (${linkage === undefined ? 'missing or unreadable' : linkage ? 'static' : 'dynamic'}), flags ${e.flags || '-'}: ${inContainers ? 'works inside chroots and containers' : 'fails inside chroots and containers'}`,
         ...(e.enabled && !inContainers ? { fix: `replace it with a static emulator and flag F: sudo xrun --install-binfmt --arch ${arch} --force` } : {}),
       });
     }
