@@ -13,8 +13,9 @@ bash "$here/../rootfs-tools/fetch-fixtures.sh" --only rootfs
 root="$cache/rootfs/arm64"
 loop='i=0; while [ $i -lt 200 ]; do /bin/true; i=$((i+1)); done'
 
-# The floor uses xrun's own rule, so only the launcher differs.
-rule=$("${xrun[@]}" --rootfs "$root" --explain --json /bin/true | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.parse(s).binfmt[0].line))')
+# The floor uses xrun's own rule with the emulator as its interpreter (--cpu default: no
+# launcher), so what differs is xrun's set-up and its CPU launcher on every exec.
+rule=$("${xrun[@]}" --cpu default --rootfs "$root" --explain --json /bin/true | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.parse(s).binfmt[0].line))')
 
 floor() {
   RULE=$rule ROOT=$root LOOP=$loop unshare --user --map-root-user --mount sh -c \

@@ -5,9 +5,9 @@
  * interface once and loads it, saying every path it tried when it cannot.
  */
 
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { XrunError } from './errors.js';
 import { packageRoot } from './paths.js';
 
@@ -88,6 +88,7 @@ export interface NativeAddon {
 }
 
 let loaded: NativeAddon | undefined;
+let loadedFrom: string | undefined;
 
 /** Where the built addon may be, nearest first. */
 function candidates(): string[] {
@@ -104,6 +105,7 @@ export function native(): NativeAddon {
   for (const path of candidates()) {
     try {
       loaded = require(path) as NativeAddon;
+      loadedFrom = path;
       return loaded;
     } catch (err) {
       tried.push(`${path} (${(err as Error).message.split('\n')[0]})`);
@@ -137,6 +139,17 @@ export function viewHelper(): string {
   throw new XrunError('native-missing', `cannot find the view helper xrun-view; tried: ${tried.join(', ')}`, {
     hint: 'build it with `npm run build` in the xrun directory (needs cmake and a C compiler)',
   });
+}
+
+/**
+ * The static binfmt_misc launcher (native/launcher, src/sandbox/launcher.ts),
+ * built beside the addon by the same build: wherever the addon is found, so is
+ * it. Undefined when that file is missing.
+ */
+export function launcherPath(): string | undefined {
+  native();
+  const path = join(dirname(loadedFrom!), 'xrun-launcher');
+  return existsSync(path) ? path : undefined;
 }
 
 /** Whether an unknown caught value is an addon error. */

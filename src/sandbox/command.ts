@@ -4,7 +4,12 @@
  * print the plan or run it.
  */
 
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { RootOptions } from '../cli.js';
+import { cpuWarnings } from '../cpu.js';
+import { launcherPath } from '../native.js';
+import { cacheDir } from '../paths.js';
 import { entryCovers, listEntries, worksInContainers } from '../binfmt/entries.js';
 import { parseEnvAssignments } from '../env.js';
 import { EXIT, XrunError } from '../errors.js';
@@ -35,6 +40,21 @@ function warn(message: string, hint?: string): void {
   process.stderr.write(`xrun: warning: ${message}\n${hint ? `hint: ${hint}\n` : ''}`);
 }
 
+/**
+ * --transparent: an empty directory of xrun's own that the sandbox covers with
+ * a private tmpfs for the launcher's files; undefined when it cannot be made
+ * (the entries then run QEMU's default CPU, and the plan says so).
+ */
+function launchDir(): string | undefined {
+  const dir = join(cacheDir(), 'binfmt-launch');
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
 export function sandboxCommand(program: string | undefined, args: string[], opts: RootOptions, overlay?: SandboxRequest['overlay']): number {
   const mode = opts.transparent ? 'transparent' : 'rootfs';
   const req: SandboxRequest = {
@@ -50,6 +70,9 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     sysroot: opts.sysroot,
     env: process.env,
     ...(overlay ? { overlay } : {}),
+    cpu: opts.cpu,
+    launcher: launcherPath(),
+    launchDir: opts.transparent ? launchDir() : undefined,
   };
   if (opts.sandbox === false) return fallbackDirect(req, opts, '--no-sandbox given');
   const f = probeFeatures();
@@ -78,6 +101,8 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
   }
 
   const plan = planSandbox(req, f, { privateBinfmt });
+  // --transparent registers every arch: a --cpu value names the one it is for, and the rest refuse it by design.
+  if (mode === 'rootfs') for (const e of plan.binfmt) for (const w of cpuWarnings(e.cpu, e.emulator.path)) warn(w);
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatSandboxPlan(plan));
     return 0;

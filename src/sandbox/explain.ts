@@ -1,5 +1,6 @@
 /** The text form of a sandbox plan, for `--explain`. */
 
+import { describeCpu } from '../cpu.js';
 import { shellQuote } from '../launch/explain.js';
 import type { SandboxPlan } from './plan.js';
 
@@ -14,7 +15,9 @@ export function formatSandboxPlan(plan: SandboxPlan): string {
   out += row('program', `${plan.program.path}${plan.program.hostPath !== plan.program.path ? ` (${plan.program.hostPath} on the host)` : ''}${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
   out += row('ids', `uid_map "${plan.idmap.uidMap}", gid_map "${plan.idmap.gidMap}" (${plan.idmap.reason})`);
   for (const e of plan.binfmt) {
-    out += row('binfmt', `${e.arch} -> ${e.emulator.path} (${e.emulator.static === false ? 'dynamic' : 'static'}; ${e.emulator.reason}), flags PF: the emulator is opened now, so it need not exist inside; argv[0] kept`);
+    out += row('binfmt', `${e.arch} -> ${e.emulator.path} (${e.emulator.static === false ? 'dynamic' : 'static'}; ${e.emulator.reason}), flags PF: the ${e.interpreter.kind} is opened now, so it need not exist inside; argv[0] kept`);
+    if (e.interpreter.kind === 'launcher') out += row('', `through ${e.interpreter.path}: ${e.interpreter.reason}`);
+    out += row('cpu', `${e.arch}: ${describeCpu(e.cpu)}`);
     out += row('', e.line);
   }
   for (const m of plan.mounts) out += row('mount', `${m.source} on ${m.target} (${m.what})`);

@@ -6,7 +6,8 @@
 
 import { existsSync } from 'node:fs';
 import { posix } from 'node:path';
-import { ARCHES, type Arch } from '../arch.js';
+import { ARCHES, archByName, type Arch } from '../arch.js';
+import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { findEmulator, type Emulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
 import { readHead } from '../elf-file.js';
@@ -19,6 +20,7 @@ import { registerLine, ruleFor } from '../binfmt/rule.js';
 import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
 import { atLeast, type Features } from './features.js';
+import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry } from './launcher.js';
 
 // mount(2) flags.
 const MS_NOSUID = 0x2;
@@ -65,6 +67,12 @@ export interface SandboxRequest {
    * namespace; programs are looked up in `lower`.
    */
   readonly overlay?: { readonly lower: string; readonly upper: string; readonly work: string } | undefined;
+  /** --cpu [ARCH:]MODEL values (XRUN_CPU and QEMU_CPU are read from env). */
+  readonly cpu?: readonly string[] | undefined;
+  /** xrun's static binfmt launcher (native.ts launcherPath()); without it, QEMU's default CPU. */
+  readonly launcher?: string | undefined;
+  /** --transparent: an empty directory of xrun's own that a private tmpfs covers, for the launcher's files. */
+  readonly launchDir?: string | undefined;
 }
 
 export interface IdMapChoice {
@@ -77,6 +85,10 @@ export interface IdMapChoice {
 export interface PlannedEntry {
   readonly arch: string;
   readonly emulator: Emulator;
+  /** The emulated CPU for this arch. */
+  readonly cpu: CpuChoice;
+  /** The entry's interpreter: the emulator itself, or xrun's launcher passing it the CPU. */
+  readonly interpreter: { readonly kind: 'emulator' | 'launcher'; readonly path: string; readonly reason: string };
   readonly line: string;
 }
 
@@ -175,6 +187,8 @@ export function programArch(root: string | undefined, hostPath: string, shown: s
 
 function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, requireStatic: boolean, notes: string[]): PlannedEntry[] {
   const entries: PlannedEntry[] = [];
+  const specs = parseCpuSpecs(req.cpu ?? [], req.env);
+  const layout = req.mode === 'rootfs' ? rootfsLayout() : req.launchDir ? transparentLayout(req.launchDir) : undefined;
   for (const arch of arches) {
     const emulator = findEmulator(arch, { qemu: arches.length === 1 ? req.qemu : undefined, env: req.env, hostArch: h.arch.name });
     if (!emulator) {
@@ -195,7 +209,23 @@ function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, requi
       }
       notes.push(`${emulator.path} is dynamically linked: fine without chroot`);
     }
-    entries.push({ arch: arch.name, emulator, line: registerLine(ruleFor(arch, emulator.path, 'FP')) });
+    const cpu = chooseCpu(arch, emulator.path, { specs, env: req.env });
+    if (cpu.model !== undefined && req.launcher && layout) {
+      const { lines } = launcherOps([{ arch, emulator, cpu }], req.launcher, layout, 'FP');
+      entries.push({
+        arch: arch.name, emulator, cpu, line: lines[0]!,
+        interpreter: {
+          kind: 'launcher', path: posix.join(layout.dir, arch.name),
+          reason: `xrun's launcher runs ${emulator.path} with -cpu ${cpu.model} on every exec, env -i children too (a binfmt entry passes no options)`,
+        },
+      });
+      continue;
+    }
+    if (cpu.model !== undefined) notes.push(`${arch.name}: ${req.launcher ? 'no place for the launcher' : 'xrun-launcher is not built (npm run build)'}: QEMU's default CPU, not ${cpu.model}`);
+    entries.push({
+      arch: arch.name, emulator, cpu, line: registerLine(ruleFor(arch, emulator.path, 'FP')),
+      interpreter: { kind: 'emulator', path: emulator.path, reason: 'the emulator itself, opened now (flag F)' },
+    });
   }
   return entries;
 }
@@ -244,10 +274,23 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     if (entries.length === 0) notes.push('no emulators found: foreign programs will fail with "Exec format error"');
   }
 
+  const launched: LaunchedEntry[] = entries.filter((e) => e.interpreter.kind === 'launcher').map((e) => ({ arch: archByName(e.arch)!, emulator: e.emulator, cpu: e.cpu }));
   if (entries.length > 0) {
     ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0 });
     mounts.push({ source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, what: 'a binfmt_misc instance private to this user namespace' });
-    for (const e of entries) ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: e.line });
+    for (const e of entries) if (e.interpreter.kind === 'emulator') ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: e.line });
+  }
+  if (launched.length > 0 && !root) {
+    // --transparent: the launcher's files on a tmpfs of their own, over xrun's empty directory.
+    const dir = req.launchDir!;
+    ops.push({ op: 'mount', source: 'tmpfs', target: dir, fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV, data: 'mode=0755,size=64k' });
+    mounts.push({ source: 'tmpfs', target: dir, what: "xrun's launcher and its CPU settings, private to this namespace" });
+    const { setup, lines } = launcherOps(launched, req.launcher!, transparentLayout(dir), 'FP');
+    ops.push(...setup);
+    for (const line of lines) ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
+  }
+  if (entries.length > 0) {
+    // Entries registered above.
   } else if (!opts.privateBinfmt) {
     notes.push('using the host binfmt_misc entries: this kernel has no binfmt_misc per user namespace');
   }
@@ -266,6 +309,14 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     ops.push({ op: 'root', path: root });
     mountProcSys(ops, mounts, entries.length > 0);
     mountDev(req, ops, mounts);
+    if (launched.length > 0) {
+      ops.push({ op: 'mkdir', path: ROOTFS_LAUNCH_DIR, mode: 0o755 });
+      ops.push(...launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').setup);
+      mounts.push({
+        source: [req.launcher!, ...new Set(launched.map((e) => e.emulator.path))].join(', '), target: ROOTFS_LAUNCH_DIR,
+        what: "bound read-only into a directory of the private /dev, with the launcher's CPU settings",
+      });
+    }
     // Only onto a file the rootfs has, found inside it (a symlink there points into the rootfs, never out).
     const resolv = resolveInRoot(view, '/etc/resolv.conf', DISK);
     if (isFile('/etc/resolv.conf') && resolv !== undefined && isFile(resolv)) {
@@ -283,6 +334,11 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
       mounts.push({ source, target, what: 'given with --bind' });
     }
     ops.push({ op: 'enter' });
+    // Registered from inside, so that the kernel opens the launcher (flag F) by
+    // its path in the root: that path is the argv[0] it finds its settings by.
+    for (const line of launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').lines) {
+      ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
+    }
   } else if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0) {
     throw new XrunError('usage', `${req.binds.length > 0 ? '--bind' : '--dev-bind'} goes with --rootfs`, { exitCode: EXIT.usage });
   } else {

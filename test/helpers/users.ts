@@ -35,7 +35,7 @@ export function runtimeFor65534(): string {
   const dir = mkdtempSync(join(tmpdir(), 'xrun-runtime-'));
   for (const part of ['bin', 'dist', 'package.json']) cpSync(join(REPO, part), join(dir, part), { recursive: true });
   mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
-  for (const built of ['xrun.node', 'xrun-view']) cpSync(join(REPO, 'build', 'Release', built), join(dir, 'build', 'Release', built));
+  for (const built of ['xrun.node', 'xrun-view', 'xrun-launcher']) cpSync(join(REPO, 'build', 'Release', built), join(dir, 'build', 'Release', built));
   const open = (p: string) => {
     chmodSync(p, 0o755);
     for (const e of readdirSync(p, { withFileTypes: true })) {
