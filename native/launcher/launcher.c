@@ -15,6 +15,13 @@
  * where "<argv[0]>.conf" holds EMULATOR and OPTIONS, one per line. The
  * environment passes through untouched. Statically linked: it runs inside any
  * root file system, where the host's libraries are not.
+ *
+ * The kernel names a process (comm: ps, pidof, start-stop-daemon --name) after
+ * the last component of the path it was executed by. Under binfmt_misc that is
+ * the program's own name; executing the emulator by its path would name every
+ * process after the emulator. So the emulator is executed through a symlink
+ * named like the program, in "<argv[0]>.names/" (made on first use; where this
+ * process may not write there, the emulator's own path serves).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -89,6 +96,17 @@ int main(int argc, char **argv) {
   args[k++] = argv[1];
   for (int i = 3; i < argc; i++) args[k++] = argv[i];
   args[k] = NULL;
+  // The program's name, as the kernel would have taken it.
+  const char *name = strrchr(argv[1], '/');
+  name = name ? name + 1 : argv[1];
+  char link[PATH_MAX];
+  size_t nl = strlen(name);
+  if (nl > 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && n + sizeof ".names/" + nl <= sizeof link) {
+    memcpy(link, argv[0], n);
+    memcpy(link + n, ".names/", sizeof ".names/" - 1);
+    memcpy(link + n + sizeof ".names/" - 1, name, nl + 1);
+    if (symlink(words[0], link) == 0 || errno == EEXIST) execv(link, args);
+  }
   execv(words[0], args);
   int err = errno;
   say(words[0], ": ", strerror(err));

@@ -69,6 +69,8 @@ export function launcherOps(entries: readonly LaunchedEntry[], launcher: string,
     }
     setup.push({ op: 'file', path: interp, mode: 0o755 });
     setup.push({ op: 'bind', source: launcher, target: interp, readonly: true });
+    // Symlinks to the emulator named like each program, so that processes keep their names (launcher.c).
+    setup.push({ op: 'mkdir', path: `${interp}.names`, mode: 0o755 });
     setup.push({ op: 'file', path: `${interp}.conf`, mode: 0o644 });
     setup.push({ op: 'write', path: `${interp}.conf`, data: launcherConf(layout.emulatorIn(e.emulator), e.cpu.model!) });
     lines.push(registerLine(ruleFor(e.arch, interp, flags)));

@@ -30,7 +30,8 @@ for (const runner of [currentUser, otherUser]) {
       const r = await runner.run(['--rootfs', root, 'sh', '-c', 'ls -A /dev; echo --; ls -A /dev/pts; echo --; echo x > /dev/null && head -c 3 /dev/zero | wc -c && echo shm > /dev/shm/f && cat /dev/shm/f']);
       expect(r.stderr).toBe('');
       const [dev, pts, rest] = r.stdout.split('--\n');
-      expect(dev!.trim().split('\n')).toEqual(['fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']);
+      // .xrun: the CPU launcher's directory (src/sandbox/launcher.ts).
+      expect(dev!.trim().split('\n')).toEqual(['.xrun', 'fd', 'full', 'null', 'ptmx', 'pts', 'random', 'shm', 'stderr', 'stdin', 'stdout', 'tty', 'urandom', 'zero']);
       // A private devpts instance: none of the host's terminals.
       expect(pts!.trim().split('\n')).toEqual(['ptmx']);
       expect(rest).toBe('3\nshm\n');

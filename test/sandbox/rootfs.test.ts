@@ -152,8 +152,11 @@ describe('--explain', () => {
     const r = await currentUser.run(['--rootfs', root, '--explain', '--json', 'touch', '/tmp/not-made']);
     expect(r.exitCode).toBe(0);
     const plan = JSON.parse(r.stdout);
-    const emulator = plan.binfmt[0].emulator.path;
-    expect(plan.binfmt[0].line).toBe(registerLine(ruleFor(archByName('aarch64')!, emulator, 'FP')));
+    // The interpreter is xrun's CPU launcher in the guest's /dev (test/sandbox/cpu.test.ts); with
+    // --cpu default, the emulator itself.
+    expect(plan.binfmt[0].line).toBe(registerLine(ruleFor(archByName('aarch64')!, '/dev/.xrun/aarch64', 'FP')));
+    const plain = JSON.parse((await currentUser.run(['--rootfs', root, '--cpu', 'default', '--explain', '--json', 'true'])).stdout);
+    expect(plain.binfmt[0].line).toBe(registerLine(ruleFor(archByName('aarch64')!, plain.binfmt[0].emulator.path, 'FP')));
     expect(plan.root).toBe(root);
     expect(() => statSync(join(root, 'tmp', 'not-made'))).toThrow();
     const text = await currentUser.run(['--rootfs', root, '--explain', 'sh']);
