@@ -24,6 +24,8 @@ packages=(
   # rootfs pull's tests: a real registry (CNCF distribution), skopeo to fill it, umoci to compare trees,
   # htpasswd for basic auth, openssl for the token-auth server's certificate
   docker-registry skopeo umoci apache2-utils openssl
+  # the shells whose completion scripts the tests load
+  zsh fish
 )
 
 if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=17)?0:1)'; then
@@ -31,6 +33,13 @@ if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.
   echo "hint: install it from your distribution or nodejs.org, then run this again" >&2
   exit 1
 fi
+
+# The package ships prebuilt addons for linux-x64 and linux-arm64: the other one is
+# cross-compiled (scripts/prebuild.mjs).
+case $(dpkg --print-architecture) in
+  amd64) packages+=(g++-aarch64-linux-gnu) ;;
+  arm64) packages+=(g++-x86-64-linux-gnu) ;;
+esac
 
 sudo=()
 if [ "$(id -u)" -ne 0 ]; then sudo=(sudo); fi

@@ -7,6 +7,7 @@
 
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
+import type { CompletionCommand } from './completion.js';
 import { EXIT, XrunError, formatError } from './errors.js';
 
 type Commander = typeof import('commander');
@@ -89,7 +90,7 @@ const ROOT_OPTIONS: readonly OptionSpec[] = [
 ];
 
 /** Names that are subcommands when they come first. */
-const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'apparmor', 'help']);
+const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'apparmor', 'completion', 'help']);
 
 /**
  * The launch path without commander: `xrun [launch options] PROGRAM ARGS...`.
@@ -255,7 +256,56 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
       run(rootfsDebianCommand(dir, opts));
     });
 
+  program
+    .command('completion')
+    .description('print a shell completion script: bash, zsh or fish')
+    .argument('<shell>', 'bash, zsh or fish')
+    .action(async (shell: string) => {
+      const { SHELLS, completionScript } = await import('./completion.js');
+      if (!(SHELLS as readonly string[]).includes(shell)) {
+        throw usage(`unknown shell '${shell}' (known: ${SHELLS.join(', ')})`);
+      }
+      process.stdout.write(completionScript(shell as (typeof SHELLS)[number], completionTree(program)));
+      run(0);
+    });
+
   return program;
+}
+
+/** The command tree as completion and the man page read it: commander's own view of its options. */
+function completionTree(cmd: Command): CompletionCommand {
+  const help = cmd.createHelp();
+  return {
+    name: cmd.name(),
+    description: cmd.description(),
+    usage: cmd.registeredArguments.map((a) => (a.required ? `<${a.name()}${a.variadic ? '...' : ''}>` : `[${a.name()}${a.variadic ? '...' : ''}]`)).join(' '),
+    options: help.visibleOptions(cmd).map((o) => ({
+      short: o.short,
+      long: o.long,
+      value: o.required || o.optional ? / [<[](.*)[>\]]$/.exec(o.flags)?.[1] : undefined,
+      description: o.description,
+    })),
+    commands: help.visibleCommands(cmd).filter((c) => c.name() !== 'help').map(completionTree),
+  };
+}
+
+/** xrun(1), generated at build time (scripts/build.mjs) from the same tree as completion. */
+export async function manPage(): Promise<string> {
+  const commander = await import('commander');
+  const program = buildProgram(commander, () => undefined);
+  const { manPage: render } = await import('./completion.js');
+  return render(completionTree(program), version(), {
+    synopsis: program.usage().split('\n').map((line) => line.trim().replace(/^xrun /, '')),
+    exit: [
+      ['N', "the program's own exit status"],
+      ['128+N', 'the program was killed by signal N'],
+      [String(EXIT.checkFailed), 'xrun doctor: a check needs fixing'],
+      [String(EXIT.usage), 'wrong options or arguments'],
+      [String(EXIT.failure), 'xrun itself failed (set-up, a kernel feature missing, I/O)'],
+      [String(EXIT.cannotExecute), 'the program exists but cannot be executed (not ELF, truncated, no emulator)'],
+      [String(EXIT.notFound), 'the program (or its loader) does not exist'],
+    ],
+  });
 }
 
 async function root(program: Command, prog: string | undefined, args: string[], opts: RootOptions): Promise<number> {
