@@ -5,7 +5,8 @@
 
 import { ARCHES, archByName } from './arch.js';
 import { HOST_ENTRY_CPU, chooseCpu, describeCpu, parseCpuSpecs } from './cpu.js';
-import { EXIT } from './errors.js';
+import { EXIT, XrunError } from './errors.js';
+import { nativePath } from './native.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers } from './binfmt/entries.js';
 import { emulatorIsStatic, findEmulator } from './emulator.js';
 import { host, runsNatively } from './host.js';
@@ -49,12 +50,23 @@ function rootfsEngine(f: Features, blocker: { why: string; fix?: string } | unde
     : { name, ok: false, detail: `${why}, and proot is not installed: --rootfs refuses`, fix: `${blocker?.fix ?? 'as root: xrun --install-binfmt'}, or apt-get install proot` };
 }
 
+/** Running programs needs the native addon; inspecting, planning and this report do not. */
+function addonCheck(): Check {
+  try {
+    return { name: 'native addon', ok: true, detail: `loaded ${nativePath()}` };
+  } catch (err) {
+    if (!(err instanceof XrunError)) throw err;
+    return { name: 'native addon', ok: false, detail: `${err.message}: programs cannot run`, fix: err.hint ?? 'npm run build' };
+  }
+}
+
 /** Every check, in the order people read them. */
 export function doctorChecks(env: Readonly<Record<string, string | undefined>> = process.env): Check[] {
   const f = probeFeatures(env);
   const h = host();
   const checks: Check[] = [];
   checks.push({ name: 'host', ok: true, detail: `${h.uname} (${h.native.map((a) => a.name).join(', ')} run natively), Linux ${f.kernel.text}` });
+  checks.push(addonCheck());
   for (const c of h.compat) {
     const arch = archByName(c.arch)!;
     const emu = c.native ? undefined : findEmulator(arch, { env, hostArch: h.arch.name });

@@ -9,7 +9,7 @@ import { accessSync, constants, existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { XrunError } from './errors.js';
-import { packageRoot } from './paths.js';
+import { nativeFileCandidates, packageRoot } from './paths.js';
 
 /** An error thrown by the addon: which operation failed, with which errno, on which path. */
 export interface NativeOpError extends Error {
@@ -90,14 +90,13 @@ export interface NativeAddon {
 let loaded: NativeAddon | undefined;
 let loadedFrom: string | undefined;
 
-/** Where the built addon may be, nearest first. */
+/** Where the addon may be, in order: XRUN_NATIVE, the prebuilt one for this platform, a local build. */
 function candidates(): string[] {
-  const root = packageRoot();
   const fromEnv = process.env.XRUN_NATIVE ? [process.env.XRUN_NATIVE] : [];
-  return [...fromEnv, join(root, 'build', 'Release', 'xrun.node'), join(root, 'build', 'Debug', 'xrun.node')];
+  return [...fromEnv, ...nativeFileCandidates('xrun.node')];
 }
 
-/** The addon, loaded once. Throws an XrunError naming every path tried. */
+/** The addon, loaded once. Throws an XrunError naming every path tried and what to install. */
 export function native(): NativeAddon {
   if (loaded) return loaded;
   const require = createRequire(import.meta.url);
@@ -108,25 +107,40 @@ export function native(): NativeAddon {
       loadedFrom = path;
       return loaded;
     } catch (err) {
-      tried.push(`${path} (${(err as Error).message.split('\n')[0]})`);
+      const e = err as NodeJS.ErrnoException;
+      tried.push(`${path} (${e.code === 'MODULE_NOT_FOUND' ? 'absent' : e.message.split('\n')[0]})`);
     }
   }
-  throw new XrunError('native-missing', `cannot load the native addon; tried: ${tried.join('; ')}`, {
-    hint: 'build it with `npm run build` in the xrun directory (needs cmake and a C++ compiler)',
-  });
+  throw new XrunError('native-missing', `cannot load the native addon; tried: ${tried.join('; ')}`, { hint: missingHint() });
+}
+
+/** The file the addon was loaded from; loads it first (throws as native() does). */
+export function nativePath(): string {
+  native();
+  return loadedFrom!;
 }
 
 /**
- * The view helper program (native/view/view.c), built next to the addon; a
- * direct launch from a tree with absolute links execs it in xrun's place.
- * Throws an XrunError naming every path tried.
+ * What to do without a loadable addon. A clone builds with `npm run build`; an installed package
+ * (no src/ beside dist/) has no prebuilt for this platform, and npm skipped or failed the build
+ * from source at install: npm 11 runs a dependency's install script only when allowed.
+ */
+function missingHint(): string {
+  const platform = `${process.platform}-${process.arch}`;
+  const tools = 'cmake, make and a C++ compiler (Debian/Ubuntu: apt-get install cmake g++ make; Alpine: apk add cmake g++ make)';
+  if (existsSync(join(packageRoot(), 'src'))) return `install ${tools}, then run \`npm run build\` in ${packageRoot()}`;
+  return `no prebuilt addon for ${platform}: install ${tools}, then build it with \`npm rebuild --allow-scripts=xrun xrun\` (add -g for a global install)`;
+}
+
+/**
+ * The view helper program (native/view/view.c), built next to the addon and shipped
+ * beside it in prebuilds/; a direct launch from a tree with absolute links execs it in
+ * xrun's place. Throws an XrunError naming every path tried.
  */
 export function viewHelper(): string {
-  const root = packageRoot();
   const tried = [
     ...(process.env.XRUN_VIEW_HELPER ? [process.env.XRUN_VIEW_HELPER] : []),
-    join(root, 'build', 'Release', 'xrun-view'),
-    join(root, 'build', 'Debug', 'xrun-view'),
+    ...nativeFileCandidates('xrun-view'),
   ];
   for (const path of tried) {
     try {
@@ -136,9 +150,7 @@ export function viewHelper(): string {
       // next
     }
   }
-  throw new XrunError('native-missing', `cannot find the view helper xrun-view; tried: ${tried.join(', ')}`, {
-    hint: 'build it with `npm run build` in the xrun directory (needs cmake and a C compiler)',
-  });
+  throw new XrunError('native-missing', `cannot find the view helper xrun-view; tried: ${tried.join(', ')}`, { hint: missingHint() });
 }
 
 /**

@@ -24,10 +24,25 @@ export function pathDirs(path: string | undefined): string[] {
 }
 
 /**
- * The installed package's root (where bin/, build/ and package.json are). This
+ * The installed package's root (where bin/, prebuilds/, build/ and package.json are). This
  * file sits directly in src/, and the bundle flattens everything into dist/:
  * one level down either way.
  */
 export function packageRoot(): string {
   return join(dirname(fileURLToPath(import.meta.url)), '..');
+}
+
+/**
+ * Where a compiled native file of xrun's CMake project (the addon `xrun.node`, or an executable
+ * built beside it) may be, in the order to try: the prebuilt one the package ships for this
+ * platform (prebuilds/<platform>-<arch>/, node-gyp-build's layout, made by scripts/prebuild.mjs),
+ * then a local build (a clone's `npm run build`, or the install script's build from source).
+ * The one place that knows this layout, for the addon and executables alike.
+ */
+export function nativeFileCandidates(name: string, root: string = packageRoot()): string[] {
+  return [
+    join(root, 'prebuilds', `${process.platform}-${process.arch}`, name),
+    join(root, 'build', 'Release', name),
+    join(root, 'build', 'Debug', name),
+  ];
 }
