@@ -129,7 +129,9 @@ function missingHint(): string {
   const platform = `${process.platform}-${process.arch}`;
   const tools = 'cmake, make and a C++ compiler (Debian/Ubuntu: apt-get install cmake g++ make; Alpine: apk add cmake g++ make)';
   if (existsSync(join(packageRoot(), 'src'))) return `install ${tools}, then run \`npm run build\` in ${packageRoot()}`;
-  return `no prebuilt addon for ${platform}: install ${tools}, then build it with \`npm rebuild --allow-scripts=xrun xrun\` (add -g for a global install)`;
+  // A prebuilt that is there but does not load: another libc (musl), or a glibc older than it needs.
+  const why = existsSync(nativeFileCandidates('xrun.node')[0]!) ? `the prebuilt addon for ${platform} does not load here` : `no prebuilt addon for ${platform}`;
+  return `${why}: install ${tools}, then build it with \`npm rebuild --allow-scripts=xrun xrun\` (add -g for a global install)`;
 }
 
 /**
