@@ -82,7 +82,8 @@ describe('npm pack', () => {
   it('holds the CLI, both prebuilt addons, the man page and the native sources; no tests, fixtures or build trees', (ctx) => {
     skipIf(ctx, cannotPack);
     const files = packed!.files.map((f) => f.path);
-    for (const f of ['bin/xrun', 'dist/cli.js', 'prebuilds/linux-x64/xrun.node', 'prebuilds/linux-arm64/xrun.node', 'man/xrun.1',
+    for (const f of ['bin/xrun', 'dist/cli.js', 'prebuilds/linux-x64/xrun.node', 'prebuilds/linux-arm64/xrun.node',
+      'prebuilds/linux-x64/xrun-view', 'prebuilds/linux-arm64/xrun-view', 'man/xrun.1',
       'CMakeLists.txt', 'native/addon.cc', 'scripts/install.mjs', 'package.json', 'README.md']) {
       expect(files).toContain(f);
     }
@@ -91,14 +92,15 @@ describe('npm pack', () => {
     console.log(`npm pack: ${files.length} files, ${(packed!.size / 1024).toFixed(0)} kB packed, ${(packed!.unpackedSize / 1024).toFixed(0)} kB unpacked`);
   });
 
-  it('the linux-arm64 prebuilt is an aarch64 ELF shared object, the linux-x64 one x86-64', (ctx) => {
+  it('the linux-arm64 prebuilt is an aarch64 ELF shared object, the linux-x64 one x86-64; the view helper beside each', (ctx) => {
     skipIf(ctx, cannotPack);
-    const elf = (arch: string) => readFileSync(join(REPO, 'prebuilds', `linux-${arch}`, 'xrun.node'));
+    const elf = (arch: string, file: string) => readFileSync(join(REPO, 'prebuilds', `linux-${arch}`, file));
     for (const [arch, machine] of [['arm64', 183], ['x64', 62]] as const) {
-      const b = elf(arch);
-      expect(b.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
-      expect(b.readUInt16LE(16)).toBe(3); // ET_DYN
-      expect(b.readUInt16LE(18)).toBe(machine);
+      const addon = elf(arch, 'xrun.node');
+      expect(addon.subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+      expect(addon.readUInt16LE(16)).toBe(3); // ET_DYN
+      expect(addon.readUInt16LE(18)).toBe(machine);
+      expect(elf(arch, 'xrun-view').readUInt16LE(18)).toBe(machine);
     }
   });
 });
