@@ -80,9 +80,13 @@ for (const arch of wanted.length ? wanted : Object.keys(TARGETS)) {
     const machine = elfMachine(join(built, f));
     if (machine === undefined) continue;
     if (machine !== target.machine) fail(`${join(built, f)} is for ELF machine ${machine}, not ${target.machine} (linux-${arch})`);
-    // Copy then rename: a running xrun never loads half a file.
-    copyFileSync(join(built, f), join(dest, `.${f}.tmp`));
-    renameSync(join(dest, `.${f}.tmp`), join(dest, f));
+    // Copy, strip (symbols only: the dynamic ones Node-API needs stay), then rename: a running
+    // xrun never loads half a file.
+    const tmp = join(dest, `.${f}.tmp`);
+    copyFileSync(join(built, f), tmp);
+    const strip = native ? 'strip' : `${target.triplet}-strip`;
+    if (onPath(strip) && spawnSync(strip, ['--strip-unneeded', tmp], { stdio: 'inherit' }).status !== 0) fail(`${strip} failed on ${f}`);
+    renameSync(tmp, join(dest, f));
   }
   // A file no longer built must not linger in the package.
   for (const f of readdirSync(dest)) if (!files.includes(f)) rmSync(join(dest, f), { force: true });
