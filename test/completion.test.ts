@@ -19,7 +19,8 @@ const has = async (cmd: string) => (await execa('sh', ['-c', `command -v ${cmd}`
 /** Every long option `xrun --help` lists for the root command. */
 async function helpOptions(): Promise<string[]> {
   const help = (await xrun(['--help'])).stdout;
-  return [...help.matchAll(/^\s+(?:-\w, )?(--[a-z0-9-]+)/gm)].map((m) => m[1]!);
+  // An option's line starts with two spaces; wrapped descriptions are indented further.
+  return [...help.matchAll(/^ {2}(?:-\w, )?(--[a-z0-9-]+)/gm)].map((m) => m[1]!);
 }
 
 /** What bash's completion offers for the words typed so far (the last one being completed). */
