@@ -1,6 +1,7 @@
 /** Runs a direct launch plan: this process becomes the program (or its emulator). */
 
 import { EXIT, XrunError, errnoText } from '../errors.js';
+import { noexecMount } from '../mounts.js';
 import { isNativeOpError, native } from '../native.js';
 import type { DirectPlan } from './plan.js';
 
@@ -24,7 +25,8 @@ export function execProgram(path: string, argv: readonly string[], envList: read
   } catch (err) {
     if (!isNativeOpError(err)) throw err;
     const name = errnoName(err.errno);
-    throw new XrunError('exec', `cannot execute ${path}: ${errnoText(name)}`, {
+    const mount = name === 'EACCES' ? noexecMount(path) : undefined;
+    throw new XrunError('exec', `cannot execute ${path}: ${mount ? `it is on ${mount}, which is mounted noexec` : errnoText(name)}`, {
       exitCode: name === 'ENOENT' ? EXIT.notFound : EXIT.cannotExecute,
       cause: err,
     });

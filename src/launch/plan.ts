@@ -10,7 +10,7 @@ import type { ElfClass, ByteOrder } from '../arch.js';
 import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { requireEmulator, type Emulator } from '../emulator.js';
 import { host, runsNatively, type Host } from '../host.js';
-import { locate, readProgram, type ElfProgram, type Program } from './program.js';
+import { kernelCanExec, locate, readProgram, type ElfProgram, type Program } from './program.js';
 import { chooseSysroot, programInTree, type Sysroot } from './sysroot.js';
 import type { TreeView } from './view.js';
 import { EXIT } from '../errors.js';
@@ -106,6 +106,7 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
   const specs = parseCpuSpecs(req.cpu ?? [], req.env);
 
   if (runsNatively(h, elf.arch) && req.qemu === undefined) {
+    kernelCanExec(program.path, req.program);
     notes.push(`${elf.arch.name} runs natively on this ${h.arch.name} host: no emulator`);
     return {
       kind: 'direct', mode: 'native', host: hostFacts, program: facts(elf), script, emulator: undefined, sysroot: undefined, cpu: undefined, argv0,

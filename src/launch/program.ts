@@ -4,13 +4,14 @@
  * interpreter is one). Reads files; decides nothing about emulation.
  */
 
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { archForHead, type Arch } from '../arch.js';
 import { readElf, readHead } from '../elf-file.js';
 import { ET_DYN, ET_EXEC, isElfMagic, machineName, typeName, type ElfFile } from '../elf.js';
 import { EXIT, XrunError, errnoCode, errnoText } from '../errors.js';
 import { exists, isFile } from '../fs-checks.js';
+import { noexecMount } from '../mounts.js';
 import { pathDirs } from '../paths.js';
 
 export interface ElfProgram {
@@ -48,36 +49,77 @@ export function locate(name: string, pathEnv: string | undefined): string {
   for (const dir of pathDirs(pathEnv)) {
     const candidate = join(dir, name);
     if (!isFile(candidate)) continue;
-    try {
-      accessSync(candidate, constants.X_OK);
-      return resolve(candidate);
-    } catch {
-      denied ??= candidate;
-    }
+    if (runnable(candidate, statSync(candidate))) return resolve(candidate);
+    denied ??= candidate;
   }
   if (denied) checkRunnable(denied, name);
   throw new XrunError('not-found', `${name}: command not found`, { exitCode: EXIT.notFound });
 }
 
-function checkRunnable(path: string, shown: string): void {
-  let isDir: boolean;
+/**
+ * Whether xrun may run the file: execute permission as the kernel grants it,
+ * or, on a noexec mount where the kernel refuses every execve, readable with
+ * an execute bit for this user. An emulated program is only read (QEMU opens
+ * it), so noexec does not stop it; what the kernel itself must exec is checked
+ * by kernelCanExec.
+ */
+function runnable(path: string, st: Stats): boolean {
   try {
-    isDir = statSync(path).isDirectory();
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    // Denied, or on a noexec mount: decide below.
+  }
+  if (!noexecMount(path) || !modeAllowsExec(st)) return false;
+  try {
+    accessSync(path, constants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** The execute bit that applies to this process (owner, group or other; any of them for root). */
+function modeAllowsExec(st: Stats): boolean {
+  const uid = process.geteuid?.() ?? 0;
+  if (uid === 0) return (st.mode & 0o111) !== 0;
+  if (st.uid === uid) return (st.mode & 0o100) !== 0;
+  const gid = process.getegid?.() ?? 0;
+  if (st.gid === gid || (process.getgroups?.() ?? []).includes(st.gid)) return (st.mode & 0o010) !== 0;
+  return (st.mode & 0o001) !== 0;
+}
+
+function checkRunnable(path: string, shown: string): void {
+  let st: Stats;
+  try {
+    st = statSync(path);
   } catch (err) {
     const code = errnoCode(err);
     throw new XrunError('not-found', `${shown}: ${errnoText(code)}`, {
       exitCode: code === 'ENOENT' || code === 'ENOTDIR' ? EXIT.notFound : EXIT.cannotExecute,
     });
   }
-  if (isDir) throw new XrunError('cannot-execute', `${shown}: is a directory`, { exitCode: EXIT.cannotExecute });
-  try {
-    accessSync(path, constants.X_OK);
-  } catch {
+  if (st.isDirectory()) throw new XrunError('cannot-execute', `${shown}: is a directory`, { exitCode: EXIT.cannotExecute });
+  if (!runnable(path, st)) {
     throw new XrunError('cannot-execute', `${shown}: permission denied`, {
       exitCode: EXIT.cannotExecute,
       hint: `make it executable (chmod +x ${shown})`,
     });
   }
+}
+
+/**
+ * Throws when the kernel itself would have to execve `path` (a native program,
+ * a sandbox's first program) and the mount it is on is noexec: named, with the
+ * way out, instead of a bare "permission denied".
+ */
+export function kernelCanExec(path: string, shown: string, where = path): void {
+  const mount = noexecMount(path);
+  if (!mount) return;
+  throw new XrunError('noexec', `${shown}: cannot execute: ${where} is on ${mount}, which is mounted noexec`, {
+    exitCode: EXIT.cannotExecute,
+    hint: `the kernel runs nothing from a noexec mount: move it to a file system mounted without noexec, or as root: mount -o remount,exec ${mount}`,
+  });
 }
 
 /** Reads the ELF program at absolute `path` and finds its arch; `shown` names it in errors. */

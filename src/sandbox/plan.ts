@@ -14,7 +14,7 @@ import { readHead } from '../elf-file.js';
 import { isBlockDevice, isCharDevice, isDir, isFile } from '../fs-checks.js';
 import { isElfMagic } from '../elf.js';
 import { host, runsNatively, type Host } from '../host.js';
-import { locate, parseShebang, readElfProgram } from '../launch/program.js';
+import { kernelCanExec, locate, parseShebang, readElfProgram } from '../launch/program.js';
 import { lookupOnDisk, resolveInRoot } from '../provision/safe-path.js';
 import { registerLine, ruleFor } from '../binfmt/rule.js';
 import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
@@ -258,6 +258,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     cwd = posix.resolve('/', req.cwd ?? '/');
     env = { PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments };
     const found = locateInRoot(view, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
+    kernelCanExec(found.hostPath, found.path, view);
     const arch = programArch(view, found.hostPath, found.path);
     program = { ...found, arch: arch?.name };
     const foreign = arch && !runsNatively(h, arch) ? [arch] : [];
@@ -268,6 +269,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     env = { ...req.env, ...(req.sysroot ? { QEMU_LD_PREFIX: posix.resolve(req.sysroot) } : {}), ...req.envAssignments };
     if (!req.program) throw new XrunError('usage', '--transparent needs a command to run', { exitCode: EXIT.usage, hint: 'xrun --transparent -- make check' });
     const path = locate(req.program, env.PATH);
+    kernelCanExec(path, req.program);
     program = { path, hostPath: path, arch: undefined };
     const foreign = ARCHES.filter((a) => !runsNatively(h, a));
     entries = opts.privateBinfmt ? entriesFor(foreign, req, h, false, notes) : [];
