@@ -193,7 +193,8 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .option('--suite <name>', 'Debian suite', 'bookworm')
     .option('--keyring <file>', 'OpenPGP keyring for gpgv (default /usr/share/keyrings/debian-archive-keyring.gpg)')
     .option('--insecure', 'go on when the Release signature cannot be checked (no gpgv or keyring): only hashes are checked')
-    .action(async (arches: string[], opts: { mirror?: string; suite?: string; keyring?: string; insecure?: boolean }) => {
+    .option('--refresh', 'ask the mirror even when every emulator asked for is cached and verifies')
+    .action(async (arches: string[], opts: { mirror?: string; suite?: string; keyring?: string; insecure?: boolean; refresh?: boolean }) => {
       const { emulatorsFetchCommand } = await import('./provision/emulators-command.js');
       run(emulatorsFetchCommand(arches, opts));
     });

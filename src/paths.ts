@@ -1,8 +1,11 @@
 /** Where xrun keeps its own files. */
 
+import { accessSync, constants, lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { XrunError, errnoCode, errnoText } from './errors.js';
+import { isDir } from './fs-checks.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -10,6 +13,85 @@ type Env = Readonly<Record<string, string | undefined>>;
 export function cacheDir(env: Env = process.env): string {
   const base = env.XDG_CACHE_HOME || join(env.HOME || homedir(), '.cache');
   return join(base, 'xrun');
+}
+
+/** Why a directory could not be made or used: the component at fault and what is wrong with it. */
+function whyUnusable(path: string, err: unknown): string {
+  const code = errnoCode(err);
+  if (code === 'EEXIST' || code === 'ENOTDIR') {
+    try {
+      if (lstatSync(path).isSymbolicLink()) {
+        const target = readlinkSync(path);
+        try {
+          statSync(path);
+        } catch {
+          return `${path} is a symbolic link to ${target}, which does not exist`;
+        }
+      }
+    } catch {
+      // fall through to the plain reason
+    }
+    return `${path} is not a directory`;
+  }
+  return `cannot create ${path}: ${errnoText(code)}`;
+}
+
+/**
+ * mkdir -p of `dir` below `anchor`, which must exist: each missing component
+ * is made once, in order, so no file system can make it loop (Node's
+ * recursive mkdir spins forever on a path under /proc), and a failure names
+ * the component at fault. Throws Error(reason).
+ */
+function makeDirsBelow(dir: string, anchor: string): void {
+  const missing = !isDir(dir);
+  if (missing && !isDir(anchor)) throw new Error(`${anchor} does not exist`);
+  const rest = missing ? relative(anchor, dir) : '';
+  let path = anchor;
+  for (const part of rest === '' ? [] : rest.split(sep)) {
+    path = join(path, part);
+    try {
+      mkdirSync(path, 0o755);
+    } catch (err) {
+      if (errnoCode(err) !== 'EEXIST') throw new Error(whyUnusable(path, err));
+      if (!isDir(path)) throw new Error(whyUnusable(path, err));
+    }
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new Error(`${dir} is not writable: ${errnoText(errnoCode(err))}`);
+  }
+}
+
+/** Makes `dir` (any directory a user named) and its parents; throws one XrunError naming the component at fault. */
+export function ensureDir(dir: string, what: string): string {
+  const path = resolve(dir);
+  try {
+    makeDirsBelow(path, '/');
+  } catch (err) {
+    throw new XrunError('dir', `${what} ${path}: ${(err as Error).message}`);
+  }
+  return path;
+}
+
+/**
+ * Makes `dir`, a directory inside xrun's cache, and returns it. Only the cache
+ * base itself ($XDG_CACHE_HOME, or ~/.cache) and what is below it are created:
+ * never $HOME or the parents of $XDG_CACHE_HOME. Any problem is one line
+ * naming the directory and where its location came from.
+ */
+export function ensureCacheDir(dir: string, env: Env = process.env): string {
+  const xdg = env.XDG_CACHE_HOME;
+  const home = env.HOME || homedir();
+  const base = xdg ? resolve(xdg) : join(home, '.cache');
+  try {
+    if (!xdg && !isDir(home)) throw new Error(`HOME (${home}) does not exist`);
+    makeDirsBelow(resolve(dir), dirname(base));
+  } catch (err) {
+    const origin = xdg ? `XDG_CACHE_HOME is ${xdg}` : `XDG_CACHE_HOME is unset, HOME is ${home}`;
+    throw new XrunError('cache', `cache directory ${dir}: ${(err as Error).message} (${origin}; set XDG_CACHE_HOME to a writable directory)`);
+  }
+  return dir;
 }
 
 /** Where `xrun emulators fetch` puts static emulators for this host. */

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { XrunError } from '../errors.js';
-import { cacheDir } from '../paths.js';
+import { cacheDir, ensureCacheDir, ensureDir } from '../paths.js';
 import { findCommand } from './commands.js';
 import { decompress } from './compression.js';
 import { Deb822Error, packageRecord, packageStanzas, parseRelease, releaseDate, unwrapClearsigned, type PackageRecord, type Release } from './deb822.js';
@@ -58,7 +58,7 @@ export function archiveSource(opts: { mirror?: string; suite?: string; keyring?:
 
 /** Where verified downloads are kept: xrun's cache unless a caller says otherwise. */
 function downloadsDir(override?: string): string {
-  return override ?? join(cacheDir(), 'downloads', 'debian');
+  return override ? ensureDir(override, 'download directory') : ensureCacheDir(join(cacheDir(), 'downloads', 'debian'));
 }
 
 async function gpgv(cmd: string, src: ArchiveSource, args: string[], what: string): Promise<string> {
@@ -183,6 +183,8 @@ export async function findPackage(src: ArchiveSource, rel: Release, debArch: str
 
 /** Gets the verified .deb of `name` for `debArch` from the archive (or the cache). */
 export async function fetchPackage(src: ArchiveSource, debArch: string, name: string, warn: (line: string) => void, downloads?: string): Promise<FetchedPackage> {
+  // Before the network: an unusable cache is one line, now.
+  downloadsDir(downloads);
   const { release, signed } = await fetchRelease(src, warn);
   const { record, downloaded: indexBytes } = await findPackage(src, release, debArch, name, downloads);
   const url = `${src.mirror}/${record.filename}`;

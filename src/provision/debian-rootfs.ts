@@ -16,14 +16,13 @@
  * mode, as a child process of the built CLI: no host binfmt_misc entry.
  */
 
-import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { archByName, archForDebian } from '../arch.js';
 import { findEmulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
 import { host, runsNatively } from '../host.js';
-import { cacheDir, packageRoot } from '../paths.js';
+import { cacheDir, ensureCacheDir, ensureDir, packageRoot } from '../paths.js';
 import { archiveSource } from './archive.js';
 import { findCommand } from './commands.js';
 import { status } from './progress.js';
@@ -113,7 +112,8 @@ export async function bootstrapDebian(dir: string, opts: DebianOptions): Promise
     });
   }
   prepareTarget(plan.dir);
-  mkdirSync(plan.cacheDir, { recursive: true });
+  if (opts.cacheDir) ensureDir(plan.cacheDir, '--cache-dir');
+  else ensureCacheDir(plan.cacheDir);
   const started = Date.now();
   status(`stage 1/2: debootstrap --foreign ${plan.suite} ${plan.debArch} (packages cached in ${plan.cacheDir})`);
   await runStage('stage 1/2', plan.stage1.file, plan.stage1.args, plan.stage1.env, plan.dir);

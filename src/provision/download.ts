@@ -7,13 +7,14 @@
  */
 
 import { createHash, type Hash } from 'node:crypto';
-import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { XrunError, errnoCode } from '../errors.js';
 import { failure, httpGet, type Response } from './http.js';
 import { tryLock } from './lock.js';
 import { formatBytes, progressBar } from './progress.js';
+import { ensureDir } from '../paths.js';
 
 export interface Expected {
   readonly sha256: string;
@@ -88,7 +89,7 @@ export interface DownloadOptions {
  * does not wait: this one downloads to a private file instead.
  */
 export async function downloadVerified(url: string, dest: string, expect: Expected, label: string, opts: DownloadOptions = {}): Promise<number> {
-  mkdirSync(dirname(dest), { recursive: true });
+  ensureDir(dirname(dest), 'download directory');
   const authority = opts.authority ?? 'the signed index';
   const hint = opts.hint ?? 'the mirror may be out of sync or tampered with; try again later or another --mirror';
   const get = opts.get ?? ((headers, signal) => httpGet(url, { headers, signal }));

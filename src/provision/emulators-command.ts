@@ -1,7 +1,8 @@
 /** `xrun emulators list|fetch`: argument handling and output for emulators.ts. */
 
 import { host } from '../host.js';
-import { formatList, fetchEmulators, listEmulators, planFetch } from './emulators.js';
+import { cachedEmulators, formatList, fetchEmulators, listEmulators, planFetch } from './emulators.js';
+import { ensureCacheDir } from '../paths.js';
 import { formatBytes } from './progress.js';
 
 export interface FetchOptions {
@@ -10,6 +11,8 @@ export interface FetchOptions {
   keyring?: string;
   /** Go on when the Release signature cannot be checked (loudly). */
   insecure?: boolean;
+  /** Ask the mirror even when the cache has every emulator asked for. */
+  refresh?: boolean;
 }
 
 const warn = (line: string) => process.stderr.write(`xrun: warning: ${line}\n`);
@@ -22,6 +25,15 @@ export async function emulatorsListCommand(opts: { json?: boolean }): Promise<nu
 
 export async function emulatorsFetchCommand(names: string[], opts: FetchOptions): Promise<number> {
   const plan = planFetch(names, opts, host(), process.env);
+  ensureCacheDir(plan.cacheDir);
+  // An "ensure" step: what is cached and still verifies needs no network.
+  const cached = opts.refresh ? undefined : await cachedEmulators(plan);
+  if (cached) {
+    for (const e of cached) process.stdout.write(`${e.path}\n`);
+    const versions = [...new Set(cached.map((e) => e.entry.version))].join(', ');
+    process.stderr.write(`xrun: qemu-user-static ${versions} (${plan.debArch}) already in ${plan.cacheDir}, SHA256 as installed; --refresh asks the mirror for a newer one\n`);
+    return 0;
+  }
   const r = await fetchEmulators(plan, warn);
   for (const e of r.installed) process.stdout.write(`${e.path}\n`);
   const how = r.downloaded > 0 ? `downloaded ${formatBytes(r.downloaded)}` : 'package from the cache';

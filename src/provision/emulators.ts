@@ -8,7 +8,7 @@
  */
 
 import {
-  closeSync, createReadStream, fchmodSync, fstatSync, mkdirSync, openSync, readFileSync, readdirSync, realpathSync, renameSync,
+  closeSync, createReadStream, fchmodSync, fstatSync, openSync, readFileSync, readdirSync, realpathSync, renameSync,
   rmSync, writeFileSync, writeSync,
 } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -16,10 +16,11 @@ import { Readable } from 'node:stream';
 import { execa } from 'execa';
 import { ARCHES, archByName, archForDebian, type Arch } from '../arch.js';
 import { emulatorIsStatic, findEmulator } from '../emulator.js';
-import { EXIT, XrunError, errnoCode } from '../errors.js';
+import { EXIT, XrunError, errnoCode, errnoText } from '../errors.js';
 import type { Host } from '../host.js';
-import { emulatorCacheDir, pathDirs } from '../paths.js';
+import { emulatorCacheDir, ensureCacheDir, pathDirs } from '../paths.js';
 import { arBytesOfFd, readAr } from './ar.js';
+import { sha256File } from './download.js';
 import { archiveSource, fetchPackage, type ArchiveSource } from './archive.js';
 import { decompress } from './compression.js';
 import { entryComponents } from './safe-path.js';
@@ -43,11 +44,15 @@ export interface ManifestEntry {
   readonly debSha256: string;
   readonly signed: boolean;
   readonly fetchedAt: string;
+  /** SHA256 of the emulator file as installed: what makes a cached copy verifiable offline. */
+  readonly sha256?: string;
 }
 
 export interface Manifest {
   readonly format: 1;
   readonly emulators: Readonly<Record<string, ManifestEntry>>;
+  /** Every emulator the package last fetched has: what `fetch all` means without asking the mirror. */
+  readonly available?: readonly string[];
 }
 
 /** Reads the cache's manifest; an absent or unreadable one is empty. */
@@ -229,10 +234,38 @@ async function writeBody(path: string, body: AsyncIterable<Buffer>): Promise<voi
   }
 }
 
+/**
+ * The emulators a fetch plan asks for, when every one is already in the cache
+ * and still matches the SHA256 recorded when it was verified and installed
+ * (with a signed Release, unless this fetch is --insecure too):
+ * nothing to download, so no network is needed. Undefined when any is
+ * missing, changed, or was installed before hashes were recorded.
+ */
+export async function cachedEmulators(plan: FetchPlan): Promise<{ arch: string; path: string; entry: ManifestEntry }[] | undefined> {
+  const manifest = readManifest(plan.cacheDir);
+  const arches = plan.arches === 'all' ? manifest.available : plan.arches;
+  if (!arches || arches.length === 0) return undefined;
+  const out: { arch: string; path: string; entry: ManifestEntry }[] = [];
+  for (const arch of arches) {
+    const entry = manifest.emulators[arch];
+    // Installed without a signature check (--insecure): trusted offline only when asked the same way.
+    if (!entry?.sha256 || entry.debArch !== plan.debArch || (!entry.signed && !plan.source.insecure)) return undefined;
+    const path = join(plan.cacheDir, entry.file);
+    try {
+      if ((await sha256File(path)) !== entry.sha256) return undefined;
+    } catch {
+      return undefined;
+    }
+    out.push({ arch, path, entry });
+  }
+  return out;
+}
+
 /** Carries out a fetch plan: download (or reuse) and verify the package, then put the emulators in place. */
 export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => void): Promise<FetchResult> {
+  // Before the network: an unusable cache is one line, now.
+  ensureCacheDir(plan.cacheDir);
   const deb = await fetchPackage(plan.source, plan.debArch, PACKAGE, warn);
-  mkdirSync(plan.cacheDir, { recursive: true });
   // An interrupted fetch left its staging directory (a dozen MB or more): nothing else removes it.
   removeStaleStaging(plan.cacheDir, STAGING);
   // Same file system as the destination, so each rename is atomic.
@@ -273,6 +306,8 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
     }
     const installed: { arch: string; path: string }[] = [];
     const fetchedAt = new Date().toISOString();
+    const hashes = new Map<string, string>();
+    for (const e of extracted) hashes.set(e.arch, await sha256File(e.tmpPath));
     // Two fetches at once each read, extend and write the manifest: one at a time, or one's entries are lost.
     await withLock(join(plan.cacheDir, `${MANIFEST}.lock`), () => {
       const entries: Record<string, ManifestEntry> = { ...readManifest(plan.cacheDir).emulators };
@@ -283,16 +318,18 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
         entries[e.arch] = {
           file: `qemu-${e.arch}-static`, package: PACKAGE, version: deb.record.version, debArch: plan.debArch,
           suite: plan.source.suite, mirror: plan.source.mirror, debSha256: deb.record.sha256, signed: deb.signed, fetchedAt,
+          sha256: hashes.get(e.arch)!,
         };
       }
       const manifestTmp = join(tmp, MANIFEST);
-      writeFileSync(manifestTmp, `${JSON.stringify({ format: 1, emulators: entries } satisfies Manifest, null, 2)}\n`);
+      const manifest: Manifest = { format: 1, emulators: entries, available: [...new Set(available)].sort() };
+      writeFileSync(manifestTmp, `${JSON.stringify(manifest, null, 2)}\n`);
       renameSync(manifestTmp, join(plan.cacheDir, MANIFEST));
     });
     return { version: deb.record.version, debPath: deb.path, downloaded: deb.downloaded, signed: deb.signed, installed };
   } catch (err) {
-    if (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EROFS') {
-      throw new XrunError('cache', `cannot write to ${plan.cacheDir}: ${(err as Error).message}`, { cause: err, hint: 'set XDG_CACHE_HOME to a writable directory' });
+    if (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EROFS' || errnoCode(err) === 'ENOSPC') {
+      throw new XrunError('cache', `cache directory ${plan.cacheDir}: ${errnoText(errnoCode(err))} (set XDG_CACHE_HOME to a writable directory)`, { cause: err });
     }
     throw err;
   } finally {

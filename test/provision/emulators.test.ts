@@ -4,7 +4,7 @@
  * fetched emulator when PATH has none.
  */
 
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -12,7 +12,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupRunners } from '../helpers/users.js';
 import { emulatorIsStatic } from '../../src/emulator.js';
 import { findCommand } from '../../src/provision/commands.js';
-import { busyboxArm64, isRoot, mirrorUnreachable, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { XRUN, busyboxArm64, isRoot, mirrorUnreachable, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+
+/** A mirror URL on a local port that was just free: nothing answers there. */
+async function unreachableMirror(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const port = (server.address() as { port: number }).port;
+  await new Promise<void>((ok) => server.close(() => ok()));
+  return `http://127.0.0.1:${port}/debian`;
+}
 
 let home: string;
 let cannot: string | undefined;
@@ -44,6 +53,29 @@ describe('emulators fetch', () => {
     const manifest = JSON.parse(readFileSync(join(home, '.cache/xrun/emulators', hostArch, 'manifest.json'), 'utf8'));
     expect(manifest.emulators.aarch64).toMatchObject({ package: 'qemu-user-static', signed: true, suite: 'bookworm' });
   }, 600_000);
+
+  it('is an "ensure": cached and verified, it needs no network; --refresh asks the mirror; a changed file is fetched again', async (ctx) => {
+    if (skipReason(cannot) || skipReason(existsSync(cacheFile()) ? undefined : 'the fetch above failed')) return ctx.skip();
+    const offline = ['--mirror', await unreachableMirror()];
+    const r = await xrun(['emulators', 'fetch', ...offline, 'aarch64'], { home, timeout: 30_000 });
+    expect(r.stderr).toMatch(/^xrun: qemu-user-static \S+ \(\w+\) already in \S+, SHA256 as installed; --refresh asks the mirror for a newer one$/);
+    expect(r.stdout).toBe(cacheFile());
+    expect(r.exitCode).toBe(0);
+    const refresh = await xrun(['emulators', 'fetch', '--refresh', ...offline, 'aarch64'], { home, timeout: 30_000 });
+    expect(refresh.exitCode).toBe(125);
+    expect(refresh.stderr).toMatch(/^xrun: GET http:\/\/127\.0\.0\.1:\d+\/debian\/dists\/bookworm\/InRelease: ECONNREFUSED\n/);
+    // A copy of the cache whose emulator no longer matches its recorded hash: not trusted offline.
+    const other = userTempDir('xrun-emulators-changed-');
+    try {
+      await execa('cp', ['-a', join(home, '.cache'), join(other, '.cache')]);
+      appendFileSync(join(other, '.cache/xrun/emulators', hostArch, 'qemu-aarch64-static'), 'x');
+      const changed = await xrun(['emulators', 'fetch', ...offline, 'aarch64'], { home: other, timeout: 30_000 });
+      expect(changed.exitCode).toBe(125);
+      expect(changed.stderr).toMatch(/ECONNREFUSED/);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('runs an arm64 busybox with the fetched emulator', async (ctx) => {
     if (skipReason(cannot) || skipReason(existsSync(cacheFile()) ? undefined : 'the fetch above failed')) return ctx.skip();
@@ -176,6 +208,61 @@ describe('the launcher and the cache', () => {
     const r = await xrun([bb, 'uname', '-m'], { home, env });
     expect(r.stdout.trim()).toBe('aarch64');
     expect(r.exitCode).toBe(0);
+  });
+});
+
+describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, exit 125, before any network', () => {
+  // The mirror is unreachable: a fetch that got as far as the network would say so instead.
+  let fetchArgs: string[];
+  beforeAll(async () => {
+    fetchArgs = ['emulators', 'fetch', '--mirror', await unreachableMirror(), 'aarch64'];
+  });
+  const oneLine = (stderr: string) => expect(stderr.split('\n')).toHaveLength(1);
+
+  it('HOME=/nonexistent', async (ctx) => {
+    if (skipReason(await unprivilegedUnavailable())) return ctx.skip();
+    const r = await xrun(fetchArgs, { home: '/nonexistent', env: { XDG_CACHE_HOME: '' }, timeout: 20_000 });
+    expect(r.stderr).toBe('xrun: cache directory /nonexistent/.cache/xrun/emulators/' + hostArch
+      + ': HOME (/nonexistent) does not exist (XDG_CACHE_HOME is unset, HOME is /nonexistent; set XDG_CACHE_HOME to a writable directory)');
+    expect(r.exitCode).toBe(125);
+    expect(existsSync('/nonexistent')).toBe(false);
+  });
+
+  it('a dangling ~/.cache', async (ctx) => {
+    if (skipReason(await unprivilegedUnavailable())) return ctx.skip();
+    const dir = userTempDir('xrun-dangling-');
+    try {
+      symlinkSync(join(dir, 'gone'), join(dir, '.cache'));
+      const r = await xrun(fetchArgs, { home: dir, env: { XDG_CACHE_HOME: '' }, timeout: 20_000 });
+      oneLine(r.stderr);
+      expect(r.stderr).toBe(`xrun: cache directory ${dir}/.cache/xrun/emulators/${hostArch}: ${dir}/.cache is a symbolic link to ${dir}/gone, which does not exist`
+        + ` (XDG_CACHE_HOME is unset, HOME is ${dir}; set XDG_CACHE_HOME to a writable directory)`);
+      expect(r.exitCode).toBe(125);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('XDG_CACHE_HOME=/proc/nope (Node\'s recursive mkdir spins there)', async (ctx) => {
+    if (skipReason(await unprivilegedUnavailable())) return ctx.skip();
+    const started = Date.now();
+    const r = await xrun(fetchArgs, { home: '/tmp', env: { XDG_CACHE_HOME: '/proc/nope' }, timeout: 20_000 });
+    oneLine(r.stderr);
+    expect(r.stderr).toMatch(/^xrun: cache directory \/proc\/nope\/xrun\/emulators\/\w+: cannot create \/proc\/nope: (no such file or directory|permission denied) \(XDG_CACHE_HOME is \/proc\/nope; set XDG_CACHE_HOME to a writable directory\)$/);
+    expect(r.exitCode).toBe(125);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('a read-only file system', async (ctx) => {
+    if (skipReason(await unprivilegedUnavailable())) return ctx.skip();
+    // A read-only tmpfs in a private user + mount namespace: the host's mounts never change.
+    const r = await execa('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c',
+      'T=$(mktemp -d) && mount -t tmpfs -o ro tmpfs "$T" && HOME="$T" "$NODE" "$XRUN" "$@"; echo "exit $?"', 'sh', ...fetchArgs], {
+      reject: false, env: { NODE: process.execPath, XRUN, XDG_CACHE_HOME: '' }, timeout: 20_000,
+    });
+    oneLine(r.stderr);
+    expect(r.stderr).toMatch(/^xrun: cache directory (\S+)\/\.cache\/xrun\/emulators\/\w+: cannot create \1\/\.cache: read-only file system \(XDG_CACHE_HOME is unset, HOME is \1; set XDG_CACHE_HOME to a writable directory\)$/);
+    expect(r.stdout).toBe('exit 125');
   });
 });
 
