@@ -36,10 +36,11 @@ if (!withTree) console.error(`bench: ${treeBB} missing: the tree case is left ou
 const cases = {
   'node -e 0': () => time(process.execPath, ['-e', '0']),
   'qemu-aarch64-static BB true': () => time(qemu, [bb, 'true']),
-  'xrun BB true': () => time(process.execPath, [xrun, bb, 'true']),
+  // As a user runs it: bin/xrun through its #! line (a few shell built-ins, then Node).
+  'xrun BB true': () => time(xrun, [bb, 'true']),
   ...(withTree ? {
     'qemu -L TREE TREE/bb true': () => time(qemu, ['-L', treeRoot, treeBB, 'true']),
-    'xrun TREE/bb true': () => time(process.execPath, [xrun, treeBB, 'true']),
+    'xrun TREE/bb true': () => time(xrun, [treeBB, 'true']),
   } : {}),
 };
 const samples = Object.fromEntries(Object.keys(cases).map((k) => [k, []]));

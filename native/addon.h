@@ -13,6 +13,8 @@ bool StringArray(const Napi::Value& v, std::vector<std::string>* out);
 std::vector<char*> Pointers(std::vector<std::string>& strings);
 void ResetSignalsForExec();
 void RestoreStdioForExec();
+void CloseStdioForExec(unsigned mask);
+bool StdioMask(const Napi::Value& v, unsigned* mask);
 
 // exec.cc: replace this process with another program.
 Napi::Value Execve(const Napi::CallbackInfo& info);

@@ -11,12 +11,15 @@
 
 namespace xrun {
 
-// execve(path: string, argv: string[], env: string[]): never returns on success.
+// execve(path: string, argv: string[], env: string[], closeStdio?: number[]):
+// never returns on success.
 Napi::Value Execve(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<std::string> argv, envp;
-  if (info.Length() != 3 || !info[0].IsString() || !StringArray(info[1], &argv) || !StringArray(info[2], &envp)) {
-    Napi::TypeError::New(env, "execve(path: string, argv: string[], env: string[])").ThrowAsJavaScriptException();
+  unsigned closeMask = 0;
+  if (info.Length() < 3 || info.Length() > 4 || !info[0].IsString() || !StringArray(info[1], &argv) ||
+      !StringArray(info[2], &envp) || !StdioMask(info[3], &closeMask)) {
+    Napi::TypeError::New(env, "execve(path: string, argv: string[], env: string[], closeStdio?: number[])").ThrowAsJavaScriptException();
     return env.Undefined();
   }
   std::string path = info[0].As<Napi::String>().Utf8Value();
@@ -28,6 +31,8 @@ Napi::Value Execve(const Napi::CallbackInfo& info) {
   sigprocmask(SIG_SETMASK, &all, &saved);
   RestoreStdioForExec();
   ResetSignalsForExec();
+  // Closed only now: a failed execve is reported on a stderr that may be one of them.
+  CloseStdioForExec(closeMask);
   execve(path.c_str(), argvp.data(), envpp.data());
   int err = errno;
   // Failed: give Node back its signal mask; its handlers were reset above, but

@@ -54,4 +54,30 @@ void RestoreStdioForExec() {
   }
 }
 
+// Node opens /dev/null on each of fds 0-2 that it finds closed at start-up,
+// before any JavaScript runs; bin/xrun records which were closed. Closing them
+// again right before execve gives the program what the caller gave xrun: a
+// closed stdout makes its writes fail (EBADF) as they would without xrun.
+void CloseStdioForExec(unsigned mask) {
+  for (int fd = 0; fd <= 2; fd++) {
+    if (mask & (1u << fd)) close(fd);
+  }
+}
+
+// A JavaScript array of descriptors among 0-2 (absent: none) as a bit mask.
+bool StdioMask(const Napi::Value& v, unsigned* mask) {
+  *mask = 0;
+  if (v.IsUndefined() || v.IsNull()) return true;
+  if (!v.IsArray()) return false;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value item = a.Get(i);
+    if (!item.IsNumber()) return false;
+    int64_t fd = item.As<Napi::Number>().Int64Value();
+    if (fd < 0 || fd > 2) return false;
+    *mask |= 1u << fd;
+  }
+  return true;
+}
+
 }  // namespace xrun

@@ -61,6 +61,7 @@ struct Spec {
   std::string uidMap, gidMap, setgroups;  // written by the parent when there is no helper
   bool ignoreChown = false;
   bool walk = false;  // resolve by an O_NOFOLLOW walk, not openat2
+  unsigned closeStdioMask = 0;  // of fds 0-2, closed right before execve
 };
 
 struct Report {
@@ -239,6 +240,7 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
   std::string resolve;
   if (!Str(o, "resolve", &resolve) || (!resolve.empty() && resolve != "openat2" && resolve != "walk")) return *why = "resolve", false;
   spec->walk = resolve == "walk";
+  if (!StdioMask(o.Get("closeStdio"), &spec->closeStdioMask)) return *why = "closeStdio", false;
   if (!Str(o, "uidMap", &spec->uidMap) || !Str(o, "gidMap", &spec->gidMap) || !Str(o, "setgroups", &spec->setgroups))
     return *why = "maps", false;
   return true;
@@ -605,6 +607,7 @@ int RunOp(const Op& op, int* root, bool walk) {
     int e = IgnoreChown();
     if (e != 0) Fail(report, -3, e);
   }
+  CloseStdioForExec(spec.closeStdioMask);
   int err = ENOENT;
   for (const std::string& path : spec.candidates) {
     execve(path.c_str(), argv, envp);

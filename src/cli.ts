@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import type { CompletionCommand } from './completion.js';
 import { EXIT, XrunError, formatError } from './errors.js';
+import { takeClosedStdio } from './stdio.js';
 
 type Commander = typeof import('commander');
 
@@ -354,6 +355,7 @@ export function report(err: unknown): number {
 
 /** Runs xrun with these arguments (without node and script) and resolves to its exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  takeClosedStdio();
   const launch = parseLaunch(argv);
   if (launch) {
     try {

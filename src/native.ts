@@ -62,6 +62,8 @@ export interface SandboxSpec {
    * where the kernel answers ENOSYS), or that walk, which refuses every symlink on the way.
    */
   resolve?: 'openat2' | 'walk';
+  /** Of fds 0-2: closed right before execve, because they were closed when xrun started. */
+  closeStdio?: readonly number[];
 }
 
 /** How a sandbox run ended: the guest's status, or the step that failed before execve. */
@@ -75,8 +77,8 @@ export type SandboxResult =
   | { failed: string; errno: number; step: number; message?: string };
 
 export interface NativeAddon {
-  /** Replaces this process with `path`; returns only by throwing a NativeOpError. */
-  execve(path: string, argv: readonly string[], env: readonly string[]): never;
+  /** Replaces this process with `path`, closing `closeStdio` (of fds 0-2) first; returns only by throwing a NativeOpError. */
+  execve(path: string, argv: readonly string[], env: readonly string[], closeStdio?: readonly number[]): never;
   /**
    * Runs a sandbox and waits for it: new user, mount and pid namespaces, an init of xrun's as pid 1 that
    * forks the guest and ends with it. Signals sent to xrun meanwhile go to the guest; if xrun dies, so does

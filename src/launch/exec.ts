@@ -3,6 +3,7 @@
 import { EXIT, XrunError, errnoText } from '../errors.js';
 import { noexecMount } from '../mounts.js';
 import { isNativeOpError, native } from '../native.js';
+import { closedStdio } from '../stdio.js';
 import type { DirectPlan } from './plan.js';
 
 const ERRNO_NAME: Readonly<Record<number, string>> = { 1: 'EPERM', 2: 'ENOENT', 7: 'E2BIG', 8: 'ENOEXEC', 12: 'ENOMEM', 13: 'EACCES', 20: 'ENOTDIR', 26: 'ETXTBSY', 40: 'ELOOP' };
@@ -21,7 +22,7 @@ export function execDirect(plan: DirectPlan, env: Readonly<Record<string, string
 /** Replaces this process with `path`. Returns only by throwing an XrunError that carries the errno name. */
 export function execProgram(path: string, argv: readonly string[], envList: readonly string[]): never {
   try {
-    native().execve(path, argv, envList);
+    native().execve(path, argv, envList, closedStdio());
   } catch (err) {
     if (!isNativeOpError(err)) throw err;
     const name = errnoName(err.errno);

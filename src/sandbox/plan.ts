@@ -21,6 +21,7 @@ import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
 import { atLeast, type Features } from './features.js';
 import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry } from './launcher.js';
+import { closedStdio } from '../stdio.js';
 
 // mount(2) flags.
 const MS_NOSUID = 0x2;
@@ -356,6 +357,8 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     ? { by: 'openat2' as const, reason: 'openat2 with RESOLVE_IN_ROOT: symlinks in the tree resolve inside it' }
     : { by: 'walk' as const, reason: `Linux ${f.kernel.text} has no openat2 (5.6 and later do): one component at a time, refusing any symlink on the way` };
 
+  const closed = closedStdio();
+  if (closed.length > 0) notes.push(`closed when xrun started, so closed for the program too: fd ${closed.join(', ')}`);
   // argv[0] as typed, as a shell passes it (busybox dispatches on it).
   const argv = req.program ? [req.program, ...req.args] : ['/bin/sh'];
   const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
@@ -372,7 +375,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     env: envList,
     notes,
     resolve,
-    spec: { ops, candidates: [program.path], argv, env: envList, resolve: resolve.by, ...idSpec },
+    spec: { ops, candidates: [program.path], argv, env: envList, resolve: resolve.by, ...idSpec, ...(closed.length > 0 ? { closeStdio: closed } : {}) },
   };
 }
 
