@@ -10,8 +10,9 @@ import { nativePath } from './native.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers } from './binfmt/entries.js';
 import { emulatorIsStatic, findEmulator } from './emulator.js';
 import { host, runsNatively } from './host.js';
-import { probeFeatures, type Features } from './sandbox/features.js';
+import { formatIdMap, isIdentityMap, probeFeatures, type Features, type IdExtent } from './sandbox/features.js';
 import { findProot } from './sandbox/proot.js';
+import { chooseIdMap, type IdMapChoice } from './sandbox/plan.js';
 import { sandboxBlocker } from './sandbox/command.js';
 
 export interface Check {
@@ -27,6 +28,13 @@ export interface Check {
 /** What `doctor --json` prints: `ok` is false when any check needs fixing, as the exit code says. */
 export interface DoctorReport {
   readonly ok: boolean;
+  /** The ids that exist here (this process's own maps) and what --rootfs would map from them. */
+  readonly idmap: {
+    readonly uidMap: readonly IdExtent[];
+    readonly gidMap: readonly IdExtent[];
+    readonly userNamespace: boolean;
+    readonly rootfs: IdMapChoice;
+  };
   readonly checks: readonly Check[];
 }
 
@@ -100,17 +108,22 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
   });
   checks.push(rootfsEngine(f, blocker, env));
   const subids = f.subuid && f.subgid;
-  const ranged = f.euid === 0 || Boolean(subids && f.newuidmap && f.newgidmap);
+  const idmap = chooseIdMap(f, 'rootfs', process.getuid?.() ?? 0, process.getgid?.() ?? 0).choice;
+  const here = isIdentityMap(f.uidMap) ? '' : `in a user namespace (uid_map "${formatIdMap(f.uidMap)}", gid_map "${formatIdMap(f.gidMap)}"): `;
   checks.push({
     // A single id is a supported mode, not a failure: --rootfs runs, chown has no effect.
     name: 'id ranges',
     ok: true,
-    detail: f.euid === 0
+    detail: idmap.kind === 'full'
       ? 'running as root: the full id range is mapped'
-      : subids
-        ? `subuid ${f.subuid!.start}+${f.subuid!.count}, subgid ${f.subgid!.start}+${f.subgid!.count}${f.newuidmap && f.newgidmap ? '' : ', but newuidmap/newgidmap are missing: --rootfs maps only your own id'}`
-        : `no /etc/subuid range for ${f.user}: --rootfs maps only your own id (chown succeeds without effect inside)`,
-    ...(ranged ? {} : {
+      : idmap.kind === 'nested' || f.canMapIds
+        ? idmap.reason
+        : idmap.kind === 'subid'
+          ? `${here}subuid ${f.subuid!.start}+${f.subuid!.count}, subgid ${f.subgid!.start}+${f.subgid!.count}: --rootfs maps your id to root and these ranges above it`
+          : subids
+            ? `${here}subuid ${f.subuid!.start}+${f.subuid!.count}, subgid ${f.subgid!.start}+${f.subgid!.count}, but newuidmap/newgidmap are missing: --rootfs maps only your own id`
+            : `${here}no /etc/subuid range for ${f.user}: --rootfs maps only your own id (chown succeeds without effect inside)`,
+    ...(idmap.kind !== 'single' || f.canMapIds ? {} : {
       hint: subids ? 'apt-get install uidmap' : `as root: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${f.user}`,
     }),
   });
@@ -167,7 +180,17 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
  */
 export function doctorCommand(opts: { json?: boolean }): number {
   const checks = doctorChecks();
-  const report: DoctorReport = { ok: checks.every((c) => c.ok), checks };
+  const f = probeFeatures();
+  const report: DoctorReport = {
+    ok: checks.every((c) => c.ok),
+    idmap: {
+      uidMap: f.uidMap,
+      gidMap: f.gidMap,
+      userNamespace: !isIdentityMap(f.uidMap),
+      rootfs: chooseIdMap(f, 'rootfs', process.getuid?.() ?? 0, process.getgid?.() ?? 0).choice,
+    },
+    checks,
+  };
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {

@@ -19,6 +19,13 @@ export interface IdRange {
   readonly count: number;
 }
 
+/** One line of /proc/PID/uid_map or gid_map: `count` ids from `inside` here are `outside` in the parent namespace. */
+export interface IdExtent {
+  readonly inside: number;
+  readonly outside: number;
+  readonly count: number;
+}
+
 export interface Features {
   readonly kernel: KernelVersion;
   /** binfmt_misc is a known file system type (built in or its module loaded). */
@@ -35,6 +42,11 @@ export interface Features {
   readonly subgid: IdRange | undefined;
   readonly newuidmap: string | undefined;
   readonly newgidmap: string | undefined;
+  /** This process's own id maps: the ids that exist in its user namespace. Empty when unreadable. */
+  readonly uidMap: readonly IdExtent[];
+  readonly gidMap: readonly IdExtent[];
+  /** CAP_SETUID and CAP_SETGID in this user namespace: it may map any id that exists here, as root does. */
+  readonly canMapIds: boolean;
 }
 
 function read(path: string): string | undefined {
@@ -90,6 +102,45 @@ function usernsState(euid: number): Features['userns'] {
   return { allowed: true };
 }
 
+/** Parses /proc/PID/uid_map (or gid_map) text. */
+export function parseIdMap(text: string): IdExtent[] {
+  const out: IdExtent[] = [];
+  for (const line of text.split('\n')) {
+    const [inside, outside, count] = line.trim().split(/\s+/).map(Number);
+    if (Number.isInteger(inside) && Number.isInteger(outside) && Number.isInteger(count) && count! > 0) {
+      out.push({ inside: inside!, outside: outside!, count: count! });
+    }
+  }
+  return out;
+}
+
+/** The map as the kernel prints it, one extent per line, for messages: "0 1000 1, 1 100000 65536". */
+export function formatIdMap(map: readonly IdExtent[]): string {
+  return map.map((e) => `${e.inside} ${e.outside} ${e.count}`).join(', ');
+}
+
+/** How many ids a map holds. */
+export function idCount(map: readonly IdExtent[]): number {
+  return map.reduce((n, e) => n + e.count, 0);
+}
+
+/** The initial user namespace's map (every id is itself): the host, not a container. */
+export function isIdentityMap(map: readonly IdExtent[]): boolean {
+  return map.length === 1 && map[0]!.inside === 0 && map[0]!.outside === 0 && map[0]!.count === 4294967295;
+}
+
+// capability(7) numbers.
+const CAP_SETGID = 6n;
+const CAP_SETUID = 7n;
+
+/** Whether /proc/self/status's CapEff holds CAP_SETUID and CAP_SETGID. */
+export function parseCanMapIds(status: string): boolean {
+  const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+  if (!m) return false;
+  const caps = BigInt(`0x${m[1]}`);
+  return ((caps >> CAP_SETUID) & 1n) === 1n && ((caps >> CAP_SETGID) & 1n) === 1n;
+}
+
 /** Probes this machine. */
 export function probeFeatures(env: Readonly<Record<string, string | undefined>> = process.env): Features {
   const kernel = parseKernelVersion(release());
@@ -113,5 +164,9 @@ export function probeFeatures(env: Readonly<Record<string, string | undefined>> 
     subgid: parseSubid(read('/etc/subgid') ?? '', user, euid),
     newuidmap: findExecutable('newuidmap', env.PATH),
     newgidmap: findExecutable('newgidmap', env.PATH),
+    uidMap: parseIdMap(read('/proc/self/uid_map') ?? ''),
+    gidMap: parseIdMap(read('/proc/self/gid_map') ?? ''),
+    // Without /proc (rare): root is taken for what it is on a host.
+    canMapIds: parseCanMapIds(read('/proc/self/status') ?? (euid === 0 ? 'CapEff: ffffffffff' : '')),
   };
 }

@@ -19,7 +19,7 @@ import { lookupOnDisk, resolveInRoot } from '../provision/safe-path.js';
 import { registerLine, ruleFor } from '../binfmt/rule.js';
 import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
-import { atLeast, type Features } from './features.js';
+import { atLeast, formatIdMap, idCount, isIdentityMap, type Features, type IdExtent } from './features.js';
 import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry } from './launcher.js';
 import { closedStdio } from '../stdio.js';
 
@@ -77,7 +77,8 @@ export interface SandboxRequest {
 }
 
 export interface IdMapChoice {
-  readonly kind: 'full' | 'subid' | 'single';
+  /** full: the host's whole range; nested: every id of this user namespace; subid: /etc/subuid ranges; single: one id. */
+  readonly kind: 'full' | 'nested' | 'subid' | 'single';
   readonly uidMap: string;
   readonly gidMap: string;
   readonly reason: string;
@@ -117,13 +118,44 @@ export interface SandboxPlan {
   readonly spec: SandboxSpec;
 }
 
-/** Chooses id maps: the full range as root, subordinate ranges when configured, else the caller's own id. */
+/**
+ * Chooses id maps, starting from the ids that exist: this process's own
+ * uid_map and gid_map. On a host, root maps the full range to itself. Inside
+ * a user namespace (a rootless container, `unshare -r`), only the ids of its
+ * maps exist: a process that may map ids (root there) maps each of them to
+ * itself, a range as a nested range and a single id as the single-id mode. A
+ * process that may not maps its own id, or its /etc/subuid ranges.
+ */
 export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: number, gid: number): { choice: IdMapChoice; spec: Partial<SandboxSpec> } {
-  if (f.euid === 0) {
+  const hostRoot = f.canMapIds && (f.uidMap.length === 0 || isIdentityMap(f.uidMap)) && (f.gidMap.length === 0 || isIdentityMap(f.gidMap));
+  if (hostRoot) {
     const all = '0 0 4294967295';
     return {
       choice: { kind: 'full', uidMap: all, gidMap: all, reason: 'run as root: every id maps to itself, so files keep their owners on the host' },
       spec: { uidMap: all, gidMap: all },
+    };
+  }
+  if (f.canMapIds) {
+    const where = `this user namespace's uid_map is "${formatIdMap(f.uidMap)}", gid_map "${formatIdMap(f.gidMap)}"`;
+    // Each id that exists here maps to itself: root stays root, files keep their owners.
+    const identity = (map: readonly IdExtent[]) => map.map((e) => `${e.inside} ${e.inside} ${e.count}`).join('\n');
+    const uidMap = identity(f.uidMap);
+    const gidMap = identity(f.gidMap);
+    if (idCount(f.uidMap) > 1 && idCount(f.gidMap) > 1) {
+      return {
+        choice: {
+          kind: 'nested', uidMap, gidMap,
+          reason: `${where}: its ${idCount(f.uidMap)} uids and ${idCount(f.gidMap)} gids map to themselves, so root is root inside and package managers can chown to them; other ids do not exist here`,
+        },
+        spec: { uidMap, gidMap },
+      };
+    }
+    return {
+      choice: {
+        kind: 'single', uidMap, gidMap,
+        reason: `${where}: one id exists here, so it alone maps, to itself; chown to other ids succeeds without effect so package managers work`,
+      },
+      spec: { setgroups: 'deny', uidMap, gidMap, ignoreChown: true },
     };
   }
   if (mode === 'transparent') {

@@ -4,6 +4,8 @@ import { EXIT, XrunError, errnoText } from '../errors.js';
 import { errnoName } from '../launch/exec.js';
 import { native, type SandboxOp } from '../native.js';
 import type { SandboxPlan } from './plan.js';
+import { formatIdMap, parseIdMap } from './features.js';
+import { readFileSync } from 'node:fs';
 
 function describeOp(op: SandboxOp): string {
   switch (op.op) {
@@ -38,8 +40,10 @@ function failure(plan: SandboxPlan, failed: string, errno: number, step: number,
   if (failed === 'uid_map' || failed === 'gid_map' || failed === 'setgroups') {
     // newuidmap/newgidmap's own words, when it said something: its last line.
     const helper = said?.trim().split('\n').pop();
-    return new XrunError('idmap', `cannot write the ${failed.replace('_', ' ')} (${plan.idmap.kind}: ${failed === 'gid_map' ? plan.idmap.gidMap : plan.idmap.uidMap}): ${helper || why}`, {
-      hint: plan.idmap.kind === 'subid' ? 'check your /etc/subuid and /etc/subgid ranges and that newuidmap/newgidmap are setuid root' : 'see `xrun doctor`',
+    const wanted = (failed === 'gid_map' ? plan.idmap.gidMap : plan.idmap.uidMap).split('\n').join(', ');
+    const own = failed === 'gid_map' ? 'gid_map' : 'uid_map';
+    return new XrunError('idmap', `cannot write the ${failed.replace('_', ' ')} (${plan.idmap.kind}: ${wanted}): ${helper || why}; this process's own ${own} is "${readOwnMap(own)}"`, {
+      hint: plan.idmap.kind === 'subid' ? 'check your /etc/subuid and /etc/subgid ranges and that newuidmap/newgidmap are setuid root' : 'only ids of that map can be mapped; see `xrun doctor`',
     });
   }
   if (failed === 'op') {
@@ -68,6 +72,15 @@ function failure(plan: SandboxPlan, failed: string, errno: number, step: number,
     return new XrunError('sandbox', `${describeOp(op)}${where}: ${why}`, { hint });
   }
   return new XrunError('sandbox', `sandbox ${failed} failed: ${why}`);
+}
+
+/** /proc/self/uid_map or gid_map as one line, for messages. */
+function readOwnMap(file: 'uid_map' | 'gid_map'): string {
+  try {
+    return formatIdMap(parseIdMap(readFileSync(`/proc/self/${file}`, 'utf8')));
+  } catch {
+    return 'unreadable';
+  }
 }
 
 /** Runs the plan, waits for the guest, and returns its exit code (128+N for death by signal N). */

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { sandboxBlocker } from '../../src/sandbox/command.js';
-import { atLeast, parseKernelVersion, parseSubid, type Features } from '../../src/sandbox/features.js';
+import { atLeast, parseCanMapIds, parseIdMap, parseKernelVersion, parseSubid, type Features } from '../../src/sandbox/features.js';
 import { chooseIdMap } from '../../src/sandbox/plan.js';
 
 const base: Features = {
@@ -17,6 +17,9 @@ const base: Features = {
   subgid: { start: 100000, count: 65536 },
   newuidmap: '/usr/bin/newuidmap',
   newgidmap: '/usr/bin/newgidmap',
+  uidMap: [{ inside: 0, outside: 0, count: 4294967295 }],
+  gidMap: [{ inside: 0, outside: 0, count: 4294967295 }],
+  canMapIds: false,
 };
 
 describe('kernel versions and subordinate ids', () => {
@@ -49,7 +52,7 @@ describe('what blocks a rootless sandbox', () => {
 
 describe('id maps', () => {
   it('root: the full range, written directly', () => {
-    const { choice, spec } = chooseIdMap({ ...base, euid: 0 }, 'rootfs', 0, 0);
+    const { choice, spec } = chooseIdMap({ ...base, euid: 0, canMapIds: true }, 'rootfs', 0, 0);
     expect(choice.kind).toBe('full');
     expect(spec).toEqual({ uidMap: '0 0 4294967295', gidMap: '0 0 4294967295' });
   });
@@ -67,5 +70,36 @@ describe('id maps', () => {
   it('transparent mode as a user: own id to root so the private binfmt_misc can be written', () => {
     const { spec } = chooseIdMap(base, 'transparent', 1000, 1000);
     expect(spec).toEqual({ setgroups: 'deny', uidMap: '0 1000 1', gidMap: '0 1000 1' });
+  });
+});
+
+describe('id maps inside a user namespace: from the ids that exist', () => {
+  const root = { ...base, euid: 0, canMapIds: true, subuid: undefined, subgid: undefined };
+  it('reads the kernel\'s padded uid_map lines and CapEff', () => {
+    expect(parseIdMap('         0       1000          1\n         1     100000      65536\n')).toEqual([
+      { inside: 0, outside: 1000, count: 1 }, { inside: 1, outside: 100000, count: 65536 },
+    ]);
+    expect(parseCanMapIds('Name:\tx\nCapEff:\t000001ffffffffff\n')).toBe(true);
+    expect(parseCanMapIds('CapEff:\t0000000000000000\n')).toBe(false);
+    // CAP_SETUID (7) without CAP_SETGID (6).
+    expect(parseCanMapIds('CapEff:\t0000000000000080\n')).toBe(false);
+  });
+  it('root of a one-id namespace (unshare -r): that id alone, to itself; chown made harmless', () => {
+    const one = [{ inside: 0, outside: 1000, count: 1 }];
+    const { choice, spec } = chooseIdMap({ ...root, uidMap: one, gidMap: one }, 'rootfs', 0, 0);
+    expect(choice.kind).toBe('single');
+    expect(choice.reason).toContain('uid_map is "0 1000 1"');
+    expect(spec).toEqual({ setgroups: 'deny', uidMap: '0 0 1', gidMap: '0 0 1', ignoreChown: true });
+  });
+  it('root of a podman-style namespace: every id there, to itself, as a nested range', () => {
+    const ranged = [{ inside: 0, outside: 1000, count: 1 }, { inside: 1, outside: 100000, count: 65536 }];
+    const { choice, spec } = chooseIdMap({ ...root, uidMap: ranged, gidMap: ranged }, 'transparent', 0, 0);
+    expect(choice.kind).toBe('nested');
+    expect(spec).toEqual({ uidMap: '0 0 1\n1 1 65536', gidMap: '0 0 1\n1 1 65536' });
+  });
+  it('root without CAP_SETUID (a container that dropped it): only its own id, as an unprivileged user', () => {
+    const { choice, spec } = chooseIdMap({ ...root, canMapIds: false }, 'rootfs', 0, 0);
+    expect(choice.kind).toBe('single');
+    expect(spec).toEqual({ setgroups: 'deny', uidMap: '0 0 1', gidMap: '0 0 1', ignoreChown: true });
   });
 });
