@@ -12,11 +12,11 @@
  */
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { machine, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Arch } from './arch.js';
-import { cacheDir } from './paths.js';
+import { cacheDir, ensureDir, tryCacheDir } from './paths.js';
 
 export interface CompatProbe {
   readonly arch: string;
@@ -107,7 +107,9 @@ function runProbe(bytes: Buffer, env: Readonly<Record<string, string | undefined
   for (const parent of [tmpdir(), cacheDir(env)]) {
     let dir: string | undefined;
     try {
-      mkdirSync(parent, { recursive: true });
+      // Not Node's recursive mkdir: it spins forever under /proc (XDG_CACHE_HOME=/proc/nope).
+      if (parent === tmpdir()) ensureDir(parent, 'temporary directory');
+      else if (!tryCacheDir(parent, env)) continue;
       dir = mkdtempSync(join(parent, 'xrun-probe-'));
       const file = join(dir, 'probe');
       writeFileSync(file, bytes, { mode: 0o700 });
@@ -167,7 +169,7 @@ export function probeCompat(arches: readonly Arch[], env: Readonly<Record<string
   });
   if (results.some((r) => !cached.includes(r))) {
     try {
-      mkdirSync(cacheDir(env), { recursive: true });
+      if (!tryCacheDir(cacheDir(env), env)) throw new Error('no cache directory');
       const tmp = `${file}.${process.pid}`;
       writeFileSync(tmp, JSON.stringify({ key, probes: results } satisfies CacheFile));
       renameSync(tmp, file);

@@ -94,6 +94,16 @@ export function ensureCacheDir(dir: string, env: Env = process.env): string {
   return dir;
 }
 
+/** ensureCacheDir for what is only a cache of a cache: whether `dir` could be made, never an error or a spin. */
+export function tryCacheDir(dir: string, env: Env = process.env): boolean {
+  try {
+    ensureCacheDir(dir, env);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Where `xrun emulators fetch` puts static emulators for this host. */
 export function emulatorCacheDir(hostArch: string, env: Env = process.env): string {
   return join(cacheDir(env), 'emulators', hostArch);

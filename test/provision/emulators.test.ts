@@ -4,7 +4,7 @@
  * fetched emulator when PATH has none.
  */
 
-import { appendFileSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -251,6 +251,20 @@ describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, ex
     expect(r.stderr).toMatch(/^xrun: cache directory \/proc\/nope\/xrun\/emulators\/\w+: cannot create \/proc\/nope: (no such file or directory|permission denied) \(XDG_CACHE_HOME is \/proc\/nope; set XDG_CACHE_HOME to a writable directory\)$/);
     expect(r.exitCode).toBe(125);
     expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
+  it('a launch with XDG_CACHE_HOME=/proc/nope still runs: what it caches there is only an optimisation', async (ctx) => {
+    if (skipReason(await unprivilegedUnavailable()) || skipReason(existsSync('/usr/bin/qemu-aarch64-static') ? undefined : 'qemu-aarch64-static not installed')) return ctx.skip();
+    const dir = userTempDir('xrun-nocache-');
+    try {
+      copyFileSync(await busyboxArm64(), join(dir, 'busybox'));
+      chmodSync(join(dir, 'busybox'), 0o755);
+      const r = await xrun([join(dir, 'busybox'), 'uname', '-m'], { home: dir, env: { XDG_CACHE_HOME: '/proc/nope' }, timeout: 30_000 });
+      expect(r.stdout).toBe('aarch64');
+      expect(r.exitCode).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a read-only file system', async (ctx) => {
