@@ -64,6 +64,6 @@ describe('single-id chown filter', () => {
     expect(statSync(join(root, 'tmp', 'a')).uid).toBe(runner.uid);
     expect(statSync(join(root, 'tmp', 'b')).uid).toBe(runner.uid);
     // Keep the plan shape honest: single maps ask for the filter.
-    expect(chooseIdMap({ ...probeFeatures(), euid: 1000, subuid: undefined, subgid: undefined }, 'rootfs', 1000, 1000).spec.ignoreChown).toBe(true);
+    expect(chooseIdMap({ ...probeFeatures(), euid: 1000, canMapIds: false, subuid: undefined, subgid: undefined }, 'rootfs', 1000, 1000).spec.ignoreChown).toBe(true);
   });
 });
