@@ -9,11 +9,11 @@
  */
 
 import { createRequire } from 'node:module';
-import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { archByName, type Arch } from './arch.js';
 import { EXIT, XrunError } from './errors.js';
-import { cacheDir } from './paths.js';
+import { cacheDir, tryCacheDir } from './paths.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -111,7 +111,8 @@ function cacheFor(emulator: string, env: Env): ProbeCache | undefined {
 function saveCache(cache: ProbeCache): void {
   if (!cache.dirty) return;
   try {
-    mkdirSync(join(cache.file, '..'), { recursive: true });
+    // Not Node's recursive mkdir: it spins forever under /proc (XDG_CACHE_HOME=/proc/nope).
+    if (!tryCacheDir(join(cache.file, '..'))) return;
     const tmp = `${cache.file}.${process.pid}.tmp`;
     writeFileSync(tmp, `${JSON.stringify({ identity: cache.identity, answers: cache.answers })}\n`);
     renameSync(tmp, cache.file);
