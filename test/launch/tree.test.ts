@@ -14,7 +14,7 @@ import { archByName } from '../../src/arch.js';
 import { host, runsNatively } from '../../src/host.js';
 import { probeFeatures } from '../../src/sandbox/features.js';
 import { sandboxBlocker } from '../../src/sandbox/command.js';
-import { blas, fixturesSkipReason, sysroot, tree, TREE_ARCHES, type FixtureItem } from '../helpers/fixtures.js';
+import { blas, fixturesDir, fixturesSkipReason, sysroot, tree, TREE_ARCHES, type FixtureItem } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { cleanupRunners, copyFor, currentUser, NOBODY, otherUser, runtimeFor65534, type Runner } from '../helpers/users.js';
 import { shell, xrun, XRUN } from './run.js';
@@ -76,6 +76,30 @@ describe('a program in its own Debian tree, per architecture', () => {
       }
     });
   }
+});
+
+describe('a merged-/usr tree (Debian 13 arm64)', () => {
+  const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+  it('perl -MList::Util and -MPOSIX work from the program\'s path without -L; --explain names TREE, not TREE/usr', async (ctx) => {
+    // Debian 13's arm64 tree from the fixture script's trixie group (dpkg -x of busybox, perl-base and their
+    // dependencies, with the merged-/usr links).
+    const root = join(fixturesDir(), 'trixie', 'arm64');
+    const stamp = join(fixturesDir(), '.stamps', 'trixie.arm64');
+    skipIf(ctx, (existsSync(stamp) ? undefined : `fixture trixie/arm64 missing from ${fixturesDir()}`) ?? native('arm64') ?? noQemu('arm64') ?? noView());
+    // The finding: TREE/lib is a link to usr/lib, so TREE/usr holds lib/ld-linux-aarch64.so.1 too.
+    expect(readlinkSync(join(root, 'lib'))).toBe('usr/lib');
+    expect(existsSync(join(root, 'usr', 'lib', 'ld-linux-aarch64.so.1'))).toBe(true);
+    for (const perl of [join(root, 'usr', 'bin', 'perl'), join(root, 'bin', 'perl')]) {
+      const env = { QEMU_LD_PREFIX: undefined, LC_ALL: 'C' };
+      const r = await xrun([perl, '-MList::Util=sum', '-MPOSIX=floor', '-e', 'print sum(1..4), " ", floor(7/2), "\\n"'], { env });
+      expect(r.stderr, perl).toBe('');
+      expect(r.stdout, perl).toBe('10 3\n');
+      expect(r.exitCode, perl).toBe(0);
+      const text = (await xrun(['--explain', perl], { env })).stdout;
+      expect(text, perl).toMatch(new RegExp(`^sysroot +${escape(root)} \\(the program lies inside ${escape(root)},`, 'm'));
+    }
+  });
 });
 
 describe('loaders behind absolute links (Debian ppc64el and mips64el)', () => {
