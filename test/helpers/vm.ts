@@ -115,7 +115,7 @@ export async function runInVm(debarch: string, script: string, opts: { timeoutMs
     '-accel', accel, '-cpu', accel === 'kvm' ? 'host' : 'max', '-smp', '2', '-m', '2048',
     '-nographic', '-no-reboot', '-nodefaults', '-serial', 'stdio',
     '-kernel', join(kernel, 'vmlinuz'), '-initrd', join(work, 'initramfs.cpio'),
-    '-append', `console=ttyS0 quiet loglevel=3 panic=-1 rdinit=/init xrun.stage2=${join(work, 'stage2.sh')} xrun.script=${join(work, 'script.sh')}`,
+    '-append', `console=ttyS0 quiet loglevel=3 panic=-1 no_timer_check rdinit=/init xrun.stage2=${join(work, 'stage2.sh')} xrun.script=${join(work, 'script.sh')}`,
     // multidevs=remap: the host's /proc, /sys and other mounts would otherwise share inode numbers.
     '-virtfs', 'local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap',
     '-virtfs', `local,path=${out},mount_tag=out,security_model=none`,
