@@ -4,12 +4,12 @@
  * print the plan or run it.
  */
 
-import { mkdirSync } from 'node:fs';
+import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RootOptions } from '../cli.js';
 import { cpuWarnings } from '../cpu.js';
 import { launcherPath } from '../native.js';
-import { cacheDir } from '../paths.js';
+import { cacheDir, tryCacheDir } from '../paths.js';
 import { entryCovers, listEntries, worksInContainers } from '../binfmt/entries.js';
 import { parseEnvAssignments } from '../env.js';
 import { EXIT, XrunError } from '../errors.js';
@@ -47,12 +47,14 @@ function warn(message: string, hint?: string): void {
  */
 function launchDir(): string | undefined {
   const dir = join(cacheDir(), 'binfmt-launch');
+  // Through the cache helper: Node's recursive mkdir spins forever under a path like /proc/nope.
+  if (!tryCacheDir(dir)) return undefined;
   try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    return dir;
+    chmodSync(dir, 0o700);
   } catch {
-    return undefined;
+    // Its mode only keeps others from looking in; the private tmpfs covers it anyway.
   }
+  return dir;
 }
 
 export function sandboxCommand(program: string | undefined, args: string[], opts: RootOptions, overlay?: SandboxRequest['overlay']): number {
