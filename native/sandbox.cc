@@ -22,6 +22,7 @@
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -62,6 +63,7 @@ struct Spec {
   bool ignoreChown = false;
   bool walk = false;  // resolve by an O_NOFOLLOW walk, not openat2
   unsigned closeStdioMask = 0;  // of fds 0-2, closed right before execve
+  long hangupGraceMs = 0;       // after a hang-up, how long the guest has before everything inside is killed
 };
 
 struct Report {
@@ -84,6 +86,14 @@ struct Report {
 pid_t g_child = 0;
 int g_childfd = -1;
 unsigned g_pending = 0;  // signals that came before g_child was known, one bit each
+bool g_isInit = false;   // set in the init: a hang-up there goes to every process inside
+int g_hangup = 0;        // xrun: its terminal hung up (1), and the init was told (2)
+long g_hangupGraceMs = 0;  // xrun: how long the guest has to end after a hang-up
+
+// How xrun tells the init that its terminal hung up: SIGHUP queued with this
+// value (SI_QUEUE), unlike a SIGHUP someone sent xrun with kill(1), which
+// goes on to the guest as it came.
+constexpr int kHangupMark = 0x68757021;
 
 void Send(int sig) {
   int fd = __atomic_load_n(&g_childfd, __ATOMIC_SEQ_CST);
@@ -93,24 +103,79 @@ void Send(int sig) {
   kill(pid, sig);
 }
 
+// SIGHUP to the init, marked as a hang-up.
+void SendHangup() {
+  int fd = __atomic_load_n(&g_childfd, __ATOMIC_SEQ_CST);
+  pid_t pid = __atomic_load_n(&g_child, __ATOMIC_SEQ_CST);
+  if (pid <= 0) return;
+  siginfo_t si;
+  std::memset(&si, 0, sizeof si);
+  si.si_signo = SIGHUP;
+  si.si_code = SI_QUEUE;
+  si.si_pid = getpid();
+  si.si_uid = getuid();
+  si.si_value.sival_int = kHangupMark;
+  if (fd >= 0 && syscall(SYS_pidfd_send_signal, fd, SIGHUP, &si, 0) == 0) return;
+  syscall(SYS_rt_sigqueueinfo, pid, SIGHUP, &si);
+}
+
 // Delivers what is pending once the target is known. The handler and the
 // thread that sets g_child both set-then-check, so no signal is lost between.
 void Flush() {
   if (__atomic_load_n(&g_child, __ATOMIC_SEQ_CST) <= 0) return;
+  int one = 1;
+  if (__atomic_compare_exchange_n(&g_hangup, &one, 2, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) SendHangup();
   unsigned bits = __atomic_exchange_n(&g_pending, 0u, __ATOMIC_SEQ_CST);
   for (int sig = 0; bits != 0; sig++, bits >>= 1) {
     if (bits & 1u) Send(sig);
   }
 }
 
+// The terminal went away. A terminal and a shell would give every process
+// of the session a SIGHUP (and a SIGCONT, so that stopped ones see it): in
+// xrun, tell the init and give the guest the plan's grace to end; in the
+// init, pid 1 of the sandbox, kill(-1) reaches every process inside.
+void HangUp() {
+  if (__atomic_load_n(&g_isInit, __ATOMIC_SEQ_CST)) {
+    kill(-1, SIGHUP);
+    kill(-1, SIGCONT);
+    return;
+  }
+  int none = 0;
+  if (!__atomic_compare_exchange_n(&g_hangup, &none, 1, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) return;
+  long ms = __atomic_load_n(&g_hangupGraceMs, __ATOMIC_SEQ_CST);
+  struct itimerval grace = {};
+  grace.it_value.tv_sec = ms / 1000;
+  grace.it_value.tv_usec = (ms % 1000) * 1000 + (ms <= 0 ? 1 : 0);
+  setitimer(ITIMER_REAL, &grace, nullptr);
+  Flush();
+}
+
+// The grace after a hang-up is over and the guest still runs (it ignores
+// SIGHUP, or a process it left does): xrun ends the sandbox as if xrun had
+// died, which ends everything inside.
+void GraceOver(int) {
+  int saved = errno;
+  __atomic_fetch_or(&g_pending, 1u << SIGKILL, __ATOMIC_SEQ_CST);
+  Flush();
+  errno = saved;
+}
+
 // Signals sent with kill(2) go on to the child. Signals from the terminal
 // (si_code SI_KERNEL) reached the guest already: it is in the same
-// foreground process group.
+// foreground process group. SIGHUP from the kernel is the exception: the
+// terminal's hang-up goes to the session leader alone, or to the foreground
+// process group when the leader exits, and then every process inside must
+// hear of it (issue 16).
 void Forward(int sig, siginfo_t* info, void*) {
-  if (info == nullptr || info->si_code > 0) return;
+  if (info == nullptr) return;
   int saved = errno;
-  __atomic_fetch_or(&g_pending, 1u << sig, __ATOMIC_SEQ_CST);
-  Flush();
+  if (sig == SIGHUP && (info->si_code == SI_KERNEL || (info->si_code == SI_QUEUE && info->si_value.sival_int == kHangupMark))) {
+    HangUp();
+  } else if (info->si_code <= 0) {
+    __atomic_fetch_or(&g_pending, 1u << sig, __ATOMIC_SEQ_CST);
+    Flush();
+  }
   errno = saved;
 }
 
@@ -241,6 +306,9 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
   if (!Str(o, "resolve", &resolve) || (!resolve.empty() && resolve != "openat2" && resolve != "walk")) return *why = "resolve", false;
   spec->walk = resolve == "walk";
   if (!StdioMask(o.Get("closeStdio"), &spec->closeStdioMask)) return *why = "closeStdio", false;
+  Napi::Value grace = o.Get("hangupGraceMs");
+  if (!grace.IsUndefined() && !grace.IsNumber()) return *why = "hangupGraceMs", false;
+  if (grace.IsNumber()) spec->hangupGraceMs = static_cast<long>(grace.As<Napi::Number>().Int64Value());
   if (!Str(o, "uidMap", &spec->uidMap) || !Str(o, "gidMap", &spec->gidMap) || !Str(o, "setgroups", &spec->setgroups))
     return *why = "maps", false;
   return true;
@@ -630,6 +698,8 @@ int RunOp(const Op& op, int* root, bool walk) {
   }
   SetChild(0, -1);
   __atomic_store_n(&g_pending, 0u, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&g_hangup, 0, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&g_isInit, true, __ATOMIC_SEQ_CST);
   InstallForwarding(nullptr);
   // If xrun dies, even by SIGKILL, the init is killed and the namespace
   // with it.
@@ -799,8 +869,15 @@ Napi::Value RunSandbox(const Napi::CallbackInfo& info) {
   // and orphan the guest in between; one that comes before the pid is known
   // waits in g_pending. Every signal is blocked across the clone, so none
   // runs xrun's handlers in the child before it has reset them.
-  struct sigaction saved[4];
+  struct sigaction saved[4], savedAlarm;
   SetChild(0, -1);
+  __atomic_store_n(&g_hangup, 0, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&g_hangupGraceMs, spec.hangupGraceMs, __ATOMIC_SEQ_CST);
+  struct sigaction grace = {};
+  grace.sa_handler = GraceOver;
+  grace.sa_flags = SA_RESTART;
+  sigfillset(&grace.sa_mask);
+  sigaction(SIGALRM, &grace, &savedAlarm);
   InstallForwarding(&saved);
   sigset_t all, mask;
   sigfillset(&all);
@@ -820,6 +897,9 @@ Napi::Value RunSandbox(const Napi::CallbackInfo& info) {
   auto restore = [&]() {
     SetChild(0, -1);
     for (int i = 0; i < 4; i++) sigaction(kForwarded[i], &saved[i], nullptr);
+    struct itimerval off = {};
+    setitimer(ITIMER_REAL, &off, nullptr);
+    sigaction(SIGALRM, &savedAlarm, nullptr);
     if (pidfd >= 0) close(pidfd);
   };
   if (pid < 0) {
@@ -865,6 +945,9 @@ Napi::Value RunSandbox(const Napi::CallbackInfo& info) {
   restore();
   if (n == sizeof r) return Result(env, 0, StepName(r.step), r.err, r.step);
   if (err != 0) return Result(env, 0, "waitpid", err, -2);
+  // Ended after its terminal hung up, by xrun when the grace was over: as a
+  // program that dies of the hang-up.
+  if (__atomic_load_n(&g_hangup, __ATOMIC_SEQ_CST) != 0 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) status = SIGHUP;
   return Result(env, status, nullptr, 0, 0);
 }
 

@@ -64,6 +64,11 @@ export interface SandboxSpec {
   resolve?: 'openat2' | 'walk';
   /** Of fds 0-2: closed right before execve, because they were closed when xrun started. */
   closeStdio?: readonly number[];
+  /**
+   * When xrun's terminal hangs up (SIGHUP from the kernel), every process inside gets SIGHUP; after this
+   * many milliseconds whatever still runs inside is killed. Absent: at once.
+   */
+  hangupGraceMs?: number;
 }
 
 /** How a sandbox run ended: the guest's status, or the step that failed before execve. */

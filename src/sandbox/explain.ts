@@ -26,6 +26,7 @@ export function formatSandboxPlan(plan: SandboxPlan): string {
   out += row('cwd', plan.cwd);
   out += row('exec', plan.argv.map(shellQuote).join(' '));
   out += row('env', plan.mode === 'rootfs' ? plan.env.join(' ') : 'inherited, plus --env and QEMU_LD_PREFIX when -L is given');
+  out += row('hang-up', plan.hangup.reason);
   for (const note of plan.notes) out += row('note', note);
   out += row('host', 'unchanged: every mount and binfmt entry lives in namespaces that end with the program');
   return out;

@@ -44,6 +44,13 @@ const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
 export const ROOTFS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DISK = { lookup: lookupOnDisk, mkdir: () => undefined };
 
+/**
+ * After xrun's terminal hangs up, how long the guest's processes have to end
+ * on their SIGHUP (a shell saving its history, an editor its buffers) before
+ * everything inside is killed, as when xrun dies.
+ */
+export const HANGUP_GRACE_MS = 1000;
+
 export interface SandboxRequest {
   readonly mode: 'rootfs' | 'transparent';
   /** --rootfs DIR. */
@@ -114,6 +121,8 @@ export interface SandboxPlan {
   readonly notes: readonly string[];
   /** How the child resolves the ops' paths inside the root, and why. */
   readonly resolve: { readonly by: 'openat2' | 'walk'; readonly reason: string };
+  /** What happens when xrun's terminal hangs up. */
+  readonly hangup: { readonly graceMs: number; readonly reason: string };
   /** Exactly what the addon executes. */
   readonly spec: SandboxSpec;
 }
@@ -407,7 +416,14 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     env: envList,
     notes,
     resolve,
-    spec: { ops, candidates: [program.path], argv, env: envList, resolve: resolve.by, ...idSpec, ...(closed.length > 0 ? { closeStdio: closed } : {}) },
+    hangup: {
+      graceMs: HANGUP_GRACE_MS,
+      reason: `as a terminal and a shell deliver it: every process inside gets SIGHUP (and SIGCONT); what still runs ${HANGUP_GRACE_MS} ms later is killed, as when xrun dies`,
+    },
+    spec: {
+      ops, candidates: [program.path], argv, env: envList, resolve: resolve.by, ...idSpec, ...(closed.length > 0 ? { closeStdio: closed } : {}),
+      hangupGraceMs: HANGUP_GRACE_MS,
+    },
   };
 }
 

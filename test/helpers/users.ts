@@ -22,6 +22,8 @@ export interface Runner {
   /** Why this runner cannot run here, if it cannot. */
   readonly unavailable: string | undefined;
   run(args: readonly string[], opts?: RunOptions & { killAfterMs?: number }): Promise<RunResult>;
+  /** The command line that runs `xrun ARGS...` as this runner, for a test that starts it its own way (in a pty, say). */
+  argv(args: readonly string[], env?: Readonly<Record<string, string>>): string[];
   /** A scratch directory this runner's user owns. */
   scratch(): string;
 }
@@ -72,8 +74,19 @@ export const currentUser: Runner = {
   uid: process.getuid?.() ?? 0,
   unavailable: undefined,
   run: (args, opts = {}) => spawn(process.execPath, [join(REPO, 'bin', 'xrun'), ...args], opts),
+  argv: (args, env = {}) => ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, join(REPO, 'bin', 'xrun'), ...args],
   scratch: () => mkdtempSync(join(tmpdir(), 'xrun-sb-')),
 };
+
+/** setpriv down to uid/gid 65534, with a plain environment, then `xrun ARGS...` from the readable runtime copy. */
+function argvAs65534(args: readonly string[], env: Readonly<Record<string, string | undefined>>): string[] {
+  return [
+    'setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--',
+    'env', `HOME=${env.HOME ?? '/tmp'}`, `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`,
+    ...Object.entries(env).filter(([k]) => k !== 'HOME').map(([k, v]) => `${k}=${v ?? ''}`),
+    process.execPath, join(runtimeFor65534(), 'bin', 'xrun'), ...args,
+  ];
+}
 
 /** Root runs an unprivileged user through setpriv; a non-root test process is already one. */
 export const otherUser: Runner = isRoot
@@ -82,14 +95,10 @@ export const otherUser: Runner = isRoot
       uid: NOBODY,
       unavailable: undefined,
       run(args, opts = {}) {
-        const home = opts.env?.HOME ?? '/tmp';
-        return spawn('setpriv', [
-          `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--',
-          'env', `HOME=${home}`, `PATH=${process.env.PATH ?? '/usr/bin:/bin'}`,
-          ...Object.entries(opts.env ?? {}).filter(([k]) => k !== 'HOME').map(([k, v]) => `${k}=${v ?? ''}`),
-          process.execPath, join(runtimeFor65534(), 'bin', 'xrun'), ...args,
-        ], { ...opts, env: {} });
+        const [cmd, ...rest] = argvAs65534(args, opts.env ?? {});
+        return spawn(cmd!, rest, { ...opts, env: {} });
       },
+      argv: (args, env = {}) => argvAs65534(args, env),
       scratch() {
         const dir = mkdtempSync(join(tmpdir(), 'xrun-sb-'));
         chmodSync(dir, 0o755);
@@ -102,6 +111,9 @@ export const otherUser: Runner = isRoot
       uid: 0,
       unavailable: 'the tests run as an unprivileged user; the root cases need root',
       run: () => Promise.reject(new Error('unavailable')),
+      argv: () => {
+        throw new Error('unavailable');
+      },
       scratch: () => mkdtempSync(join(tmpdir(), 'xrun-sb-')),
     };
 
