@@ -37,7 +37,7 @@ namespace xrun {
 
 namespace {
 
-enum OpKind { kMount, kBind, kWrite, kMkdir, kFile, kSymlink, kRoot, kEnter, kChdir };
+enum OpKind { kMount, kBind, kWrite, kMkdir, kFile, kSymlink, kRoot, kEnter, kChdir, kUserns };
 
 // Paths named by an op (target, path) are inside the current root: the host's
 // '/' until a `root` op names the new root. They are resolved by the child,
@@ -45,7 +45,7 @@ enum OpKind { kMount, kBind, kWrite, kMkdir, kFile, kSymlink, kRoot, kEnter, kCh
 // Bind sources are host paths.
 struct Op {
   OpKind kind;
-  std::string source, target, fstype, data;  // target: mount point, or the path to write/create/enter
+  std::string source, target, fstype, data;  // target: mount point, or the path to write/create/enter; userns: uid map, gid map in source, data
   std::string parent, leaf;                  // target split, for the ops that create `leaf` in `parent`
   unsigned long flags = 0;                   // mount flags
   unsigned mode = 0;                         // mkdir/file mode
@@ -277,11 +277,14 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
     } else if (kind == "chdir") {
       out.kind = kChdir;
       ok = Str(op, "path", &out.target);
+    } else if (kind == "userns") {
+      out.kind = kUserns;
+      ok = Str(op, "uidMap", &out.source) && Str(op, "gidMap", &out.data) && !out.source.empty() && !out.data.empty();
     } else {
       return *why = "unknown op '" + kind + "'", false;
     }
     if (!ok) return *why = "bad " + kind + " op", false;
-    if (kind != "enter" && (out.target.empty() || out.target[0] != '/')) return *why = kind + ": paths are absolute", false;
+    if (kind != "enter" && kind != "userns" && (out.target.empty() || out.target[0] != '/')) return *why = kind + ": paths are absolute", false;
     size_t slash = out.target.find_last_of('/');
     if (slash != std::string::npos) {
       out.parent = slash == 0 ? "/" : out.target.substr(0, slash);
@@ -612,6 +615,33 @@ int Create(int root, const Op& op, bool walk) {
   return rc == 0 || err == EEXIST ? 0 : err;
 }
 
+// Writes `data` to /proc/self/`file`; returns 0 or an errno.
+int WriteSelf(const char* file, const std::string& data) {
+  int fd = open(file, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t w = write(fd, data.data(), data.size());
+  int err = w < 0 ? errno : EIO;
+  close(fd);
+  return w == static_cast<ssize_t>(data.size()) ? 0 : err;
+}
+
+// Enters a user namespace of its own (the init is single-threaded: a clone
+// of xrun's one calling thread) and maps it with one id each: the kernel lets
+// a process map its own ids in a namespace it made, without privilege, once
+// setgroups is denied there (it already is when the outer one denies it).
+// The init is not dumpable, which makes its /proc/self files the host root's:
+// dumpable only while it writes them, before any guest process exists.
+int NestedUserns(const std::string& uidMap, const std::string& gidMap) {
+  if (unshare(CLONE_NEWUSER) != 0) return errno;
+  prctl(PR_SET_DUMPABLE, 1);
+  int err = WriteSelf("/proc/self/setgroups", "deny");
+  if (err == EPERM) err = 0;
+  if (err == 0) err = WriteSelf("/proc/self/uid_map", uidMap);
+  if (err == 0) err = WriteSelf("/proc/self/gid_map", gidMap);
+  prctl(PR_SET_DUMPABLE, 0);
+  return err;
+}
+
 // One op; returns 0 or an errno. `root` is the current root's descriptor.
 int RunOp(const Op& op, int* root, bool walk) {
   const char* target = op.target.c_str();
@@ -658,6 +688,8 @@ int RunOp(const Op& op, int* root, bool walk) {
       return 0;
     case kChdir:
       return chdir(target) == 0 ? 0 : errno;
+    case kUserns:
+      return NestedUserns(op.source, op.data);
   }
   return EINVAL;
 }

@@ -26,6 +26,8 @@ packages=(
   docker-registry skopeo umoci apache2-utils openssl
   # the shells whose completion scripts the tests load
   zsh fish
+  # --transparent keeps the user's identity: the tests ask ssh -G whom it would log in as
+  openssh-client
 )
 
 if ! command -v node >/dev/null || ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=17)?0:1)'; then

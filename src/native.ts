@@ -39,7 +39,12 @@ export type SandboxOp =
   | { op: 'root'; path: string }
   /** pivot_root into the root named by `root`; the old root is detached. */
   | { op: 'enter' }
-  | { op: 'chdir'; path: string };
+  | { op: 'chdir'; path: string }
+  /**
+   * A nested user namespace for the rest, its maps written by the process itself (one id each, so no
+   * privilege is needed): after it, no op may need the outer namespace's root.
+   */
+  | { op: 'userns'; uidMap: string; gidMap: string };
 
 /** Everything the addon needs to run a sandbox, serialised before it forks. */
 export interface SandboxSpec {

@@ -15,6 +15,7 @@ export function formatSandboxPlan(plan: SandboxPlan): string {
   out += row('program', `${plan.program.path}${plan.program.hostPath !== plan.program.path ? ` (${plan.program.hostPath} on the host)` : ''}${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
   const oneLine = (map: string) => map.split('\n').join(', ');
   out += row('ids', `uid_map "${oneLine(plan.idmap.uidMap)}", gid_map "${oneLine(plan.idmap.gidMap)}" (${plan.idmap.reason})`);
+  if (plan.idmap.inner) out += row('', `uid_map "${plan.idmap.inner.uidMap}", gid_map "${plan.idmap.inner.gidMap}" (${plan.idmap.inner.reason})`);
   for (const e of plan.binfmt) {
     out += row('binfmt', `${e.arch} -> ${e.emulator.path} (${e.emulator.static === false ? 'dynamic' : 'static'}; ${e.emulator.reason}), flags PF: the ${e.interpreter.kind} is opened now, so it need not exist inside; argv[0] kept`);
     if (e.interpreter.kind === 'launcher') out += row('', `through ${e.interpreter.path}: ${e.interpreter.reason}`);

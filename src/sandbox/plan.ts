@@ -89,6 +89,11 @@ export interface IdMapChoice {
   readonly uidMap: string;
   readonly gidMap: string;
   readonly reason: string;
+  /**
+   * --transparent as a user: the maps of a user namespace nested in the first once the binfmt entries are
+   * registered, giving the programs your own ids back.
+   */
+  readonly inner?: { readonly uidMap: string; readonly gidMap: string; readonly reason: string };
 }
 
 export interface PlannedEntry {
@@ -109,7 +114,8 @@ export interface PlannedMount {
 
 export interface SandboxPlan {
   readonly kind: 'sandbox';
-  readonly mode: 'rootfs' | 'transparent';
+  /** unshare: a host command with --rootfs's id maps (`xrun rootfs unshare`, `rootfs rm`). */
+  readonly mode: 'rootfs' | 'transparent' | 'unshare';
   readonly root: string | undefined;
   readonly program: { readonly path: string; readonly hostPath: string; readonly arch: string | undefined };
   readonly idmap: IdMapChoice;
@@ -170,10 +176,20 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
   if (mode === 'transparent') {
     // Not uid -> uid: binfmt_misc's files belong to the namespace's uid 0, and
     // while 0 is unmapped even a capable process may not write `register`.
+    // The programs then run in a namespace nested in that one, as you: host
+    // tools must see your uid (ssh's user, EACCES on your mode-000 files),
+    // and binfmt_misc lookups walk up to the entries registered outside.
     const uidMap = `0 ${uid} 1`;
     const gidMap = `0 ${gid} 1`;
     return {
-      choice: { kind: 'single', uidMap, gidMap, reason: "your id maps to root inside (registering the private binfmt_misc entries needs root's id mapped); files you create stay yours on the host" },
+      choice: {
+        kind: 'single', uidMap, gidMap,
+        reason: "your id maps to root while xrun registers the private binfmt_misc entries (that needs root's id mapped)",
+        inner: {
+          uidMap: `${uid} 0 1`, gidMap: `${gid} 0 1`,
+          reason: 'then the programs run in a nested user namespace as you, with your uid and gid and no privilege; the entries registered outside still apply there',
+        },
+      },
       spec: { setgroups: 'deny', uidMap, gidMap },
     };
   }
@@ -392,6 +408,8 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     mounts.push({ source: 'proc', target: '/proc', what: "the sandbox's own, over the host's (left as it is where the kernel refuses a new one)" });
     if (entries.length > 0) ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
   }
+  // Last of the ops that need the outer namespace's root.
+  if (idmap.inner) ops.push({ op: 'userns', uidMap: idmap.inner.uidMap, gidMap: idmap.inner.gidMap });
   ops.push({ op: 'chdir', path: cwd });
 
   const resolve = atLeast(f.kernel, 5, 6)

@@ -26,6 +26,8 @@ function describeOp(op: SandboxOp): string {
       return 'entering the root';
     case 'chdir':
       return `changing to directory ${op.path}`;
+    case 'userns':
+      return `mapping your own ids back (uid_map "${op.uidMap}", gid_map "${op.gidMap}") in a nested user namespace`;
   }
 }
 
