@@ -1,6 +1,6 @@
 // Runs a sandbox plan: a child cloned into new user, mount and pid
 // namespaces, its id maps written by xrun, then the plan's operations (mount,
-// bind, write, mkdir, file, symlink, root, enter, chdir) in that child, which
+// bind, layer, write, mkdir, file, symlink, root, enter, chdir) in that child, which
 // is the namespace's init: it forks the guest, forwards signals, reaps, and
 // exits with the guest's status. xrun waits for it.
 //
@@ -9,6 +9,7 @@
 // async-signal-safe code on data prepared before (no allocation, no
 // JavaScript) and reports a failure as (step, errno) through a close-on-exec
 // pipe: EOF on that pipe means the guest's execve succeeded.
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -37,7 +38,7 @@ namespace xrun {
 
 namespace {
 
-enum OpKind { kMount, kBind, kWrite, kMkdir, kFile, kSymlink, kRoot, kEnter, kChdir, kUserns };
+enum OpKind { kMount, kBind, kLayer, kWrite, kMkdir, kFile, kSymlink, kRoot, kEnter, kChdir, kUserns };
 
 // Paths named by an op (target, path) are inside the current root: the host's
 // '/' until a `root` op names the new root. They are resolved by the child,
@@ -50,6 +51,9 @@ struct Op {
   unsigned long flags = 0;                   // mount flags
   unsigned mode = 0;                         // mkdir/file mode
   bool recursive = false, readonly = false;  // bind
+  bool nofollow = false;                     // bind: onto a symlink itself, not where it leads
+  std::vector<std::string> make;             // layer: paths made on it, relative to it, parents first
+  std::vector<bool> makeFile;                // layer: make[i] is an empty file, else a directory
   bool optional = false;
   bool fallback = false;  // runs only when the op before it failed, which is then no error
 };
@@ -240,6 +244,31 @@ bool Strings(const Napi::Object& o, const char* key, std::vector<std::string>* o
   return v.IsUndefined() || v.IsNull() || StringArray(v, out);
 }
 
+// A layer's `make` list: [{ path, kind: 'directory' | 'file' }], paths
+// relative to the layer, each component a plain name.
+bool ParseMake(const Napi::Value& v, Op* out) {
+  if (v.IsUndefined()) return true;
+  if (!v.IsArray()) return false;
+  Napi::Array list = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    if (!list.Get(i).IsObject()) return false;
+    Napi::Object item = list.Get(i).As<Napi::Object>();
+    std::string path, kind;
+    if (!Str(item, "path", &path) || !Str(item, "kind", &kind) || (kind != "directory" && kind != "file")) return false;
+    size_t start = 0;
+    for (;;) {
+      size_t end = path.find('/', start);
+      std::string c = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      if (c.empty() || c == "." || c == "..") return false;
+      if (end == std::string::npos) break;
+      start = end + 1;
+    }
+    out->make.push_back(path);
+    out->makeFile.push_back(kind == "file");
+  }
+  return true;
+}
+
 bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
   Napi::Value opsValue = o.Get("ops");
   if (!opsValue.IsArray()) return *why = "ops must be an array", false;
@@ -259,6 +288,10 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
       ok = Str(op, "source", &out.source) && Str(op, "target", &out.target) && !out.source.empty();
       out.recursive = op.Get("recursive").ToBoolean().Value();
       out.readonly = op.Get("readonly").ToBoolean().Value();
+      out.nofollow = op.Get("nofollow").ToBoolean().Value();
+    } else if (kind == "layer") {
+      out.kind = kLayer;
+      ok = Str(op, "path", &out.target) && ParseMake(op.Get("make"), &out);
     } else if (kind == "write") {
       out.kind = kWrite;
       ok = Str(op, "path", &out.target) && Str(op, "data", &out.data);
@@ -517,7 +550,8 @@ int WalkNoFollow(int root, const char* path, int flags) {
     close(dir);
     if (next < 0) return errno = err, -1;
     struct stat st;
-    if (fstat(next, &st) != 0 || S_ISLNK(st.st_mode)) return close(next), errno = ELOOP, -1;
+    // A symlink only where the caller asked for the link itself (O_NOFOLLOW), and only at the end.
+    if (fstat(next, &st) != 0 || (S_ISLNK(st.st_mode) && !(last && (flags & O_NOFOLLOW)))) return close(next), errno = ELOOP, -1;
     if (last) return next;
     dir = next;
   }
@@ -552,9 +586,11 @@ void FdName(int fd, char (&buf)[32]) {
   buf[at] = '\0';
 }
 
-// Mounts onto `target` inside `root`, through the descriptor the resolution gave.
-int MountAt(int root, const char* target, const char* source, const char* fstype, unsigned long flags, const char* data, bool walk) {
-  int fd = OpenIn(root, target, O_PATH, walk);
+// Mounts onto `target` inside `root`, through the descriptor the resolution
+// gave; with O_NOFOLLOW in `open`, onto a final symlink itself (a file can be
+// mounted over a link, dangling or not: its target is then never looked at).
+int MountAt(int root, const char* target, const char* source, const char* fstype, unsigned long flags, const char* data, bool walk, int open = O_PATH) {
+  int fd = OpenIn(root, target, open, walk);
   if (fd < 0) return errno;
   char name[32];
   FdName(fd, name);
@@ -564,10 +600,8 @@ int MountAt(int root, const char* target, const char* source, const char* fstype
   return rc == 0 ? 0 : err;
 }
 
-// Makes the mount now at `target` read-only, with its submounts when `recursive`.
-int ReadOnly(int root, const char* target, bool recursive, bool walk) {
-  int fd = OpenIn(root, target, O_PATH, walk);
-  if (fd < 0) return errno;
+// Makes the mount at `fd` read-only, with its submounts when `recursive`.
+int ReadOnlyFd(int fd, bool recursive) {
   MountAttr attr = {kMountAttrRdonly, 0, 0, 0};
   int err = 0;
   if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | (recursive ? kAtRecursive : 0), &attr, sizeof attr) != 0) {
@@ -590,7 +624,182 @@ int ReadOnly(int root, const char* target, bool recursive, bool walk) {
       err = mount(nullptr, name, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | keep, nullptr) == 0 ? 0 : errno;
     }
   }
+  return err;
+}
+
+// Makes the mount now at `target` read-only, with its submounts when `recursive`.
+int ReadOnly(int root, const char* target, bool recursive, bool walk) {
+  int fd = OpenIn(root, target, O_PATH, walk);
+  if (fd < 0) return errno;
+  int err = ReadOnlyFd(fd, recursive);
   close(fd);
+  return err;
+}
+
+// From <linux/mount.h> (which clashes with <sys/mount.h> on older glibc); kernel ABI.
+constexpr unsigned kFsopenCloexec = 0x1, kFsmountCloexec = 0x1, kFsconfigSetString = 1, kFsconfigCmdCreate = 6;
+constexpr unsigned kMountAttrNosuid = 0x2, kMountAttrNodev = 0x4;
+constexpr unsigned kMoveMountFEmptyPath = 0x4, kMoveMountTEmptyPath = 0x40;
+#ifndef SYS_move_mount
+#define SYS_move_mount 429
+#endif
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#endif
+#ifndef SYS_fsconfig
+#define SYS_fsconfig 431
+#endif
+#ifndef SYS_fsmount
+#define SYS_fsmount 432
+#endif
+
+struct Dirent64 {
+  uint64_t ino;
+  int64_t off;
+  unsigned short reclen;
+  unsigned char type;
+  char name[1];
+};
+
+// Calls fn(name, d_type) for each entry of the directory `dir` but . and ..,
+// from its start; stops at the first non-zero return and returns it.
+template <typename F>
+int EachEntry(int dir, F fn) {
+  if (lseek(dir, 0, SEEK_SET) < 0) return errno;
+  alignas(8) char buf[4096];
+  for (;;) {
+    long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    for (long at = 0; at < n;) {
+      const Dirent64* d = reinterpret_cast<const Dirent64*>(buf + at);
+      at += d->reclen;
+      const char* name = d->name;
+      if (name[0] == '.' && (name[1] == '\0' || (name[1] == '.' && name[2] == '\0'))) continue;
+      int err = fn(name, d->type);
+      if (err != 0) return err;
+    }
+  }
+}
+
+// Creates `rel` (a path inside the layer) on the layer `mnt`: its parents
+// must be directories there, no symlink on the way (one copied from the tree
+// could lead anywhere, the host's root included, as this process still has it).
+int MakeOnLayer(int mnt, const std::string& rel, bool file) {
+  size_t slash = rel.find_last_of('/');
+  int dir = mnt;
+  const char* leaf = rel.c_str();
+  if (slash != std::string::npos) {
+    char parent[4096];
+    if (slash >= sizeof parent) return ENAMETOOLONG;
+    std::memcpy(parent, rel.data(), slash);
+    parent[slash] = '\0';
+    dir = WalkNoFollow(mnt, parent, O_PATH | O_DIRECTORY);
+    if (dir < 0) return errno;
+    leaf = rel.c_str() + slash + 1;
+  }
+  int rc = file ? mknodat(dir, leaf, S_IFREG | 0644, 0) : mkdirat(dir, leaf, 0755);
+  int err = rc == 0 || errno == EEXIST ? 0 : errno;
+  if (dir != mnt) close(dir);
+  return err;
+}
+
+// The layer's own entries, before it is attached: a directory, an empty file
+// or a copy of the link for each entry of `orig` (the directory it covers),
+// then the paths the plan makes.
+int PopulateLayer(int orig, int mnt, const Op& op) {
+  int err = EachEntry(orig, [&](const char* name, unsigned char type) -> int {
+    if (type == DT_UNKNOWN) {
+      struct stat st;
+      if (fstatat(orig, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;  // gone meanwhile
+      type = IFTODT(st.st_mode);
+    }
+    int rc;
+    if (type == DT_DIR) {
+      rc = mkdirat(mnt, name, 0755);
+    } else if (type == DT_LNK) {
+      // A link cannot be bound back: it is copied (the layer is read-only, so it cannot change either way).
+      char target[4096];
+      ssize_t n = readlinkat(orig, name, target, sizeof target - 1);
+      if (n < 0) return 0;
+      target[n] = '\0';
+      rc = symlinkat(target, mnt, name);
+    } else {
+      rc = mknodat(mnt, name, S_IFREG | 0600, 0);
+    }
+    return rc == 0 || errno == EEXIST ? 0 : errno;
+  });
+  for (size_t i = 0; err == 0 && i < op.make.size(); i++) err = MakeOnLayer(mnt, op.make[i], op.makeFile[i]);
+  return err;
+}
+
+// Binds each entry of `orig` onto its place on the attached layer `mnt`,
+// with whatever is mounted below it. An entry that came or went since the
+// layer was populated is left out of the guest's view.
+int BindBack(int orig, int mnt) {
+  return EachEntry(orig, [&](const char* name, unsigned char) -> int {
+    int src = openat(orig, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (src < 0) return 0;
+    struct stat st;
+    int dst = fstat(src, &st) == 0 && !S_ISLNK(st.st_mode) ? openat(mnt, name, O_PATH | O_NOFOLLOW | O_CLOEXEC) : -1;
+    int err = 0;
+    if (dst >= 0) {
+      char from[32], to[32];
+      FdName(src, from);
+      FdName(dst, to);
+      if (mount(from, to, nullptr, MS_BIND | MS_REC, nullptr) != 0) err = errno;
+      close(dst);
+    }
+    close(src);
+    return err;
+  });
+}
+
+// A private layer over the directory `op.target` inside the root, so that
+// mount points the tree lacks can be made without writing into it: a new
+// tmpfs holding a place for each of the directory's entries and the paths
+// the plan makes, attached over the directory, each entry bound back from
+// the directory (the guest reads and writes the tree's own files there),
+// then made read-only, so a new entry the guest makes right in it fails
+// instead of vanishing with the sandbox. The tmpfs is built detached
+// (fsopen/fsmount) and reached only through its descriptor, never by a name
+// someone could swap. A layer over the root becomes the root later ops
+// resolve in.
+int Layer(int* root, const Op& op, bool walk) {
+  int orig = OpenIn(*root, op.target.c_str(), O_RDONLY | O_DIRECTORY, walk);
+  if (orig < 0) return errno;
+  struct stat st;
+  int fs = fstat(orig, &st) == 0 ? static_cast<int>(syscall(SYS_fsopen, "tmpfs", kFsopenCloexec)) : -1;
+  int err = fs < 0 ? errno : 0;
+  int mnt = -1;
+  if (fs >= 0) {
+    // The mode of the directory it covers, as 4 octal digits.
+    char mode[5];
+    for (int i = 3; i >= 0; i--) mode[3 - i] = static_cast<char>('0' + ((st.st_mode >> (3 * i)) & 7));
+    mode[4] = '\0';
+    if (syscall(SYS_fsconfig, fs, kFsconfigSetString, "mode", mode, 0) != 0 || syscall(SYS_fsconfig, fs, kFsconfigCmdCreate, nullptr, nullptr, 0) != 0) {
+      err = errno;
+    } else {
+      mnt = static_cast<int>(syscall(SYS_fsmount, fs, kFsmountCloexec, kMountAttrNosuid | kMountAttrNodev));
+      if (mnt < 0) err = errno;
+    }
+    close(fs);
+  }
+  if (mnt >= 0) {
+    // Its owner too, where that id is mapped here (else it stays root's).
+    fchownat(mnt, "", st.st_uid, st.st_gid, AT_EMPTY_PATH);
+    err = PopulateLayer(orig, mnt, op);
+    if (err == 0 && syscall(SYS_move_mount, mnt, "", orig, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) != 0) err = errno;
+    if (err == 0) err = BindBack(orig, mnt);
+    if (err == 0) err = ReadOnlyFd(mnt, false);
+  }
+  close(orig);
+  if (err == 0 && op.target == "/") {
+    close(*root);
+    *root = mnt;
+    return 0;
+  }
+  if (mnt >= 0) close(mnt);
   return err;
 }
 
@@ -650,9 +859,12 @@ int RunOp(const Op& op, int* root, bool walk) {
       return MountAt(*root, target, op.source.empty() ? nullptr : op.source.c_str(), op.fstype.empty() ? nullptr : op.fstype.c_str(),
                      op.flags, op.data.empty() ? nullptr : op.data.c_str(), walk);
     case kBind: {
-      int err = MountAt(*root, target, op.source.c_str(), nullptr, MS_BIND | (op.recursive ? MS_REC : 0), nullptr, walk);
+      int err = MountAt(*root, target, op.source.c_str(), nullptr, MS_BIND | (op.recursive ? MS_REC : 0), nullptr, walk,
+                        op.nofollow ? O_PATH | O_NOFOLLOW : O_PATH);
       return err != 0 || !op.readonly ? err : ReadOnly(*root, target, op.recursive, walk);
     }
+    case kLayer:
+      return Layer(root, op, walk);
     case kWrite: {
       int fd = OpenIn(*root, target, O_WRONLY, walk);
       if (fd < 0) return errno;

@@ -29,7 +29,12 @@ export interface NativeOpError extends Error {
 export type SandboxOp =
   | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string; optional?: boolean; fallback?: boolean }
   /** Binds host `source` on `target`; `readonly` covers the submounts too when `recursive`. */
-  | { op: 'bind'; source: string; target: string; recursive?: boolean; readonly?: boolean; optional?: boolean; fallback?: boolean }
+  | { op: 'bind'; source: string; target: string; recursive?: boolean; readonly?: boolean; optional?: boolean; fallback?: boolean; nofollow?: boolean }
+  /**
+   * A private read-only layer over the directory `path`: a tmpfs with every entry of the directory bound back
+   * (symlinks copied) and `make` (paths relative to it, parents first) made on it; over '/', later paths resolve in it.
+   */
+  | { op: 'layer'; path: string; make: { path: string; kind: 'directory' | 'file' }[]; optional?: boolean }
   | { op: 'write'; path: string; data: string; optional?: boolean }
   /** mkdir, file (an empty regular file: a place to bind a file or device onto) and symlink keep what is already there. */
   | { op: 'mkdir'; path: string; mode?: number; optional?: boolean }

@@ -6,6 +6,7 @@ import { native, type SandboxOp } from '../native.js';
 import type { SandboxPlan } from './plan.js';
 import { formatIdMap, parseIdMap } from './features.js';
 import { readFileSync } from 'node:fs';
+import { posix } from 'node:path';
 
 function describeOp(op: SandboxOp): string {
   switch (op.op) {
@@ -14,8 +15,10 @@ function describeOp(op: SandboxOp): string {
       return op.fstype ? `mounting ${op.fstype} on ${op.target}` : `making ${op.target} private`;
     case 'bind':
       return `bind-mounting ${op.source} on ${op.target}${op.readonly ? ' read-only' : ''}`;
+    case 'layer':
+      return `making a private layer over ${op.path}`;
     case 'write':
-      return `registering a binfmt_misc entry (${op.data.split(':')[1]})`;
+      return op.path.endsWith('/register') ? `registering a binfmt_misc entry (${op.data.split(':')[1]})` : `writing ${op.path}`;
     case 'mkdir':
     case 'file':
     case 'symlink':
@@ -67,7 +70,10 @@ function failure(plan: SandboxPlan, failed: string, errno: number, step: number,
     // Paths of the ops after `root` are inside it, and were resolved there.
     const rootAt = ops.findIndex((o) => o.op === 'root');
     const where = rootAt >= 0 && step > rootAt && op.op !== 'enter' ? ` inside ${plan.root}` : '';
-    const hint = op.op === 'mount' && op.fstype === 'binfmt_misc'
+    const made = op.op === 'layer' ? op.make.map((e) => posix.join(op.path, e.path)) : [];
+    const hint = op.op === 'layer' && (name === 'ENOSYS' || name === 'EPERM')
+      ? `a layer needs fsopen and fsmount (Linux >= 5.2), which a seccomp profile may refuse; or create ${made.join(', ')} in the tree`
+      : op.op === 'mount' && op.fstype === 'binfmt_misc'
       ? 'this kernel may not allow binfmt_misc inside a user namespace (Linux >= 6.7 does); see `xrun doctor`'
       : name === 'ELOOP' && where ? 'a symlink on the way was refused: without openat2 (Linux < 5.6) no symlink may lead to a mount point'
         : name === 'EPERM' || name === 'EACCES' ? 'see `xrun doctor` (user namespace restrictions)' : undefined;
