@@ -30,6 +30,10 @@ export interface RootOptions {
   cwd?: string;
   /** false with --no-sandbox (commander's negated-option form). */
   sandbox?: boolean;
+  /** false with --no-hosts. */
+  hosts?: boolean;
+  /** false with --no-resolv-conf. */
+  resolvConf?: boolean;
   installBinfmt?: boolean;
   uninstallBinfmt?: boolean;
   status?: boolean;
@@ -77,6 +81,8 @@ const ROOT_OPTIONS: readonly OptionSpec[] = [
   { long: '--bind', value: 'src[:dst]', many: true, key: 'bind', description: 'with --rootfs: bind-mount a host path inside (repeatable)' },
   { long: '--dev-bind', value: 'src[:dst]', many: true, key: 'devBind', description: "with --rootfs: a host device (or directory of them) in the guest's private /dev (repeatable)" },
   { long: '--cwd', value: 'dir', key: 'cwd', description: 'with --rootfs: working directory inside' },
+  { long: '--no-hosts', key: 'hosts', description: "with --rootfs: leave the tree's /etc/hosts (default: the host's, naming localhost, a private copy)" },
+  { long: '--no-resolv-conf', key: 'resolvConf', description: "with --rootfs: leave the tree's /etc/resolv.conf (default: the host's, a private copy)" },
   { long: '--no-sandbox', key: 'sandbox', description: 'with --rootfs: no confinement: run the program under the emulator with -L DIR; the programs it starts run on the HOST' },
   { long: '--install-binfmt', key: 'installBinfmt', description: "register xrun's binfmt_misc entries on the host (root)" },
   { long: '--uninstall-binfmt', key: 'uninstallBinfmt', description: "remove xrun's binfmt_misc entries" },
@@ -325,6 +331,9 @@ async function root(program: Command, prog: string | undefined, args: string[], 
     return imageRunCommand(prog, args, opts);
   }
   if (opts.sandbox === false && opts.rootfs === undefined) throw usage('--no-sandbox goes with --rootfs');
+  for (const [given, name] of [[opts.hosts, '--no-hosts'], [opts.resolvConf, '--no-resolv-conf']] as const) {
+    if (given === false && opts.rootfs === undefined && opts.image === undefined) throw usage(`${name} goes with --rootfs or --image`);
+  }
   if (opts.rootfs !== undefined || opts.transparent) {
     const { sandboxCommand } = await import('./sandbox/command.js');
     return sandboxCommand(prog, args, opts);

@@ -68,6 +68,8 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     cwd: opts.cwd,
     binds: opts.bind,
     devBinds: opts.devBind,
+    hosts: opts.hosts,
+    resolvConf: opts.resolvConf,
     qemu: opts.qemu,
     sysroot: opts.sysroot,
     env: process.env,

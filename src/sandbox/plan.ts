@@ -21,6 +21,8 @@ import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
 import { atLeast, formatIdMap, idCount, isIdentityMap, type Features, type IdExtent } from './features.js';
 import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry } from './launcher.js';
+import { planNameFiles } from './names.js';
+import { Scaffold, describeLayer, type MakeBy } from './scaffold.js';
 import { closedStdio } from '../stdio.js';
 
 // mount(2) flags.
@@ -64,6 +66,10 @@ export interface SandboxRequest {
   readonly binds: readonly string[];
   /** --dev-bind SRC[:DST]: a host device (or a directory of them) in the guest's /dev. */
   readonly devBinds?: readonly string[] | undefined;
+  /** false with --no-hosts: the tree's own /etc/hosts, not a copy of the host's. */
+  readonly hosts?: boolean | undefined;
+  /** false with --no-resolv-conf: the tree's own /etc/resolv.conf, not a copy of the host's. */
+  readonly resolvConf?: boolean | undefined;
   readonly qemu?: string | undefined;
   /** --transparent with -L: QEMU_LD_PREFIX for the foreign programs. */
   readonly sysroot?: string | undefined;
@@ -367,33 +373,38 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
       mounts.push({ source: lower, target: '/', what: `the cached image, read-only under a private overlay (changes go to ${upper}, removed afterwards)` });
     }
     ops.push({ op: 'root', path: root });
-    mountProcSys(ops, mounts, entries.length > 0);
-    mountDev(req, ops, mounts);
+    const made = makeBy(req, f);
+    const scaffold = new Scaffold(view, made.by, req.root!, made.reason);
+    const layersAt = mounts.length;
+    mountProcSys(ops, mounts, entries.length > 0, scaffold);
+    mountDev(req, ops, mounts, scaffold);
     if (launched.length > 0) {
       ops.push({ op: 'mkdir', path: ROOTFS_LAUNCH_DIR, mode: 0o755 });
+      scaffold.made(ROOTFS_LAUNCH_DIR, { kind: 'directory' });
       ops.push(...launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').setup);
       mounts.push({
         source: [req.launcher!, ...new Set(launched.map((e) => e.emulator.path))].join(', '), target: ROOTFS_LAUNCH_DIR,
         what: "bound read-only into a directory of the private /dev, with the launcher's CPU settings",
       });
     }
-    // Only onto a file the rootfs has, found inside it (a symlink there points into the rootfs, never out).
-    const resolv = resolveInRoot(view, '/etc/resolv.conf', DISK);
-    if (isFile('/etc/resolv.conf') && resolv !== undefined && isFile(resolv)) {
-      ops.push({ op: 'bind', source: '/etc/resolv.conf', target: '/etc/resolv.conf', optional: true });
-      mounts.push({ source: '/etc/resolv.conf', target: '/etc/resolv.conf', what: "the host's DNS settings" });
-    }
+    const bound: string[] = [];
     for (const bind of req.binds) {
       const [src, dst = src] = splitBind(bind);
       const source = posix.resolve(src);
       if (!existsSync(source)) throw new XrunError('bind', `--bind ${bind}: ${source}: no such file or directory`, { exitCode: EXIT.usage });
       const target = posix.resolve('/', dst);
-      checkBindTarget(view, target, isDir(source));
-      if (isDir(source)) ops.push({ op: 'mkdir', path: target, optional: true });
+      scaffold.ensure(ops, target, isDir(source) ? 'directory' : 'file', `--bind target ${target}`);
       ops.push({ op: 'bind', source, target, recursive: true });
       mounts.push({ source, target, what: 'given with --bind' });
+      scaffold.mount(target, 'host', source);
+      bound.push(scaffold.resolve(target) ?? target);
     }
+    // Mounted once inside: their sources are on the guest's /dev.
+    const inside: SandboxOp[] = [];
+    planNameFiles({ resolvConf: req.resolvConf !== false, hosts: req.hosts !== false, bound }, scaffold, ops, inside, mounts, notes);
+    mounts.splice(layersAt, 0, ...scaffold.layers().map((l) => ({ source: 'tmpfs', target: l.at, what: describeLayer(l) })));
     ops.push({ op: 'enter' });
+    ops.push(...inside);
     // Registered from inside, so that the kernel opens the launcher (flag F) by
     // its path in the root: that path is the argv[0] it finds its settings by.
     for (const line of launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').lines) {
@@ -452,20 +463,15 @@ function splitBind(bind: string): [string, string | undefined] {
   return colon < 0 ? [bind, undefined] : [bind.slice(0, colon), bind.slice(colon + 1)];
 }
 
-/** Refuses early, with a clear message, a --bind target the child would fail on; the child resolves it again, inside the root. */
-function checkBindTarget(root: string, target: string, dir: boolean): void {
-  const parent = resolveInRoot(root, posix.dirname(target), DISK);
-  if (!parent || !isDir(parent)) {
-    throw new XrunError('bind', `--bind target ${target}: its directory does not exist in ${root}`, { exitCode: EXIT.usage });
-  }
-  if (!dir && !isFile(posix.join(parent, posix.basename(target)))) {
-    throw new XrunError('bind', `--bind target ${target}: a file can only be bound onto an existing file in ${root}`, { exitCode: EXIT.usage });
-  }
-}
-
-/** A mount point inside the root, made when missing (a read-only tree may already have it). */
-function mountPoint(ops: SandboxOp[], path: string): void {
-  ops.push({ op: 'mkdir', path, optional: true });
+/**
+ * How mount points the tree lacks are made: on private layers (scaffold.ts),
+ * which need fsopen and fsmount (Linux >= 5.2); by mkdir where the root is a
+ * private overlay, whose upper directory is thrown away afterwards.
+ */
+function makeBy(req: SandboxRequest, f: Features): { by: MakeBy; reason: string } {
+  if (req.overlay) return { by: 'mkdir', reason: "made in the private overlay's upper directory, removed afterwards: the image is not written" };
+  if (atLeast(f.kernel, 5, 2)) return { by: 'layer', reason: 'made on private layers, never in the tree' };
+  return { by: 'none', reason: `Linux ${f.kernel.text} cannot make it on a private layer (5.2 and later can)` };
 }
 
 /**
@@ -473,16 +479,18 @@ function mountPoint(ops: SandboxOp[], path: string): void {
  * processes), or the host's where the kernel refuses a new one (a /proc with
  * parts hidden under other mounts, as in some containers); /sys read-only.
  */
-function mountProcSys(ops: SandboxOp[], mounts: PlannedMount[], binfmt: boolean): void {
-  mountPoint(ops, '/proc');
+function mountProcSys(ops: SandboxOp[], mounts: PlannedMount[], binfmt: boolean, view: Scaffold): void {
+  view.ensure(ops, '/proc', 'directory', '/proc');
   ops.push({ op: 'mount', source: 'proc', target: '/proc', fstype: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC });
   ops.push({ op: 'bind', source: '/proc', target: '/proc', recursive: true, fallback: true });
   mounts.push({ source: 'proc', target: '/proc', what: "the sandbox's own (its pid namespace's processes only); the host's where the kernel refuses a new one" });
+  view.mount('/proc', 'fixed', '/proc');
   // The guest sees its binfmt_misc entries where a Linux system has them.
   if (binfmt) ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
-  mountPoint(ops, '/sys');
+  view.ensure(ops, '/sys', 'directory', '/sys');
   ops.push({ op: 'bind', source: '/sys', target: '/sys', recursive: true, readonly: true, optional: true });
   mounts.push({ source: '/sys', target: '/sys', what: "the host's /sys, recursively, read-only" });
+  view.mount('/sys', 'fixed', '/sys');
 }
 
 /**
@@ -492,14 +500,18 @@ function mountProcSys(ops: SandboxOp[], mounts: PlannedMount[], binfmt: boolean)
  * devices. Anything else xrun needs in the guest's view goes on this tmpfs
  * the same way: a `file` or `mkdir` op, then a bind onto it.
  */
-function mountDev(req: SandboxRequest, ops: SandboxOp[], mounts: PlannedMount[]): void {
-  mountPoint(ops, '/dev');
+function mountDev(req: SandboxRequest, ops: SandboxOp[], mounts: PlannedMount[], view: Scaffold): void {
+  view.ensure(ops, '/dev', 'directory', '/dev');
   ops.push({ op: 'mount', source: 'tmpfs', target: '/dev', fstype: 'tmpfs', flags: MS_NOSUID, data: 'mode=0755' });
+  view.mount('/dev', 'tmpfs');
   const nodes = DEV_NODES.filter((n) => isCharDevice(`/dev/${n}`));
   for (const n of nodes) {
     ops.push({ op: 'file', path: `/dev/${n}`, mode: 0o666 });
     ops.push({ op: 'bind', source: `/dev/${n}`, target: `/dev/${n}` });
+    view.made(`/dev/${n}`, { kind: 'other' });
   }
+  for (const d of ['pts', 'shm']) view.made(`/dev/${d}`, { kind: 'directory' });
+  for (const [name, to] of DEV_LINKS) view.made(`/dev/${name}`, { kind: 'symlink', target: to });
   ops.push({ op: 'mkdir', path: '/dev/pts' });
   // No gid= option: the tty group may not be mapped in this namespace.
   ops.push({ op: 'mount', source: 'devpts', target: '/dev/pts', fstype: 'devpts', flags: MS_NOSUID | MS_NOEXEC, data: 'newinstance,ptmxmode=0666,mode=620' });
@@ -517,8 +529,9 @@ function mountDev(req: SandboxRequest, ops: SandboxOp[], mounts: PlannedMount[])
     if (!target.startsWith('/dev/')) {
       throw new XrunError('bind', `--dev-bind ${bind}: ${target} is outside /dev`, { exitCode: EXIT.usage, hint: 'other host files go in with --bind' });
     }
-    ops.push(isDir(source) ? { op: 'mkdir', path: target } : { op: 'file', path: target, mode: 0o666 });
+    view.ensure(ops, target, isDir(source) ? 'directory' : 'file', `--dev-bind target ${target}`);
     ops.push({ op: 'bind', source, target, recursive: true });
     mounts.push({ source, target, what: 'given with --dev-bind' });
+    view.mount(target, 'host', source);
   }
 }

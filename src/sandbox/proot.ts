@@ -67,7 +67,9 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
   } else if (arch) {
     notes.push(`${arch.name} runs natively here: no emulator`);
   }
-  const binds = ['/proc', '/dev', '/sys', ...(isFile('/etc/resolv.conf') ? ['/etc/resolv.conf'] : [])];
+  // proot binds onto any path, present in the tree or not, without writing there.
+  const names = [...(req.resolvConf !== false ? ['/etc/resolv.conf'] : []), ...(req.hosts !== false ? ['/etc/hosts'] : [])];
+  const binds = ['/proc', '/dev', '/sys', ...names.filter((f) => isFile(f))];
   // proot shows the host's whole /dev: --dev-bind only matters for its DST.
   for (const bind of [...req.binds, ...(req.devBinds ?? [])]) {
     const colon = bind.indexOf(':');

@@ -4,7 +4,7 @@
  * $TMPDIR/xrun-test-debootstrap-cache for reruns).
  */
 
-import { chownSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -60,6 +60,12 @@ describe('rootfs debian', () => {
     expect(r.exitCode).toBe(0);
     const arch = await xrun(['--rootfs', dir, '/usr/bin/dpkg', '--print-architecture'], { home });
     expect(arch.stdout.trim()).toBe('arm64');
+    // It has /etc/hosts of its own, so no private layer covers /etc: new files there (dpkg's, apt's) reach the tree.
+    expect(readFileSync(join(dir, 'etc', 'hosts'), 'utf8')).toMatch(/^127\.0\.0\.1\tlocalhost$/m);
+    const write = await xrun(['--rootfs', dir, '/bin/sh', '-c', 'echo made > /etc/made-inside && getent hosts localhost'], { home });
+    expect(write.stderr).toBe('');
+    expect(write.stdout).toMatch(/^(127\.0\.0\.1|::1)\s+localhost/);
+    expect(readFileSync(join(dir, 'etc', 'made-inside'), 'utf8')).toBe('made\n');
   }, 900_000);
 });
 

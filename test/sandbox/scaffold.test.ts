@@ -1,0 +1,167 @@
+/**
+ * Mount points the tree lacks are made on private layers, never in the tree
+ * (issue 17, item 2), and the guest resolves names as the host does whatever
+ * the tree holds at /etc/resolv.conf and /etc/hosts (issue 16, item 5): as
+ * root and as an unprivileged user, with the real CLI and real trees.
+ */
+
+import { execa } from 'execa';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { probeFeatures } from '../../src/sandbox/features.js';
+import { hostsFor } from '../../src/sandbox/names.js';
+import { planSandbox } from '../../src/sandbox/plan.js';
+import { busyboxStatic, trixie } from '../helpers/fixtures.js';
+import { skipIf } from '../helpers/skip.js';
+import { cannotSandbox, cleanupSandboxTests, rootfsFor, scratchFor } from '../helpers/sandbox.js';
+import { copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
+
+afterAll(cleanupSandboxTests);
+
+/** Every entry of `dir` with its type, mode, owner, size, mtime and link target: what a run must leave as it was. */
+async function listing(dir: string): Promise<string> {
+  const r = await execa('find', [dir, '-printf', '%P %y %m %U:%G %s %T@ %l\n']);
+  return r.stdout.split('\n').sort().join('\n');
+}
+
+/** A source directory for --bind, owned by the runner's user, with one file in it. */
+async function source(runner: Runner): Promise<string> {
+  const src = scratchFor(runner);
+  writeFileSync(join(src, 'from-host'), 'bound\n');
+  if (runner.uid !== currentUser.uid) await execa('chown', ['-R', `${runner.uid}:${runner.uid}`, src]);
+  return src;
+}
+
+for (const runner of [currentUser, otherUser]) {
+  describe(`mount points as ${runner.who}`, () => {
+    it('bind target missing in the tree is not created in it: --bind SRC:/newdir and SRC:/a/b/c run, the tree is unchanged', async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      const src = await source(runner);
+      const before = await listing(root);
+      const r = await runner.run(['--rootfs', root, '--bind', `${src}:/newdir`, '--bind', `${src}:/a/b/c`, 'sh', '-c', 'cat /newdir/from-host /a/b/c/from-host']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('bound\nbound\n');
+      expect(r.exitCode).toBe(0);
+      expect(await listing(root)).toBe(before);
+      expect(existsSync(join(root, 'newdir'))).toBe(false);
+    });
+
+    it('mount points the tree lacks (/proc, /sys, /dev, a file bind target) are made on a private layer, not in the tree', async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      for (const d of ['proc', 'sys', 'dev']) rmSync(join(root, d), { recursive: true });
+      const src = await source(runner);
+      const before = await listing(root);
+      const r = await runner.run(['--rootfs', root, '--bind', `${join(src, 'from-host')}:/etc/new.d/new.conf`, 'sh', '-c',
+        'cat /proc/self/comm; test -d /sys/kernel && echo sys; echo x > /dev/null && echo dev; cat /etc/new.d/new.conf']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('cat\nsys\ndev\nbound\n');
+      expect(await listing(root)).toBe(before);
+    });
+
+    it("a layer keeps the tree's own files writable and refuses a new entry beside them instead of losing it", async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      const src = await source(runner);
+      const r = await runner.run(['--rootfs', root, '--bind', `${src}:/newdir`, 'sh', '-c',
+        'echo kept >> /root/.profile-probe; echo more >> /etc/group; touch /stray; echo "stray: $?"; mkdir /tmp/sub && echo tmp-ok']);
+      expect(r.stdout).toBe('stray: 1\ntmp-ok\n');
+      expect(r.stderr).toMatch(/^touch: \/stray: Read-only file system\n$/);
+      // Written through to the tree: files and directories below the layer are the tree's own.
+      expect(readFileSync(join(root, 'root', '.profile-probe'), 'utf8')).toBe('kept\n');
+      expect(readFileSync(join(root, 'etc', 'group'), 'utf8')).toMatch(/more\n$/);
+      expect(existsSync(join(root, 'tmp', 'sub'))).toBe(true);
+      expect(existsSync(join(root, 'stray'))).toBe(false);
+    });
+
+    it('resolv.conf a dangling link and no /etc/hosts: localhost resolves inside, the host resolver configuration is seen, the tree is unchanged', async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      skipIf(ctx, !existsSync(join(trixie('arm64'), 'usr', 'bin', 'perl')) && 'fixture trixie/arm64 missing (rootfs-tools/fetch-fixtures.sh)');
+      // A copy of a Debian 13 tree (glibc's NSS, perl), made as systemd-resolved images are: resolv.conf links into
+      // /run, which the tree does not have, and no /etc/hosts, as debootstrap leaves it.
+      const root = join(scratchFor(runner), 'root');
+      await copyFor(runner, trixie('arm64'), root);
+      rmSync(join(root, 'etc', 'resolv.conf'), { force: true });
+      rmSync(join(root, 'etc', 'hosts'), { force: true });
+      symlinkSync('../run/systemd/resolve/stub-resolv.conf', join(root, 'etc', 'resolv.conf'));
+      if (runner.uid !== currentUser.uid) await execa('chown', ['-h', `${runner.uid}:${runner.uid}`, join(root, 'etc', 'resolv.conf')]);
+      const before = await listing(root);
+      const lookup = 'my @a = gethostbyname("localhost") or die "localhost: not found\\n"; print join(".", unpack("C4", $a[4])), "\\n"';
+      const r = await runner.run(['--rootfs', root, 'perl', '-e', lookup]);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('127.0.0.1\n');
+      if (existsSync('/etc/resolv.conf')) {
+        const conf = await runner.run(['--rootfs', root, 'cat', '/etc/resolv.conf']);
+        expect(conf.stdout).toBe(readFileSync('/etc/resolv.conf', 'utf8'));
+      }
+      expect(await listing(root)).toBe(before);
+    });
+
+    it("--no-hosts and --no-resolv-conf leave the tree's own files, or their absence, as they are", async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      writeFileSync(join(root, 'etc', 'resolv.conf'), 'nameserver 192.0.2.1\n');
+      const before = await listing(root);
+      const r = await runner.run(['--rootfs', root, '--no-hosts', '--no-resolv-conf', 'sh', '-c', 'cat /etc/resolv.conf; test -e /etc/hosts || echo no-hosts']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('nameserver 192.0.2.1\nno-hosts\n');
+      expect(await listing(root)).toBe(before);
+      // No layer over /etc then: new entries there reach the tree.
+      const write = await runner.run(['--rootfs', root, '--no-hosts', 'sh', '-c', 'echo made > /etc/made-inside']);
+      expect(write.stderr).toBe('');
+      expect(readFileSync(join(root, 'etc', 'made-inside'), 'utf8')).toBe('made\n');
+      const mode = await runner.run(['--no-hosts', 'true']);
+      expect(mode.exitCode).toBe(2);
+      expect(mode.stderr).toMatch(/^xrun: --no-hosts goes with --rootfs or --image\n/);
+    });
+
+    it("a tree's /etc/hosts, a file or a link: the guest sees the host's, the tree's is left as it is", async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      const outside = scratchFor(runner);
+      writeFileSync(join(outside, 'hosts'), 'host file, not to be replaced\n');
+      // An absolute link out of the tree: inside, it leads to the tree's /nowhere, and is covered itself.
+      symlinkSync(join(outside, 'hosts'), join(root, 'etc', 'hosts'));
+      if (runner.uid !== currentUser.uid) await execa('chown', ['-hR', `${runner.uid}:${runner.uid}`, join(root, 'etc', 'hosts'), outside]);
+      const before = await listing(root);
+      const r = await runner.run(['--rootfs', root, 'cat', '/etc/hosts']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe(hostsFor(existsSync('/etc/hosts') ? readFileSync('/etc/hosts', 'utf8') : undefined));
+      expect(await listing(root)).toBe(before);
+      expect(readFileSync(join(outside, 'hosts'), 'utf8')).toBe('host file, not to be replaced\n');
+    });
+  });
+}
+
+describe('the plan', () => {
+  it('--explain names each layer, what it makes and why; a tree with every mount point gets none', (ctx) => {
+    skipIf(ctx, cannotSandbox(currentUser));
+    const root = scratchFor(currentUser);
+    for (const d of ['bin', 'proc', 'sys', 'dev', 'etc']) mkdirSync(join(root, d));
+    for (const f of ['hosts', 'resolv.conf']) writeFileSync(join(root, 'etc', f), '');
+    copyFileSync(busyboxStatic('arm64'), join(root, 'bin', 'sh'));
+    const req = { mode: 'rootfs' as const, root, program: '/bin/sh', args: [], envAssignments: {}, binds: [] as string[], env: process.env };
+    const plain = planSandbox(req, probeFeatures());
+    expect(plain.spec.ops.filter((o) => o.op === 'layer')).toEqual([]);
+    const src = scratchFor(currentUser);
+    const plan = planSandbox({ ...req, binds: [`${src}:/a/b/c`, `${src}:/newdir`, `${src}:/etc/x/y`] }, probeFeatures());
+    expect(plan.spec.ops.filter((o) => o.op === 'layer')).toEqual([
+      { op: 'layer', path: '/', make: [{ path: 'a', kind: 'directory' }, { path: 'a/b', kind: 'directory' }, { path: 'a/b/c', kind: 'directory' }, { path: 'newdir', kind: 'directory' }] },
+      { op: 'layer', path: '/etc', make: [{ path: 'x', kind: 'directory' }, { path: 'x/y', kind: 'directory' }] },
+    ]);
+    const rows = plan.mounts.filter((m) => m.source === 'tmpfs' && m.what.includes('private read-only layer'));
+    expect(rows.map((m) => m.target)).toEqual(['/', '/etc']);
+    expect(rows[0]!.what).toContain('/a, /a/b, /a/b/c, /newdir made on it for --bind target /a/b/c, --bind target /newdir');
+    // Nothing is made in the tree itself: no mkdir or file op before the private /dev.
+    const devAt = plan.spec.ops.findIndex((o) => o.op === 'mount' && o.target === '/dev');
+    expect(plan.spec.ops.slice(0, devAt).filter((o) => o.op === 'mkdir' || o.op === 'file')).toEqual([]);
+  });
+
+  it('hostsFor: the host file kept when it names localhost, localhost added when not', () => {
+    expect(hostsFor('127.0.0.1\tlocalhost\n10.0.0.1 build\n')).toBe('127.0.0.1\tlocalhost\n10.0.0.1 build\n');
+    expect(hostsFor('# localhost here is only a comment\n10.0.0.1 build')).toBe('# localhost here is only a comment\n10.0.0.1 build\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+    expect(hostsFor(undefined)).toBe('127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n');
+  });
+});
