@@ -22,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -54,6 +55,7 @@ struct Op {
   bool nofollow = false;                     // bind: onto a symlink itself, not where it leads
   std::vector<std::string> make;             // layer: paths made on it, relative to it, parents first
   std::vector<bool> makeFile;                // layer: make[i] is an empty file, else a directory
+  bool byMount = false;                      // layer: attached by mount(2), not fsmount
   bool optional = false;
   bool fallback = false;  // runs only when the op before it failed, which is then no error
 };
@@ -291,7 +293,9 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
       out.nofollow = op.Get("nofollow").ToBoolean().Value();
     } else if (kind == "layer") {
       out.kind = kLayer;
-      ok = Str(op, "path", &out.target) && ParseMake(op.Get("make"), &out);
+      std::string attach;
+      ok = Str(op, "path", &out.target) && ParseMake(op.Get("make"), &out) && Str(op, "attach", &attach) && (attach.empty() || attach == "fsmount" || attach == "mount");
+      out.byMount = attach == "mount";
     } else if (kind == "write") {
       out.kind = kWrite;
       ok = Str(op, "path", &out.target) && Str(op, "data", &out.data);
@@ -755,6 +759,55 @@ int BindBack(int orig, int mnt) {
   });
 }
 
+// The host path of the root (the `root` op's), for reaching a layer over it by name.
+const char* g_rootPath = nullptr;
+
+constexpr long kTmpfsMagic = 0x01021994;
+
+// A new tmpfs built detached (fsopen/fsmount) and attached over `orig` once
+// `populate` has filled it; its descriptor, or -1 with errno set.
+template <typename F>
+int AttachByFsmount(int orig, const char* mode, F populate) {
+  int fs = static_cast<int>(syscall(SYS_fsopen, "tmpfs", kFsopenCloexec));
+  if (fs < 0) return -1;
+  int mnt = -1;
+  if (syscall(SYS_fsconfig, fs, kFsconfigSetString, "mode", mode, 0) == 0 && syscall(SYS_fsconfig, fs, kFsconfigCmdCreate, nullptr, nullptr, 0) == 0) {
+    mnt = static_cast<int>(syscall(SYS_fsmount, fs, kFsmountCloexec, kMountAttrNosuid | kMountAttrNodev));
+  }
+  int err = errno;
+  close(fs);
+  if (mnt < 0) return errno = err, -1;
+  err = populate(mnt);
+  if (err == 0 && syscall(SYS_move_mount, mnt, "", orig, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) != 0) err = errno;
+  if (err != 0) return close(mnt), errno = err, -1;
+  return mnt;
+}
+
+// A new tmpfs mounted over `orig` by mount(2) (Linux < 5.2, or where a
+// seccomp profile refuses the new mount API), then reached again by its name
+// `leaf` in `parent`, which crosses into the newest mount there. Used only if
+// it is an empty tmpfs on another device than `orig`: a name swapped
+// meanwhile leads elsewhere, and nothing is then made there (EAGAIN).
+template <typename F>
+int AttachByMount(int orig, int parent, const char* leaf, const char* mode, F populate) {
+  char name[32], data[16] = "mode=";
+  FdName(orig, name);
+  std::memcpy(data + 5, mode, 5);
+  if (mount("tmpfs", name, "tmpfs", MS_NOSUID | MS_NODEV, data) != 0) return -1;
+  int top = openat(parent, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (top < 0) return -1;
+  struct stat a, b;
+  struct statfs fs;
+  bool empty = EachEntry(top, [](const char*, unsigned char) { return 1; }) == 0;
+  if (!empty || fstat(top, &a) != 0 || fstat(orig, &b) != 0 || fstatfs(top, &fs) != 0 || fs.f_type != kTmpfsMagic || a.st_dev == b.st_dev) {
+    close(top);
+    return errno = EAGAIN, -1;
+  }
+  int err = populate(top);
+  if (err != 0) return close(top), errno = err, -1;
+  return top;
+}
+
 // A private layer over the directory `op.target` inside the root, so that
 // mount points the tree lacks can be made without writing into it: a new
 // tmpfs holding a place for each of the directory's entries and the paths
@@ -763,38 +816,48 @@ int BindBack(int orig, int mnt) {
 // then made read-only, so a new entry the guest makes right in it fails
 // instead of vanishing with the sandbox. The tmpfs is built detached
 // (fsopen/fsmount) and reached only through its descriptor, never by a name
-// someone could swap. A layer over the root becomes the root later ops
-// resolve in.
+// someone could swap; by mount(2) where the plan says so or the new mount API
+// is refused. A layer over the root becomes the root later ops resolve in.
 int Layer(int* root, const Op& op, bool walk) {
-  int orig = OpenIn(*root, op.target.c_str(), O_RDONLY | O_DIRECTORY, walk);
-  if (orig < 0) return errno;
+  bool top = op.target == "/";
+  if (top && g_rootPath == nullptr) return EINVAL;
+  // The directory and its parent: for the root, the host directory above it ('..' from a mount's root leaves it).
+  int parent = top ? openat(*root, "..", O_PATH | O_DIRECTORY | O_CLOEXEC) : OpenIn(*root, op.parent.c_str(), O_PATH | O_DIRECTORY, walk);
+  if (parent < 0) return errno;
+  const char* leaf = top ? std::strrchr(g_rootPath, '/') + 1 : op.leaf.c_str();
+  int orig = top ? openat(*root, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : openat(parent, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
-  int fs = fstat(orig, &st) == 0 ? static_cast<int>(syscall(SYS_fsopen, "tmpfs", kFsopenCloexec)) : -1;
-  int err = fs < 0 ? errno : 0;
-  int mnt = -1;
-  if (fs >= 0) {
-    // The mode of the directory it covers, as 4 octal digits.
-    char mode[5];
-    for (int i = 3; i >= 0; i--) mode[3 - i] = static_cast<char>('0' + ((st.st_mode >> (3 * i)) & 7));
-    mode[4] = '\0';
-    if (syscall(SYS_fsconfig, fs, kFsconfigSetString, "mode", mode, 0) != 0 || syscall(SYS_fsconfig, fs, kFsconfigCmdCreate, nullptr, nullptr, 0) != 0) {
-      err = errno;
-    } else {
-      mnt = static_cast<int>(syscall(SYS_fsmount, fs, kFsmountCloexec, kMountAttrNosuid | kMountAttrNodev));
-      if (mnt < 0) err = errno;
-    }
-    close(fs);
+  if (orig < 0 || fstat(orig, &st) != 0) {
+    int err = errno;
+    if (orig >= 0) close(orig);
+    close(parent);
+    return err;
   }
-  if (mnt >= 0) {
+  // The mode of the directory it covers, as 4 octal digits.
+  char mode[5];
+  for (int i = 3; i >= 0; i--) mode[3 - i] = static_cast<char>('0' + ((st.st_mode >> (3 * i)) & 7));
+  mode[4] = '\0';
+  auto populate = [&](int mnt) {
     // Its owner too, where that id is mapped here (else it stays root's).
     fchownat(mnt, "", st.st_uid, st.st_gid, AT_EMPTY_PATH);
-    err = PopulateLayer(orig, mnt, op);
-    if (err == 0 && syscall(SYS_move_mount, mnt, "", orig, "", kMoveMountFEmptyPath | kMoveMountTEmptyPath) != 0) err = errno;
-    if (err == 0) err = BindBack(orig, mnt);
-    if (err == 0) err = ReadOnlyFd(mnt, false);
+    return PopulateLayer(orig, mnt, op);
+  };
+  int mnt = -1;
+  if (!op.byMount) {
+    mnt = AttachByFsmount(orig, mode, populate);
+    if (mnt < 0 && errno != ENOSYS && errno != EPERM) {
+      int err = errno;
+      close(orig);
+      close(parent);
+      return err;
+    }
   }
+  if (mnt < 0) mnt = AttachByMount(orig, parent, leaf, mode, populate);
+  int err = mnt < 0 ? errno : BindBack(orig, mnt);
+  if (err == 0) err = ReadOnlyFd(mnt, false);
   close(orig);
-  if (err == 0 && op.target == "/") {
+  close(parent);
+  if (err == 0 && top) {
     close(*root);
     *root = mnt;
     return 0;
@@ -886,6 +949,7 @@ int RunOp(const Op& op, int* root, bool walk) {
       if (fd < 0) return errno;
       close(*root);
       *root = fd;
+      g_rootPath = target;
       return 0;
     }
     case kEnter:

@@ -33,8 +33,10 @@ export type SandboxOp =
   /**
    * A private read-only layer over the directory `path`: a tmpfs with every entry of the directory bound back
    * (symlinks copied) and `make` (paths relative to it, parents first) made on it; over '/', later paths resolve in it.
+   * attach: built detached and attached with move_mount (the default; mount(2) where the new mount API is refused),
+   * or mounted with mount(2) and reached again by name, checked to be the new tmpfs.
    */
-  | { op: 'layer'; path: string; make: { path: string; kind: 'directory' | 'file' }[]; optional?: boolean }
+  | { op: 'layer'; path: string; make: { path: string; kind: 'directory' | 'file' }[]; attach?: 'fsmount' | 'mount'; optional?: boolean }
   | { op: 'write'; path: string; data: string; optional?: boolean }
   /** mkdir, file (an empty regular file: a place to bind a file or device onto) and symlink keep what is already there. */
   | { op: 'mkdir'; path: string; mode?: number; optional?: boolean }

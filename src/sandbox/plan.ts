@@ -374,7 +374,8 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     }
     ops.push({ op: 'root', path: root });
     const made = makeBy(req, f);
-    const scaffold = new Scaffold(view, made.by, req.root!, made.reason);
+    const scaffold = new Scaffold(view, made.by, req.root!);
+    if (made.by.by === 'layer' && made.by.attach === 'mount') notes.push(`mount points the tree lacks: ${made.reason}`);
     const layersAt = mounts.length;
     mountProcSys(ops, mounts, entries.length > 0, scaffold);
     mountDev(req, ops, mounts, scaffold);
@@ -465,13 +466,17 @@ function splitBind(bind: string): [string, string | undefined] {
 
 /**
  * How mount points the tree lacks are made: on private layers (scaffold.ts),
- * which need fsopen and fsmount (Linux >= 5.2); by mkdir where the root is a
- * private overlay, whose upper directory is thrown away afterwards.
+ * built detached with fsopen and fsmount where the kernel has them (5.2 and
+ * later); by mkdir where the root is a private overlay, whose upper directory
+ * is thrown away afterwards.
  */
 function makeBy(req: SandboxRequest, f: Features): { by: MakeBy; reason: string } {
-  if (req.overlay) return { by: 'mkdir', reason: "made in the private overlay's upper directory, removed afterwards: the image is not written" };
-  if (atLeast(f.kernel, 5, 2)) return { by: 'layer', reason: 'made on private layers, never in the tree' };
-  return { by: 'none', reason: `Linux ${f.kernel.text} cannot make it on a private layer (5.2 and later can)` };
+  if (req.overlay) return { by: { by: 'mkdir' }, reason: "made in the private overlay's upper directory, removed afterwards: the image is not written" };
+  if (atLeast(f.kernel, 5, 2)) return { by: { by: 'layer', attach: 'fsmount' }, reason: 'made on private layers built detached (fsmount), never in the tree' };
+  return {
+    by: { by: 'layer', attach: 'mount' },
+    reason: `made on private layers mounted with mount(2) and checked to be the new tmpfs when reached again by name: Linux ${f.kernel.text} has no fsmount (5.2 and later do)`,
+  };
 }
 
 /**

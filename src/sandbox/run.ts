@@ -71,8 +71,8 @@ function failure(plan: SandboxPlan, failed: string, errno: number, step: number,
     const rootAt = ops.findIndex((o) => o.op === 'root');
     const where = rootAt >= 0 && step > rootAt && op.op !== 'enter' ? ` inside ${plan.root}` : '';
     const made = op.op === 'layer' ? op.make.map((e) => posix.join(op.path, e.path)) : [];
-    const hint = op.op === 'layer' && (name === 'ENOSYS' || name === 'EPERM')
-      ? `a layer needs fsopen and fsmount (Linux >= 5.2), which a seccomp profile may refuse; or create ${made.join(', ')} in the tree`
+    const hint = op.op === 'layer'
+      ? `${name === 'EAGAIN' ? `${op.path} changed in the tree meanwhile; ` : ''}the layer was to hold ${made.join(', ')}, which the tree lacks: run again, or create them in the tree`
       : op.op === 'mount' && op.fstype === 'binfmt_misc'
       ? 'this kernel may not allow binfmt_misc inside a user namespace (Linux >= 6.7 does); see `xrun doctor`'
       : name === 'ELOOP' && where ? 'a symlink on the way was refused: without openat2 (Linux < 5.6) no symlink may lead to a mount point'

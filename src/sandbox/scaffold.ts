@@ -36,11 +36,11 @@ import type { SandboxOp } from '../native.js';
 import { lookupOnDisk, resolveDir, UnsafePathError, type Node } from '../provision/safe-path.js';
 
 /**
- * How a missing mount point is made: on a private layer; by mkdir, where the
- * root is a private overlay whose upper directory is thrown away (--image);
- * or not at all (a kernel without fsopen, Linux < 5.2).
+ * How a missing mount point is made: on a private layer, attached from a
+ * detached mount (fsmount, Linux >= 5.2) or by mount(2); or by mkdir, where
+ * the root is a private overlay whose upper directory is thrown away (--image).
  */
-export type MakeBy = 'layer' | 'mkdir' | 'none';
+export type MakeBy = { readonly by: 'layer'; readonly attach: 'fsmount' | 'mount' } | { readonly by: 'mkdir' };
 
 type LayerOp = Extract<SandboxOp, { op: 'layer' }>;
 
@@ -74,7 +74,7 @@ export class Scaffold {
    * `root`: the tree as the host sees it (for --image, the cached image);
    * `name`: the tree as the user named it, for messages.
    */
-  constructor(root: string, private readonly makeBy: MakeBy, private readonly name: string, private readonly why: string) {
+  constructor(root: string, private readonly makeBy: MakeBy, private readonly name: string) {
     this.mounts = [{ at: '/', host: root, kind: 'host', made: new Map() }];
   }
 
@@ -164,7 +164,7 @@ export class Scaffold {
     if (m.kind === 'fixed') {
       throw new XrunError('mount-point', `${why}: ${first} cannot be made in ${m.at}, which is the kernel's`, { exitCode: EXIT.usage });
     }
-    if (m.kind === 'tmpfs' || this.makeBy === 'mkdir') {
+    if (m.kind === 'tmpfs' || this.makeBy.by === 'mkdir') {
       // A file system of the sandbox's own: made right there, by path.
       missing.forEach((p, i) => {
         ops.push(kinds[i] === 'file' ? { op: 'file', path: p, mode: 0o644 } : { op: 'mkdir', path: p, mode: 0o755 });
@@ -176,13 +176,8 @@ export class Scaffold {
     if (m.layer && (parent === m.at || m.made.has(parent))) {
       // On a layer already planned: made with it.
       layer = m;
-    } else if (this.makeBy === 'none') {
-      throw new XrunError('mount-point', `${why}: ${first} does not exist in ${this.name}, and ${this.why}`, {
-        exitCode: EXIT.failure,
-        hint: `create ${first} in the tree`,
-      });
     } else {
-      const op: LayerOp = { op: 'layer', path: parent, make: [] };
+      const op: LayerOp = { op: 'layer', path: parent, make: [], attach: this.makeBy.attach };
       ops.push(op);
       layer = { at: parent, host: m.host === undefined ? undefined : parent === m.at ? m.host : posix.join(m.host, relative(parent, m.at)), kind: 'layer', made: new Map(), layer: { op, why: [] } };
       this.mounts.push(layer);

@@ -9,7 +9,8 @@ import { execa } from 'execa';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { probeFeatures } from '../../src/sandbox/features.js';
+import { parseKernelVersion, probeFeatures } from '../../src/sandbox/features.js';
+import { native } from '../../src/native.js';
 import { hostsFor } from '../../src/sandbox/names.js';
 import { planSandbox } from '../../src/sandbox/plan.js';
 import { busyboxStatic, trixie } from '../helpers/fixtures.js';
@@ -18,6 +19,30 @@ import { cannotSandbox, cleanupSandboxTests, rootfsFor, scratchFor } from '../he
 import { copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
 
 afterAll(cleanupSandboxTests);
+
+/** Runs its arguments with fsopen(2) answering ENOSYS (syscall 430 on every architecture), inherited by every child. */
+const NO_FSOPEN = `
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+  struct sock_filter f[] = {
+    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 430, 0, 1),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | 38),
+    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  struct sock_fprog prog = { sizeof f / sizeof f[0], f };
+  if (argc < 2 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) != 0) { perror("seccomp"); return 125; }
+  execv(argv[1], argv + 1);
+  perror(argv[1]);
+  return 127;
+}
+`;
 
 /** Every entry of `dir` with its type, mode, owner, size, mtime and link target: what a run must leave as it was. */
 async function listing(dir: string): Promise<string> {
@@ -148,8 +173,8 @@ describe('the plan', () => {
     const src = scratchFor(currentUser);
     const plan = planSandbox({ ...req, binds: [`${src}:/a/b/c`, `${src}:/newdir`, `${src}:/etc/x/y`] }, probeFeatures());
     expect(plan.spec.ops.filter((o) => o.op === 'layer')).toEqual([
-      { op: 'layer', path: '/', make: [{ path: 'a', kind: 'directory' }, { path: 'a/b', kind: 'directory' }, { path: 'a/b/c', kind: 'directory' }, { path: 'newdir', kind: 'directory' }] },
-      { op: 'layer', path: '/etc', make: [{ path: 'x', kind: 'directory' }, { path: 'x/y', kind: 'directory' }] },
+      { op: 'layer', path: '/', attach: 'fsmount', make: [{ path: 'a', kind: 'directory' }, { path: 'a/b', kind: 'directory' }, { path: 'a/b/c', kind: 'directory' }, { path: 'newdir', kind: 'directory' }] },
+      { op: 'layer', path: '/etc', attach: 'fsmount', make: [{ path: 'x', kind: 'directory' }, { path: 'x/y', kind: 'directory' }] },
     ]);
     const rows = plan.mounts.filter((m) => m.source === 'tmpfs' && m.what.includes('private read-only layer'));
     expect(rows.map((m) => m.target)).toEqual(['/', '/etc']);
@@ -157,6 +182,40 @@ describe('the plan', () => {
     // Nothing is made in the tree itself: no mkdir or file op before the private /dev.
     const devAt = plan.spec.ops.findIndex((o) => o.op === 'mount' && o.target === '/dev');
     expect(plan.spec.ops.slice(0, devAt).filter((o) => o.op === 'mkdir' || o.op === 'file')).toEqual([]);
+  });
+
+  it('a kernel without fsmount (Linux < 5.2): layers mounted with mount(2) and reached again by name, over / and below; the tree unchanged', async (ctx) => {
+    skipIf(ctx, cannotSandbox(currentUser));
+    const root = await rootfsFor(currentUser);
+    rmSync(join(root, 'etc', 'resolv.conf'));
+    const src = await source(currentUser);
+    const before = await listing(root);
+    // The plan a 5.1 kernel gets, run here for real by the addon in this process.
+    const old = { ...probeFeatures(), kernel: parseKernelVersion('5.1.0') };
+    const check = 'test "$(cat /newdir/from-host)" = bound && test -f /etc/hosts && test -f /etc/resolv.conf && ! touch /stray 2>/dev/null';
+    const req = { mode: 'rootfs' as const, root, program: '/bin/sh', args: ['-c', check], envAssignments: {}, binds: [`${src}:/newdir`], env: process.env };
+    const plan = planSandbox(req, old);
+    expect(plan.spec.ops.flatMap((o) => (o.op === 'layer' ? [[o.path, o.attach]] : []))).toEqual([['/', 'mount'], ['/etc', 'mount']]);
+    expect(plan.notes.join('\n')).toMatch(/mount\(2\) .*Linux 5\.1\.0 has no fsmount/);
+    expect(native().runSandbox(plan.spec)).toEqual({ exitCode: 0 });
+    expect(await listing(root)).toBe(before);
+  });
+
+  it('fsopen refused (a seccomp profile answering ENOSYS, as container runtimes may): the layer falls back to mount(2), the tree unchanged', async (ctx) => {
+    skipIf(ctx, cannotSandbox(currentUser));
+    const cc = await execa('cc', ['--version'], { reject: false });
+    skipIf(ctx, cc.exitCode !== 0 && 'no C compiler (cc) to build the seccomp wrapper');
+    const dir = scratchFor(currentUser);
+    writeFileSync(join(dir, 'nofsopen.c'), NO_FSOPEN);
+    const built = await execa('cc', ['-O', '-o', join(dir, 'nofsopen'), join(dir, 'nofsopen.c')], { reject: false });
+    expect(built.stderr).toBe('');
+    const root = await rootfsFor(currentUser);
+    const src = await source(currentUser);
+    const before = await listing(root);
+    const r = await execa(join(dir, 'nofsopen'), [process.execPath, join(process.cwd(), 'bin', 'xrun'), '--rootfs', root, '--bind', `${src}:/a/b`, 'sh', '-c', 'cat /a/b/from-host; touch /stray'], { reject: false });
+    expect(r.stdout).toBe('bound');
+    expect(r.stderr).toBe('touch: /stray: Read-only file system');
+    expect(await listing(root)).toBe(before);
   });
 
   it('hostsFor: the host file kept when it names localhost, localhost added when not', () => {
