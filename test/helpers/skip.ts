@@ -2,9 +2,10 @@
 
 import type { TestContext } from 'vitest';
 
-/** Skips the running test, printing `skipped: <reason>`, when `reason` is set. */
+/**
+ * Skips the running test when `reason` is set; the report lists it as
+ * skipped with `skipped: <reason>` beside its name, never as a pass.
+ */
 export function skipIf(ctx: TestContext, reason: string | undefined | false): void {
-  if (!reason) return;
-  console.warn(`skipped: ${ctx.task.name}: ${reason}`);
-  ctx.skip();
+  if (reason) ctx.skip(`skipped: ${reason}`);
 }

@@ -4,7 +4,8 @@ import { linkSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { archByName } from '../../src/arch.js';
+import { MAGIC_BYTES, archByName, archForHead } from '../../src/arch.js';
+import { readHead } from '../../src/elf-file.js';
 import { XrunError } from '../../src/errors.js';
 import { planDirect } from '../../src/launch/plan.js';
 import { parseShebang } from '../../src/launch/program.js';
@@ -185,18 +186,22 @@ describe('planView', () => {
 });
 
 describe('host awareness', () => {
-  it('on an aarch64 host, an x86_64 program is emulated with qemu-x86_64', () => {
-    const aarch64 = archByName('aarch64')!;
-    const fakeHost = { uname: 'aarch64', arch: aarch64, native: [aarch64], compat: [] };
+  it("a host of another architecture emulates this machine's /bin/true with the matching emulator", () => {
+    // Whatever this machine is, the test plays a host of another architecture:
+    // aarch64 for an x86_64 /bin/true, x86_64 for any other.
+    const real = archForHead(readHead('/bin/true', MAGIC_BYTES))!;
+    const other = archByName(real.name === 'x86_64' ? 'aarch64' : 'x86_64')!;
+    const fakeHost = { uname: other.name, arch: other, native: [other], compat: [] };
     const qemuDir = join(tmp, 'fake-qemu');
     mkdirSync(qemuDir, { recursive: true });
-    writeFileSync(join(qemuDir, 'qemu-x86_64-static'), '', { mode: 0o755 });
+    const emulator = join(qemuDir, `qemu-${real.name}-static`);
+    writeFileSync(emulator, '', { mode: 0o755 });
     const plan = planDirect({ program: '/bin/true', args: [], env: { PATH: qemuDir } }, fakeHost);
     expect(plan.mode).toBe('emulated');
-    expect(plan.program.arch).toBe('x86_64');
-    expect(plan.emulator?.path).toBe(join(qemuDir, 'qemu-x86_64-static'));
-    // /bin/true's loader is on this (x86_64) file system: no -L needed.
+    expect(plan.program.arch).toBe(real.name);
+    expect(plan.emulator?.path).toBe(emulator);
+    // /bin/true's loader is on this machine's own file system: no -L needed.
     expect(plan.sysroot?.source).toBe('host');
-    expect(plan.exec.argv).toEqual([join(qemuDir, 'qemu-x86_64-static'), '-0', '/bin/true', '/bin/true']);
+    expect(plan.exec.argv).toEqual([emulator, '-0', '/bin/true', '/bin/true']);
   });
 });

@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupRunners } from '../helpers/users.js';
 import { planDebian } from '../../src/provision/debian-rootfs.js';
 import { findCommand } from '../../src/provision/commands.js';
-import { isRoot, mirrorUnreachable, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { isRoot, mirrorUnreachable, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { skipIf } from '../helpers/skip.js';
 
 let home: string;
 let cannot: string | undefined;
@@ -28,8 +29,8 @@ beforeAll(async () => {
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 describe('rootfs debian: plan', () => {
-  it('runs stage 1 in a user namespace mapping only the caller to root, stage 2 under xrun --rootfs', () => {
-    if (skipReason(findCommand('debootstrap') ? undefined : 'debootstrap not installed')) return;
+  it('runs stage 1 in a user namespace mapping only the caller to root, stage 2 under xrun --rootfs', (ctx) => {
+    skipIf(ctx, findCommand('debootstrap') ? undefined : 'debootstrap not installed');
     const p = planDebian('/tmp/r', { arch: 'aarch64', include: 'less,ca-certificates', cacheDir: '/c' }, { PATH: process.env.PATH });
     expect(p.debArch).toBe('arm64');
     expect(p.stage1.args.slice(0, 2)).toEqual(['--map-root-user', '--mount']);
@@ -46,7 +47,7 @@ describe('rootfs debian: plan', () => {
 
 describe('rootfs debian', () => {
   it('builds an arm64 minbase rootfs as a plain user; dpkg says arm64 under xrun --rootfs', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const dir = join(home, 'bookworm-arm64');
     const started = Date.now();
     const r = await xrun(['rootfs', 'debian', '--arch', 'arm64', '--cache-dir', cache, dir], { home, timeout: 900_000 });

@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupRunners } from '../helpers/users.js';
 import { emulatorIsStatic } from '../../src/emulator.js';
 import { findCommand } from '../../src/provision/commands.js';
-import { XRUN, busyboxArm64, isRoot, mirrorUnreachable, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { XRUN, busyboxArm64, isRoot, mirrorUnreachable, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { skipIf } from '../helpers/skip.js';
+import { host } from '../../src/host.js';
 
 /** A mirror URL on a local port that was just free: nothing answers there. */
 async function unreachableMirror(): Promise<string> {
@@ -26,7 +28,7 @@ async function unreachableMirror(): Promise<string> {
 let home: string;
 let cannot: string | undefined;
 let bb: string;
-const hostArch = process.env.XRUN_HOST_ARCH || 'x86_64';
+const hostArch = host().arch.name;
 const cacheFile = () => join(home, '.cache', 'xrun', 'emulators', hostArch, 'qemu-aarch64-static');
 
 beforeAll(async () => {
@@ -41,7 +43,7 @@ afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 describe('emulators fetch', () => {
   it('fetches a verified static aarch64 emulator into a private cache, without root', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const started = Date.now();
     const r = await xrun(['emulators', 'fetch', 'aarch64'], { home, timeout: 600_000 });
     process.stderr.write(`emulators fetch aarch64 (cold cache): ${((Date.now() - started) / 1000).toFixed(1)} s; ${r.stderr.trim()}\n`);
@@ -55,7 +57,7 @@ describe('emulators fetch', () => {
   }, 600_000);
 
   it('is an "ensure": cached and verified, it needs no network; --refresh asks the mirror; a changed file is fetched again', async (ctx) => {
-    if (skipReason(cannot) || skipReason(existsSync(cacheFile()) ? undefined : 'the fetch above failed')) return ctx.skip();
+    skipIf(ctx, cannot ?? (existsSync(cacheFile()) ? undefined : 'the fetch above failed'));
     const offline = ['--mirror', await unreachableMirror()];
     const r = await xrun(['emulators', 'fetch', ...offline, 'aarch64'], { home, timeout: 30_000 });
     expect(r.stderr).toMatch(/^xrun: qemu-user-static \S+ \(\w+\) already in \S+, SHA256 as installed; --refresh asks the mirror for a newer one$/);
@@ -78,13 +80,13 @@ describe('emulators fetch', () => {
   }, 120_000);
 
   it('runs an arm64 busybox with the fetched emulator', async (ctx) => {
-    if (skipReason(cannot) || skipReason(existsSync(cacheFile()) ? undefined : 'the fetch above failed')) return ctx.skip();
+    skipIf(ctx, cannot ?? (existsSync(cacheFile()) ? undefined : 'the fetch above failed'));
     const r = await xrun(['--qemu', cacheFile(), bb, 'uname', '-m'], { home });
     expect(r.stdout.trim()).toBe('aarch64');
   });
 
   it('reuses the cached package for another arch (hash checked again, nothing downloaded)', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const r = await xrun(['emulators', 'fetch', 'armhf'], { home, timeout: 300_000 });
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toMatch(/package from the cache; 1 emulator/);
@@ -92,7 +94,7 @@ describe('emulators fetch', () => {
   }, 300_000);
 
   it('two concurrent fetches lost a manifest update: both are recorded; an interrupted run\'s .fetch-* staging is removed', async (ctx) => {
-    if (skipReason(cannot) || skipReason(existsSync(cacheFile()) ? undefined : 'the fetch above failed')) return ctx.skip();
+    skipIf(ctx, cannot ?? (existsSync(cacheFile()) ? undefined : 'the fetch above failed'));
     const dir = join(home, '.cache/xrun/emulators', hostArch);
     // What a killed fetch leaves: a staging directory whose pid (above pid_max) is gone.
     const stale = join(dir, '.fetch-99999999-AbC123');
@@ -110,7 +112,7 @@ describe('emulators fetch', () => {
   }, 300_000);
 
   it('says which emulators the package has when asked for one it lacks; refuses unknown names', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const none = await xrun(['emulators', 'fetch'], { home });
     expect(none.exitCode).toBe(2);
     const bad = await xrun(['emulators', 'fetch', 'vax'], { home });
@@ -119,8 +121,8 @@ describe('emulators fetch', () => {
   });
 
   it('refuses a tampered InRelease (signature check)', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
-    if (skipReason(existsSync('/usr/share/keyrings/debian-archive-keyring.gpg') ? undefined : 'debian-archive-keyring not installed')) return ctx.skip();
+    skipIf(ctx, cannot);
+    skipIf(ctx, existsSync('/usr/share/keyrings/debian-archive-keyring.gpg') ? undefined : 'debian-archive-keyring not installed');
     const real = Buffer.from(await (await fetch('http://deb.debian.org/debian/dists/bookworm/InRelease')).arrayBuffer()).toString();
     const tampered = real.replace(/^(Suite: .*)$/m, '$1\nX-Injected: yes');
     const server: Server = createServer((req, res) => {
@@ -152,7 +154,7 @@ describe('emulators fetch fails closed', () => {
   const riscv = () => join(home, '.cache/xrun/emulators', hostArch, 'qemu-riscv64-static');
 
   it('unsigned Release accepted when gpgv is missing: now refused, with the fix, and nothing is fetched', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const r = await xrun(['emulators', 'fetch', 'riscv64'], { home, env: { PATH: pathWithoutGpgv() } });
     expect(r.exitCode).toBe(125);
     expect(r.stderr).toMatch(/^xrun: cannot verify the signature of http:\/\/\S+\/dists\/bookworm\/InRelease: gpgv is not installed\n/);
@@ -161,7 +163,7 @@ describe('emulators fetch fails closed', () => {
   });
 
   it('unsigned Release accepted when the keyring is missing: now refused', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const r = await xrun(['emulators', 'fetch', '--keyring', join(home, 'no-such-keyring.gpg'), 'riscv64'], { home });
     expect(r.exitCode).toBe(125);
     expect(r.stderr).toMatch(/^xrun: cannot verify the signature of .*: the keyring \S+no-such-keyring\.gpg does not exist\n/);
@@ -169,7 +171,7 @@ describe('emulators fetch fails closed', () => {
   });
 
   it('--insecure goes on without gpgv, says loudly what it skips, and records the emulator as unsigned', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const r = await xrun(['emulators', 'fetch', '--insecure', 'riscv64'], { home, env: { PATH: pathWithoutGpgv() }, timeout: 600_000 });
     expect(r.stderr).toMatch(/^xrun: warning: --insecure: the signature of \S+InRelease is NOT checked \(gpgv is not installed\)/m);
     expect(r.stderr).toMatch(/signature NOT checked \(--insecure\)/);
@@ -182,7 +184,7 @@ describe('emulators fetch fails closed', () => {
 
 describe('emulators list', () => {
   it('prints valid JSON with the cached emulator and its recorded version', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const r = await xrun(['emulators', 'list', '--json'], { home });
     expect(r.exitCode).toBe(0);
     const list = JSON.parse(r.stdout) as { arch: string; source: string; static: boolean; version: string; path: string }[];
@@ -197,7 +199,7 @@ describe('emulators list', () => {
 
 describe('the launcher and the cache', () => {
   it('uses the cached emulator when PATH has none, and --explain says so', async (ctx) => {
-    if (skipReason(cannot) || skipReason(existsSync(cacheFile()) ? undefined : 'the fetch above failed')) return ctx.skip();
+    skipIf(ctx, cannot ?? (existsSync(cacheFile()) ? undefined : 'the fetch above failed'));
     const emptyPath = join(home, 'empty-path');
     mkdirSync(emptyPath, { recursive: true });
     const env = { PATH: emptyPath };
@@ -220,7 +222,7 @@ describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, ex
   const oneLine = (stderr: string) => expect(stderr.split('\n')).toHaveLength(1);
 
   it('HOME=/nonexistent', async (ctx) => {
-    if (skipReason(await unprivilegedUnavailable())) return ctx.skip();
+    skipIf(ctx, await unprivilegedUnavailable());
     const r = await xrun(fetchArgs, { home: '/nonexistent', env: { XDG_CACHE_HOME: '' }, timeout: 20_000 });
     expect(r.stderr).toBe('xrun: cache directory /nonexistent/.cache/xrun/emulators/' + hostArch
       + ': HOME (/nonexistent) does not exist (XDG_CACHE_HOME is unset, HOME is /nonexistent; set XDG_CACHE_HOME to a writable directory)');
@@ -229,7 +231,7 @@ describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, ex
   });
 
   it('a dangling ~/.cache', async (ctx) => {
-    if (skipReason(await unprivilegedUnavailable())) return ctx.skip();
+    skipIf(ctx, await unprivilegedUnavailable());
     const dir = userTempDir('xrun-dangling-');
     try {
       symlinkSync(join(dir, 'gone'), join(dir, '.cache'));
@@ -244,7 +246,7 @@ describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, ex
   });
 
   it('XDG_CACHE_HOME=/proc/nope (Node\'s recursive mkdir spins there)', async (ctx) => {
-    if (skipReason(await unprivilegedUnavailable())) return ctx.skip();
+    skipIf(ctx, await unprivilegedUnavailable());
     const started = Date.now();
     const r = await xrun(fetchArgs, { home: '/tmp', env: { XDG_CACHE_HOME: '/proc/nope' }, timeout: 20_000 });
     oneLine(r.stderr);
@@ -254,7 +256,7 @@ describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, ex
   });
 
   it('a launch with XDG_CACHE_HOME=/proc/nope still runs: what it caches there is only an optimisation', async (ctx) => {
-    if (skipReason(await unprivilegedUnavailable()) || skipReason(existsSync('/usr/bin/qemu-aarch64-static') ? undefined : 'qemu-aarch64-static not installed')) return ctx.skip();
+    skipIf(ctx, (await unprivilegedUnavailable()) ?? (existsSync('/usr/bin/qemu-aarch64-static') ? undefined : 'qemu-aarch64-static not installed'));
     const dir = userTempDir('xrun-nocache-');
     try {
       copyFileSync(await busyboxArm64(), join(dir, 'busybox'));
@@ -268,7 +270,7 @@ describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, ex
   });
 
   it('a read-only file system', async (ctx) => {
-    if (skipReason(await unprivilegedUnavailable())) return ctx.skip();
+    skipIf(ctx, await unprivilegedUnavailable());
     // A read-only tmpfs in a private user + mount namespace: the host's mounts never change.
     const r = await execa('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c',
       'T=$(mktemp -d) && mount -t tmpfs -o ro tmpfs "$T" && HOME="$T" "$NODE" "$XRUN" "$@"; echo "exit $?"', 'sh', ...fetchArgs], {

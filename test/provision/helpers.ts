@@ -16,12 +16,6 @@ import { runtimeFor65534 } from '../helpers/users.js';
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const XRUN = join(REPO, 'bin', 'xrun');
 
-/** Says why a test is skipped, visibly, and returns the reason for it.skipIf. */
-export function skipReason(reason: string | undefined): string | undefined {
-  if (reason) process.stderr.write(`skipped: ${reason}\n`);
-  return reason;
-}
-
 const NOBODY = 65534;
 
 /** Whether the tests run as root and must drop to an unprivileged uid to be honest. */

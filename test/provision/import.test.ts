@@ -11,7 +11,8 @@ import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupRunners } from '../helpers/users.js';
-import { XRUN, busyboxArm64, isRoot, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { XRUN, busyboxArm64, isRoot, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { skipIf } from '../helpers/skip.js';
 import { tar, type WEntry } from './tar-writer.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -127,7 +128,7 @@ afterAll(() => {
 
 describe('rootfs import', () => {
   it('imports docker save output (classic layout): layers, whiteouts, opaque dir, links', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     writeFileSync(join(work, 'old.tar'), dockerSaveOld());
     const r = await run(['rootfs', 'import', join(work, 'old.tar'), join(work, 'old')]);
     expect(r.stderr).toMatch(/imported docker-save image linux\/arm64, 2 layers/);
@@ -137,7 +138,7 @@ describe('rootfs import', () => {
   });
 
   it('imports docker save output (OCI layout inside, Docker 25+)', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     writeFileSync(join(work, 'new.tar'), dockerSaveNew());
     const r = await run(['rootfs', 'import', join(work, 'new.tar'), join(work, 'new')]);
     expect(r.stderr).toMatch(/imported docker-save image/);
@@ -147,7 +148,7 @@ describe('rootfs import', () => {
 
   for (const kind of ['gzip', 'xz', 'zstd', 'none'] as const) {
     it(`imports a plain root file system tarball (${kind}), recognized by content not name`, async (ctx) => {
-      if (skipReason(unprivileged)) return ctx.skip();
+      skipIf(ctx, unprivileged);
       const plain = tar([...LOWER(), { name: './.wh.literal', content: 'kept' }]);
       const file = join(work, `rootfs-${kind}.bin`);
       if (kind === 'gzip') writeFileSync(file, gzipSync(plain));
@@ -155,7 +156,7 @@ describe('rootfs import', () => {
       else {
         const cmd = kind === 'xz' ? 'xz' : 'zstd';
         const which = await execa('sh', ['-c', `command -v ${cmd}`], { reject: false });
-        if (skipReason(which.exitCode === 0 ? undefined : `${cmd} not installed`)) return ctx.skip();
+        skipIf(ctx, which.exitCode === 0 ? undefined : `${cmd} not installed`);
         writeFileSync(file, (await execa(cmd, ['-c', '-q'], { input: plain, encoding: 'buffer' })).stdout);
       }
       const out = join(work, `plain-${kind}`);
@@ -169,7 +170,7 @@ describe('rootfs import', () => {
   }
 
   it('imports an OCI layout directory, choosing the platform by --arch', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const arm = ociImage({ architecture: 'arm64' }, [tar(LOWER()), tar(UPPER)], true);
     const amd = ociImage({ architecture: 'amd64' }, [tar([{ name: 'amd64-only', content: 'x' }])], true);
     const armv7 = ociImage({ architecture: 'arm', variant: 'v7' }, [tar([{ name: 'armv7-only', content: 'x' }])], false);
@@ -190,7 +191,7 @@ describe('rootfs import', () => {
   });
 
   it('imports an OCI layout packed in a tar, platforms read from the configs', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const arm = ociImage({ architecture: 'arm64' }, [tar(LOWER()), tar(UPPER)], true);
     const amd = ociImage({ architecture: 'amd64' }, [tar([{ name: 'amd64-only', content: 'x' }])], true);
     writeFileSync(join(work, 'oci.tar'), gzipSync(tar(ociLayout([amd, arm], false))));
@@ -201,7 +202,7 @@ describe('rootfs import', () => {
   });
 
   it('refuses a layer whose content does not match its digest', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const img = ociImage({ architecture: 'arm64' }, [tar([{ name: 'f', content: 'original' }])], false);
     const entries = ociLayout([img]).map((e) => (e.name.endsWith(img.blobs[2]!.digest.slice(7)) ? { ...e, content: tar([{ name: 'f', content: 'tampered' }]) } : e));
     writeFileSync(join(work, 'tampered.tar'), tar(entries));
@@ -214,7 +215,7 @@ describe('rootfs import', () => {
   });
 
   it('refuses a non-empty target directory', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     writeFileSync(join(work, 'small.tar'), tar([{ name: 'f', content: 'x' }]));
     const r = await run(['rootfs', 'import', join(work, 'small.tar'), work]);
     expect(r.exitCode).toBe(125);
@@ -224,7 +225,7 @@ describe('rootfs import', () => {
 
 describe('rootfs import: findings of the provisioning review', () => {
   it('layer digest checked only after extraction: a blob that is a symlink out of the layout is never read, DIR never created', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const img = ociImage({ architecture: 'arm64' }, [tar([{ name: 'f', content: 'layer' }])], false);
     const layout = join(work, 'oci-symlinked-blob');
     writeTree(layout, ociLayout([img]));
@@ -242,7 +243,7 @@ describe('rootfs import: findings of the provisioning review', () => {
   });
 
   it('rootfs import from a pipe failed with ESPIPE: <(cat x), a FIFO and - all stream, images too', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const plain = join(work, 'pipe-src.tar.gz');
     writeFileSync(plain, gzipSync(tar(LOWER())));
     const image = join(work, 'pipe-image.tar.gz');
@@ -270,7 +271,7 @@ describe('rootfs import: findings of the provisioning review', () => {
   });
 
   it('staging directories of interrupted imports are removed by the next import into the same place', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const parent = userTempDir('xrun-import-stale-');
     // A pid above pid_max: its run is certainly gone.
     const stale = join(parent, '.root.xrun-import-99999999-AbC123');
@@ -284,7 +285,7 @@ describe('rootfs import: findings of the provisioning review', () => {
   });
 
   it('imports into an existing empty directory (replaced by the staged tree at the end)', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const dir = join(work, 'pre-existing');
     mkdirSync(dir);
     writeFileSync(join(work, 'small-pre.tar'), tar([{ name: 'f', content: 'x' }]));
@@ -301,7 +302,7 @@ describe('rootfs import: hostile archives through the CLI', () => {
   ];
   for (const [what, entries, message] of cases) {
     it(`refuses ${what} with one clear line, touching nothing outside`, async (ctx) => {
-      if (skipReason(unprivileged)) return ctx.skip();
+      skipIf(ctx, unprivileged);
       const sentinel = join(work, 'sentinel');
       writeFileSync(sentinel, 'untouched');
       const archive = join(work, 'hostile.tar');
@@ -322,7 +323,7 @@ describe('rootfs import: hostile archives through the CLI', () => {
   }
 
   it('contains an absolute symlink followed by a file under it', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const target = join(work, 'abs-target');
     mkdirSync(target, { recursive: true });
     const archive = join(work, 'abs.tar');
@@ -337,7 +338,7 @@ describe('rootfs import: hostile archives through the CLI', () => {
 
 describe('rootfs import, then xrun --rootfs', () => {
   it('runs the imported arm64 busybox', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const dir = join(work, 'run-root');
     writeFileSync(join(work, 'run.tar'), dockerSaveOld());
     expect((await run(['rootfs', 'import', join(work, 'run.tar'), dir])).exitCode).toBe(0);

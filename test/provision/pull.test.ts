@@ -14,7 +14,8 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxStatic, fixturesSkipReason } from '../helpers/fixtures.js';
 import { cleanupRunners } from '../helpers/users.js';
-import { isRoot, skipReason, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { isRoot, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
+import { skipIf } from '../helpers/skip.js';
 import { dockerArchive, push, putIndex, registryToolsMissing, startFlakyFront, startProxy, startRegistry, startTokenServer, type RunningRegistry } from './registry.js';
 import type { WEntry } from './tar-writer.js';
 
@@ -88,7 +89,7 @@ afterAll(async () => {
 
 describe('rootfs pull from a real registry', () => {
   it('takes each platform of a multi-arch index: arm64, armhf (arm/v7), armel (arm/v5), s390x', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     for (const a of ARCHES) {
       const dir = join(work, `multi-${a.deb}`);
       const r = await run(['rootfs', 'pull', '--arch', a.deb, '--json', `${reg.host}/multi`, dir]);
@@ -105,7 +106,7 @@ describe('rootfs pull from a real registry', () => {
   }, 300_000);
 
   it('accepts QEMU, uname and OCI spellings, and falls back from arm/v6 to v5 as containerd does', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     for (const [arch, deb] of [['aarch64', 'arm64'], ['armv7l', 'armhf'], ['arm/v7', 'armhf'], ['arm/v6', 'armel']] as const) {
       const dir = join(work, `spell-${arch.replace('/', '-')}`);
       const r = await run(['rootfs', 'pull', '--arch', arch, `${reg.host}/multi:latest`, dir]);
@@ -115,7 +116,7 @@ describe('rootfs pull from a real registry', () => {
   }, 300_000);
 
   it('without --arch on a host the index lacks: a clear list of what it offers, nothing written', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const dir = join(work, 'no-arch');
     const r = await run(['rootfs', 'pull', `${reg.host}/multi`, dir], { XRUN_HOST_ARCH: 'x86_64' });
     expect(r.exitCode).toBe(2);
@@ -124,7 +125,7 @@ describe('rootfs pull from a real registry', () => {
   });
 
   it('wrong platform asked: refused with a clear line, nothing written (index and single-arch image)', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const dir = join(work, 'wrong');
     const none = await run(['rootfs', 'pull', '--arch', 'riscv64', `${reg.host}/multi`, dir]);
     expect(none.exitCode).toBe(125);
@@ -140,7 +141,7 @@ describe('rootfs pull from a real registry', () => {
   }, 120_000);
 
   it('a blob whose content does not match its digest is refused: nothing half-written, nothing cached', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     // Corrupt the layer in the registry's own storage (same size), so the registry serves wrong bytes.
     const layers = readdirSync(join(reg.storage, 'docker/registry/v2/blobs/sha256'), { recursive: true, encoding: 'utf8' })
       .filter((p) => p.endsWith('/data')).map((p) => join(reg.storage, 'docker/registry/v2/blobs/sha256', p));
@@ -168,7 +169,7 @@ describe('rootfs pull from a real registry', () => {
   });
 
   it('the tree equals, file by file, what skopeo copy + umoci raw unpack --rootless produce', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const dir = join(work, 'compare-xrun');
     expect((await run(['rootfs', 'pull', '--arch', 'arm64', `${reg.host}/multi`, dir])).exitCode).toBe(0);
     const layout = join(work, 'tools', 'layout');
@@ -198,7 +199,7 @@ function fingerprint(root: string): string[] {
 
 describe('rootfs pull: auth, proxy, cache', () => {
   it('basic auth with credentials from config.json (DOCKER_CONFIG); never printed; refused without', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const dir = join(work, 'private');
     const without = await run(['rootfs', 'pull', '--arch', 'arm64', `${authReg.host}/private:1`, dir]);
     expect(without.exitCode).toBe(125);
@@ -221,7 +222,7 @@ describe('rootfs pull: auth, proxy, cache', () => {
   }, 120_000);
 
   it('the anonymous bearer-token flow: realm, service and scope from the 401, token sent back', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     tokens.requests.length = 0;
     const dir = join(work, 'tokened');
     const r = await run(['rootfs', 'pull', '--arch', 'armel', `${tokenReg.host}/tokened:1`, dir]);
@@ -235,7 +236,7 @@ describe('rootfs pull: auth, proxy, cache', () => {
   }, 120_000);
 
   it('pulls through an HTTP proxy from HTTP_PROXY', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const proxy = await startProxy();
     try {
       const r = await run(['rootfs', 'pull', '--arch', 's390x', `${reg.host}/multi`, join(work, 'proxied')], { HTTP_PROXY: proxy.url, XDG_CACHE_HOME: join(work, 'proxy-cache') });
@@ -249,7 +250,7 @@ describe('rootfs pull: auth, proxy, cache', () => {
   }, 120_000);
 
   it('two pulls at once share the cache: each blob once, no leftovers', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const cache = join(work, 'shared-cache');
     const [a, b] = await Promise.all(['c1', 'c2'].map((d) => run(['rootfs', 'pull', '--arch', 'armel', `${reg.host}/multi`, join(work, d)], { XDG_CACHE_HOME: cache })));
     expect([a!.exitCode, b!.exitCode]).toEqual([0, 0]);
@@ -266,7 +267,7 @@ describe('rootfs pull: auth, proxy, cache', () => {
   }, 120_000);
 
   it('a pull whose layer download breaks part-way resumes it with a Range request', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const front = await startFlakyFront(reg.host, 1);
     try {
       const dir = join(work, 'resumed');
@@ -281,7 +282,7 @@ describe('rootfs pull: auth, proxy, cache', () => {
   }, 120_000);
 
   it('an interrupted pull (killed mid-layer) is resumed by the next pull with a Range request', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const cache = join(work, 'killed-cache');
     const stalled = await startFlakyFront(reg.host, 1, 100_000, 'stall');
     const dir = join(work, 'killed');
@@ -309,7 +310,7 @@ describe('rootfs pull: auth, proxy, cache', () => {
   }, 120_000);
 
   it('xrun --image runs uname -m -> aarch64 as an unprivileged user, twice, on a private overlay: the cached tree is unchanged', async (ctx) => {
-    if (skipReason(cannot)) return ctx.skip();
+    skipIf(ctx, cannot);
     const cache = join(work, 'image-cache');
     const ref = `${reg.host}/multi`;
     const first = await run(['--image', ref, '--arch', 'arm64', '/bin/sh', '-c', 'uname -m'], { XDG_CACHE_HOME: cache });

@@ -38,6 +38,23 @@ describe('single-id chown filter', () => {
     expect(native().chownFilter).toBe(true);
   });
 
+  it("a foreign program's chown to another id succeeds without effect: the file stays the user's on the host", async (ctx) => {
+    skipIf(ctx, cannot());
+    const runner = otherUser;
+    const dir = runner.scratch();
+    scratch.push(dir);
+    const root = join(dir, 'root');
+    await copyFor(runner, rootfs('arm64'), root);
+    const r = await runner.run(['--rootfs', root, '--explain', '--json', 'true']);
+    skipIf(ctx, JSON.parse(r.stdout).idmap.kind !== 'single' ? `uid ${runner.uid} has subordinate ids here: no single-id map` : undefined);
+    const run = await runner.run(['--rootfs', root, 'sh', '-c', 'touch /tmp/c && busybox chown 1:1 /tmp/c && busybox chown 0:0 /tmp/c && echo chowned']);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toBe('chowned\n');
+    expect(run.exitCode).toBe(0);
+    const st = statSync(join(root, 'tmp', 'c'));
+    expect([st.uid, st.gid]).toEqual([runner.uid, runner.uid]);
+  });
+
   it('native i386 chown calls on x86_64 succeed without effect, as the foreign ones do', async (ctx) => {
     skipIf(ctx, cannot() ?? (host().arch.name !== 'x86_64' ? 'not an x86_64 host' : undefined));
     // uid 65534 has no /etc/subuid range here: the plan must be the single-id map with the filter.
