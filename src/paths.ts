@@ -40,11 +40,12 @@ function whyUnusable(path: string, err: unknown): string {
  * mkdir -p of `dir` below `anchor`, which must exist: each missing component
  * is made once, in order, so no file system can make it loop (Node's
  * recursive mkdir spins forever on a path under /proc), and a failure names
- * the component at fault. Throws Error(reason).
+ * the component at fault. Throws Error(reason) carrying the errno code, if any.
  */
 function makeDirsBelow(dir: string, anchor: string): void {
+  const fail = (message: string, err?: unknown) => Object.assign(new Error(message), { code: errnoCode(err) });
   const missing = !isDir(dir);
-  if (missing && !isDir(anchor)) throw new Error(`${anchor} does not exist`);
+  if (missing && !isDir(anchor)) throw fail(`${anchor} does not exist`);
   const rest = missing ? relative(anchor, dir) : '';
   let path = anchor;
   for (const part of rest === '' ? [] : rest.split(sep)) {
@@ -52,22 +53,26 @@ function makeDirsBelow(dir: string, anchor: string): void {
     try {
       mkdirSync(path, 0o755);
     } catch (err) {
-      if (errnoCode(err) !== 'EEXIST') throw new Error(whyUnusable(path, err));
-      if (!isDir(path)) throw new Error(whyUnusable(path, err));
+      if (errnoCode(err) !== 'EEXIST' || !isDir(path)) throw fail(whyUnusable(path, err), err);
     }
   }
   try {
     accessSync(dir, constants.W_OK);
   } catch (err) {
-    throw new Error(`${dir} is not writable: ${errnoText(errnoCode(err))}`);
+    throw fail(`${dir} is not writable: ${errnoText(errnoCode(err))}`, err);
   }
+}
+
+/** mkdir -p that never spins (see makeDirsBelow); throws an Error naming the component at fault, with its errno code. */
+export function makeDirs(dir: string): void {
+  makeDirsBelow(resolve(dir), '/');
 }
 
 /** Makes `dir` (any directory a user named) and its parents; throws one XrunError naming the component at fault. */
 export function ensureDir(dir: string, what: string): string {
   const path = resolve(dir);
   try {
-    makeDirsBelow(path, '/');
+    makeDirs(path);
   } catch (err) {
     throw new XrunError('dir', `${what} ${path}: ${(err as Error).message}`);
   }

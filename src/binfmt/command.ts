@@ -1,6 +1,6 @@
 /** `xrun --install-binfmt`, `--uninstall-binfmt` and `--status`: the host's binfmt_misc table. */
 
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { ARCHES, archByName } from '../arch.js';
@@ -9,6 +9,7 @@ import type { RootOptions } from '../cli.js';
 import { emulatorIsStatic } from '../emulator.js';
 import { XrunError, errnoCode, errnoText } from '../errors.js';
 import { host, runsNatively } from '../host.js';
+import { makeDirs } from '../paths.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers, type BinfmtEntry } from './entries.js';
 import { DEFAULT_CONF_DIR, persistFile, planInstall, selectArches, type InstallPlan } from './plan.js';
 import { ENTRY_PREFIX, entryName } from './rule.js';
@@ -59,7 +60,7 @@ function removeEntry(dir: string, name: string, sudoArgs: string): void {
 function writeAtomically(dir: string, name: string, text: string, sudoArgs: string): void {
   const tmp = join(dir, `.${name}.tmp-${process.pid}`);
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirs(dir);
     writeFileSync(tmp, text, { mode: 0o644 });
     renameSync(tmp, join(dir, name));
   } catch (err) {

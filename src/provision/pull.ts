@@ -12,11 +12,11 @@
  */
 
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { XrunError } from '../errors.js';
 import { host } from '../host.js';
-import { cacheDir } from '../paths.js';
+import { cacheDir, ensureCacheDir } from '../paths.js';
 import { downloadVerified } from './download.js';
 import { applyPlan, checkTarget, stage } from './rootfs-import.js';
 import { dirStore, type ImagePlan } from './image.js';
@@ -162,7 +162,7 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
   const reg = new Registry(ref, { insecureRegistries: opts.insecureRegistry ?? [], env });
   const what = referenceString(ref);
   const cache = imageCacheDir(env);
-  mkdirSync(join(cache, 'blobs', 'sha256'), { recursive: true });
+  ensureCacheDir(join(cache, 'blobs', 'sha256'), env);
 
   const resolved = await resolveManifest(reg, ref, want, explicit);
   const config = await ensureBlob(reg, cache, resolved.manifest.config, `${what} config`);
@@ -293,7 +293,7 @@ export function imageTreesDir(env: Env = process.env): string {
  */
 export async function imageTree(refText: string, opts: PullOptions, env: Env = process.env): Promise<{ tree: string; result: PullResult }> {
   const trees = imageTreesDir(env);
-  mkdirSync(trees, { recursive: true });
+  ensureCacheDir(trees, env);
   const treeOf = (digest: string) => join(trees, digest.slice('sha256:'.length));
   const staging = makeStaging(trees, '.pull-');
   try {

@@ -255,6 +255,23 @@ describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, ex
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
+  it('XDG_CACHE_HOME=/proc/nope: `rootfs pull` and `--image` say so in one line too, before any network', async (ctx) => {
+    skipIf(ctx, await unprivilegedUnavailable());
+    const target = userTempDir('xrun-pull-nocache-');
+    try {
+      for (const [args, sub] of [[['rootfs', 'pull', 'localhost:1/x:1', join(target, 'p')], 'images/blobs/sha256'], [['--image', 'localhost:1/x:1', 'true'], 'rootfs']] as const) {
+        const started = Date.now();
+        const r = await xrun([...args], { home: '/tmp', env: { XDG_CACHE_HOME: '/proc/nope' }, timeout: 20_000 });
+        oneLine(r.stderr);
+        expect(r.stderr).toMatch(new RegExp(`^xrun: cache directory /proc/nope/xrun/${sub}: cannot create /proc/nope: (no such file or directory|permission denied) \\(XDG_CACHE_HOME is /proc/nope;`));
+        expect(r.exitCode).toBe(125);
+        expect(Date.now() - started).toBeLessThan(10_000);
+      }
+    } finally {
+      rmSync(target, { recursive: true, force: true });
+    }
+  });
+
   it('a launch with XDG_CACHE_HOME=/proc/nope still runs: what it caches there is only an optimisation', async (ctx) => {
     skipIf(ctx, (await unprivilegedUnavailable()) ?? (existsSync('/usr/bin/qemu-aarch64-static') ? undefined : 'qemu-aarch64-static not installed'));
     const dir = userTempDir('xrun-nocache-');
