@@ -8,43 +8,17 @@
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import type { CompletionCommand } from './completion.js';
+import { BINFMT_OPTIONS, type BinfmtOptions } from './binfmt/options.js';
 import { EXIT, XrunError, formatError } from './errors.js';
+import { LAUNCH_OPTIONS, type LaunchOptions } from './launch/options.js';
+import { MODES, type Mode, type OptionSpec } from './options.js';
+import { SANDBOX_OPTIONS, type SandboxOptions } from './sandbox/options.js';
 import { takeClosedStdio } from './stdio.js';
 
 type Commander = typeof import('commander');
 
-/** Options of the root command (launch, rootfs, transparent and binfmt modes). */
-export interface RootOptions {
-  qemu?: string;
-  sysroot?: string;
-  argv0?: string;
-  cpu: string[];
-  explain?: boolean;
-  json?: boolean;
-  rootfs?: string;
-  image?: string;
-  transparent?: boolean;
-  bind: string[];
-  devBind: string[];
-  env: string[];
-  cwd?: string;
-  /** false with --no-sandbox (commander's negated-option form). */
-  sandbox?: boolean;
-  /** false with --no-hosts. */
-  hosts?: boolean;
-  /** false with --no-resolv-conf. */
-  resolvConf?: boolean;
-  installBinfmt?: boolean;
-  uninstallBinfmt?: boolean;
-  status?: boolean;
-  arch?: string;
-  flags?: string;
-  persist?: boolean;
-  force?: boolean;
-  dryRun?: boolean;
-  binfmtDir?: string;
-  binfmtConfDir?: string;
-}
+/** Options of the root command: each mode's own, assembled. */
+export type RootOptions = LaunchOptions & SandboxOptions & BinfmtOptions;
 
 function version(): string {
   return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -52,49 +26,8 @@ function version(): string {
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
-interface OptionSpec {
-  readonly long: string;
-  readonly short?: string;
-  /** The value's placeholder; absent for a switch. */
-  readonly value?: string;
-  /** Repeatable: values collect into an array. */
-  readonly many?: boolean;
-  readonly key: keyof RootOptions;
-  readonly description: string;
-  readonly env?: string;
-  /** Allowed on the fast launch path (see parseLaunch). */
-  readonly launch?: boolean;
-}
-
-/** Every option of the root command, declared once: commander and parseLaunch both read this. */
-const ROOT_OPTIONS: readonly OptionSpec[] = [
-  { long: '--qemu', value: 'path', key: 'qemu', launch: true, description: 'use this emulator instead of qemu-<arch>-static from PATH' },
-  { long: '--sysroot', short: '-L', value: 'dir', key: 'sysroot', launch: true, description: 'root file system for the dynamic loader and libraries (QEMU -L)' },
-  { long: '--argv0', value: 'name', key: 'argv0', launch: true, description: 'argv[0] for the program (default: the name as typed)' },
-  { long: '--cpu', value: '[arch:]model', many: true, key: 'cpu', launch: true, description: "the emulated CPU (QEMU -cpu; also XRUN_CPU), 'default' for QEMU's own (repeatable, one per arch)" },
-  { long: '--explain', key: 'explain', launch: true, description: 'print the plan (emulator, sysroot, argv, why each) instead of running' },
-  { long: '--json', key: 'json', launch: true, description: 'with --explain or --status: machine-readable output' },
-  { long: '--env', value: 'key=value', many: true, key: 'env', launch: true, description: 'set an environment variable for the program (repeatable)' },
-  { long: '--image', value: 'ref', key: 'image', description: 'run inside a registry image (pulled and unpacked once, each run on a private overlay; --arch picks the platform)' },
-  { long: '--rootfs', value: 'dir', key: 'rootfs', description: 'run inside this foreign root file system (user + mount namespaces, its own /dev)' },
-  { long: '--transparent', key: 'transparent', description: 'run a host command where every foreign program it starts is emulated' },
-  { long: '--bind', value: 'src[:dst]', many: true, key: 'bind', description: 'with --rootfs: bind-mount a host path inside (repeatable)' },
-  { long: '--dev-bind', value: 'src[:dst]', many: true, key: 'devBind', description: "with --rootfs: a host device (or directory of them) in the guest's private /dev (repeatable)" },
-  { long: '--cwd', value: 'dir', key: 'cwd', description: 'with --rootfs: working directory inside' },
-  { long: '--no-hosts', key: 'hosts', description: "with --rootfs: leave the tree's /etc/hosts (default: the host's, naming localhost, a private copy)" },
-  { long: '--no-resolv-conf', key: 'resolvConf', description: "with --rootfs: leave the tree's /etc/resolv.conf (default: the host's, a private copy)" },
-  { long: '--no-sandbox', key: 'sandbox', description: 'with --rootfs: no confinement: run the program under the emulator with -L DIR; the programs it starts run on the HOST' },
-  { long: '--install-binfmt', key: 'installBinfmt', description: "register xrun's binfmt_misc entries on the host (root)" },
-  { long: '--uninstall-binfmt', key: 'uninstallBinfmt', description: "remove xrun's binfmt_misc entries" },
-  { long: '--status', key: 'status', description: 'list binfmt_misc entries and what can run now' },
-  { long: '--arch', value: 'list', key: 'arch', description: "with binfmt commands: comma-separated QEMU arch names, or 'all'" },
-  { long: '--flags', value: 'flags', key: 'flags', description: 'with --install-binfmt: binfmt flags (default FP; O and C on request)' },
-  { long: '--persist', key: 'persist', description: 'with binfmt commands: also write/remove /etc/binfmt.d files' },
-  { long: '--force', key: 'force', description: 'with --install-binfmt: replace conflicting entries, accept a dynamic emulator' },
-  { long: '--dry-run', key: 'dryRun', description: 'with binfmt commands: print what would be done, change nothing' },
-  { long: '--binfmt-dir', value: 'dir', key: 'binfmtDir', env: 'XRUN_BINFMT_DIR', description: 'binfmt_misc mount point' },
-  { long: '--binfmt-conf-dir', value: 'dir', key: 'binfmtConfDir', env: 'XRUN_BINFMT_CONF_DIR', description: 'directory for --persist files' },
-];
+/** Every option of the root command: commander and parseLaunch both read this. */
+const ROOT_OPTIONS: readonly OptionSpec<keyof RootOptions>[] = [...LAUNCH_OPTIONS, ...SANDBOX_OPTIONS, ...BINFMT_OPTIONS];
 
 /** Names that are subcommands when they come first. */
 const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'apparmor', 'completion', 'help']);
@@ -316,25 +249,38 @@ export async function manPage(): Promise<string> {
   });
 }
 
-async function root(program: Command, prog: string | undefined, args: string[], opts: RootOptions): Promise<number> {
+/** The mode these options ask for; combinations of two modes are usage errors. */
+function modeOf(opts: RootOptions): Mode {
   const binfmtModes = [opts.installBinfmt, opts.uninstallBinfmt, opts.status].filter(Boolean).length;
   if (binfmtModes > 1) throw usage('--install-binfmt, --uninstall-binfmt and --status go one at a time');
-  if (binfmtModes === 1) {
+  const runModes = [opts.rootfs !== undefined && '--rootfs', opts.image !== undefined && '--image', opts.transparent && '--transparent'].filter(Boolean);
+  if (runModes.length > 1) throw usage(`${runModes.join(' and ')} go one at a time`);
+  if (binfmtModes === 1 && runModes.length === 1) throw usage(`${runModes[0]} and ${MODES.binfmt} go one at a time`);
+  return binfmtModes === 1 ? 'binfmt' : opts.image !== undefined ? 'image' : opts.rootfs !== undefined ? 'rootfs' : opts.transparent ? 'transparent' : 'launch';
+}
+
+/** Every option given on the command line belongs to the mode it is given to; one that does not is a usage error naming its own. */
+function checkOptionModes(program: Command, mode: Mode): void {
+  for (const spec of ROOT_OPTIONS) {
+    if (spec.modes.includes(mode) || program.getOptionValueSource(spec.key) !== 'cli') continue;
+    const owners = spec.modes.map((m) => MODES[m]).join(' or ');
+    throw usage(`${spec.long} goes with ${owners}, not with ${MODES[mode]}`);
+  }
+}
+
+async function root(program: Command, prog: string | undefined, args: string[], opts: RootOptions): Promise<number> {
+  const mode = modeOf(opts);
+  checkOptionModes(program, mode);
+  if (mode === 'binfmt') {
     if (prog !== undefined) throw usage(`unexpected argument '${prog}' with a binfmt command`);
     const { binfmtCommand } = await import('./binfmt/command.js');
     return binfmtCommand(opts);
   }
-  if (opts.rootfs !== undefined && opts.transparent) throw usage('--rootfs and --transparent go one at a time');
-  if (opts.image !== undefined) {
-    if (opts.rootfs !== undefined || opts.transparent) throw usage('--image goes without --rootfs and --transparent');
+  if (mode === 'image') {
     const { imageRunCommand } = await import('./provision/image-run.js');
     return imageRunCommand(prog, args, opts);
   }
-  if (opts.sandbox === false && opts.rootfs === undefined) throw usage('--no-sandbox goes with --rootfs');
-  for (const [given, name] of [[opts.hosts, '--no-hosts'], [opts.resolvConf, '--no-resolv-conf']] as const) {
-    if (given === false && opts.rootfs === undefined && opts.image === undefined) throw usage(`${name} goes with --rootfs or --image`);
-  }
-  if (opts.rootfs !== undefined || opts.transparent) {
+  if (mode === 'rootfs' || mode === 'transparent') {
     const { sandboxCommand } = await import('./sandbox/command.js');
     return sandboxCommand(prog, args, opts);
   }

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { ARCHES, archByName } from '../arch.js';
 import { HOST_ENTRY_CPU } from '../cpu.js';
-import type { RootOptions } from '../cli.js';
+import type { LaunchOptions } from '../launch/options.js';
+import type { BinfmtOptions } from './options.js';
 import { emulatorIsStatic } from '../emulator.js';
 import { XrunError, errnoCode, errnoText } from '../errors.js';
 import { host, runsNatively } from '../host.js';
@@ -14,7 +15,10 @@ import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, wor
 import { DEFAULT_CONF_DIR, persistFile, planInstall, selectArches, type InstallPlan } from './plan.js';
 import { ENTRY_PREFIX, entryName } from './rule.js';
 
-export async function binfmtCommand(opts: RootOptions): Promise<number> {
+/** What the binfmt commands read: their own options, and a launch's --qemu and --json. */
+export type BinfmtCommandOptions = BinfmtOptions & Pick<LaunchOptions, 'qemu' | 'json'>;
+
+export async function binfmtCommand(opts: BinfmtCommandOptions): Promise<number> {
   const dir = opts.binfmtDir ?? DEFAULT_BINFMT_DIR;
   const confDir = opts.binfmtConfDir ?? DEFAULT_CONF_DIR;
   if (opts.status) return status(dir, Boolean(opts.json));
@@ -74,7 +78,7 @@ function printPlanNotes(plan: InstallPlan): void {
   for (const s of plan.skipped) process.stderr.write(`xrun: skipped ${s.arch}: ${s.why}\n`);
 }
 
-async function install(dir: string, confDir: string, opts: RootOptions): Promise<number> {
+async function install(dir: string, confDir: string, opts: BinfmtCommandOptions): Promise<number> {
   const h = host();
   const existing = listEntries(dir);
   const plan = planInstall({ arch: opts.arch, qemu: opts.qemu, flags: opts.flags, force: Boolean(opts.force), dryRun: Boolean(opts.dryRun), env: process.env }, existing, h);
@@ -113,7 +117,7 @@ async function install(dir: string, confDir: string, opts: RootOptions): Promise
   return 0;
 }
 
-function uninstall(dir: string, confDir: string, opts: RootOptions): number {
+function uninstall(dir: string, confDir: string, opts: BinfmtCommandOptions): number {
   const { arches } = selectArches(opts.arch);
   const names = new Set(arches.map(entryName));
   const registered = listEntries(dir).filter((e) => names.has(e.name));

@@ -8,8 +8,9 @@
 
 import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RootOptions } from '../cli.js';
-import { cacheDir } from '../paths.js';
+import type { BinfmtOptions } from '../binfmt/options.js';
+import type { SandboxCommandOptions } from '../sandbox/command.js';
+import { cacheDir, ensureCacheDir } from '../paths.js';
 import { makeStaging, removeStaleStaging } from './staging.js';
 
 const SESSION = 's-';
@@ -37,11 +38,14 @@ function forceRemove(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export async function imageRunCommand(program: string | undefined, args: string[], opts: RootOptions): Promise<number> {
+/** --image reads what --rootfs reads, and --arch for the platform. */
+export type ImageRunOptions = SandboxCommandOptions & Pick<BinfmtOptions, 'arch'>;
+
+export async function imageRunCommand(program: string | undefined, args: string[], opts: ImageRunOptions): Promise<number> {
   const { imageTree } = await import('./pull.js');
   const { tree } = await imageTree(opts.image!, { ...(opts.arch !== undefined ? { arch: opts.arch } : {}) });
   const sessions = join(cacheDir(), 'sessions');
-  mkdirSync(sessions, { recursive: true });
+  ensureCacheDir(sessions);
   removeStaleStaging(sessions, SESSION);
   const session = makeStaging(sessions, SESSION);
   const [upper, work, root] = ['upper', 'work', 'root'].map((n) => join(session, n)) as [string, string, string];

@@ -6,7 +6,8 @@
 
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RootOptions } from '../cli.js';
+import type { LaunchOptions } from '../launch/options.js';
+import type { SandboxOptions } from './options.js';
 import { cpuWarnings } from '../cpu.js';
 import { launcherPath } from '../native.js';
 import { cacheDir, tryCacheDir } from '../paths.js';
@@ -57,7 +58,10 @@ function launchDir(): string | undefined {
   return dir;
 }
 
-export function sandboxCommand(program: string | undefined, args: string[], opts: RootOptions, overlay?: SandboxRequest['overlay']): number {
+/** What --rootfs and --transparent read: their own options and a launch's. */
+export type SandboxCommandOptions = LaunchOptions & SandboxOptions;
+
+export function sandboxCommand(program: string | undefined, args: string[], opts: SandboxCommandOptions, overlay?: SandboxRequest['overlay']): number {
   const mode = opts.transparent ? 'transparent' : 'rootfs';
   const req: SandboxRequest = {
     mode,
@@ -119,7 +123,7 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
  * read and write the host's files, so the only engine left is proot, which
  * confines by ptrace; without it, refuse and say what would fix it.
  */
-function noSandbox(req: SandboxRequest, opts: RootOptions, why: string, fix: string | undefined): number {
+function noSandbox(req: SandboxRequest, opts: SandboxCommandOptions, why: string, fix: string | undefined): number {
   if (req.overlay) {
     throw new XrunError('no-sandbox', `--image: cannot mount a private overlay over the cached image: ${why}`, {
       hint: `${fix ? `${fix}; ` : ''}or unpack a copy and use it: xrun rootfs pull IMAGE DIR, then xrun --rootfs DIR`,
@@ -154,7 +158,7 @@ function formatProotPlan(plan: ProotPlan): string {
 }
 
 /** --no-sandbox: run the first program under the emulator with -L ROOT, and say plainly what is lost. */
-function fallbackDirect(req: SandboxRequest, opts: RootOptions, why: string): number {
+function fallbackDirect(req: SandboxRequest, opts: SandboxCommandOptions, why: string): number {
   if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0 || req.cwd !== undefined) {
     throw new XrunError('usage', '--bind, --dev-bind and --cwd need a sandbox: not with --no-sandbox', { exitCode: EXIT.usage });
   }

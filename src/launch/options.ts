@@ -1,0 +1,25 @@
+/** The options of a direct launch; most also serve the modes that launch a program in a root. */
+
+import type { OptionSpec } from '../options.js';
+
+export interface LaunchOptions {
+  qemu?: string;
+  sysroot?: string;
+  argv0?: string;
+  cpu: string[];
+  explain?: boolean;
+  json?: boolean;
+  env: string[];
+}
+
+const RUNS = ['launch', 'rootfs', 'image', 'transparent'] as const;
+
+export const LAUNCH_OPTIONS: readonly OptionSpec<keyof LaunchOptions>[] = [
+  { long: '--qemu', value: 'path', key: 'qemu', launch: true, modes: [...RUNS, 'binfmt'], description: 'use this emulator instead of qemu-<arch>-static from PATH' },
+  { long: '--sysroot', short: '-L', value: 'dir', key: 'sysroot', launch: true, modes: ['launch', 'rootfs', 'transparent'], description: 'root file system for the dynamic loader and libraries (QEMU -L)' },
+  { long: '--argv0', value: 'name', key: 'argv0', launch: true, modes: ['launch'], description: 'argv[0] for the program (default: the name as typed)' },
+  { long: '--cpu', value: '[arch:]model', many: true, key: 'cpu', launch: true, modes: RUNS, description: "the emulated CPU (QEMU -cpu; also XRUN_CPU), 'default' for QEMU's own (repeatable, one per arch)" },
+  { long: '--explain', key: 'explain', launch: true, modes: RUNS, description: 'print the plan (emulator, sysroot, argv, why each) instead of running' },
+  { long: '--json', key: 'json', launch: true, modes: [...RUNS, 'binfmt'], description: 'with --explain or --status: machine-readable output' },
+  { long: '--env', value: 'key=value', many: true, key: 'env', launch: true, modes: RUNS, description: 'set an environment variable for the program (repeatable)' },
+];

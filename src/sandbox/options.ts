@@ -1,0 +1,30 @@
+/** The options of the modes that run a program in a root of its own: --rootfs, --image, --transparent. */
+
+import type { OptionSpec } from '../options.js';
+
+export interface SandboxOptions {
+  rootfs?: string;
+  image?: string;
+  transparent?: boolean;
+  bind: string[];
+  devBind: string[];
+  cwd?: string;
+  /** false with --no-sandbox (commander's negated-option form). */
+  sandbox?: boolean;
+  /** false with --no-hosts. */
+  hosts?: boolean;
+  /** false with --no-resolv-conf. */
+  resolvConf?: boolean;
+}
+
+export const SANDBOX_OPTIONS: readonly OptionSpec<keyof SandboxOptions>[] = [
+  { long: '--image', value: 'ref', key: 'image', modes: ['image'], description: 'run inside a registry image (pulled and unpacked once, each run on a private overlay; --arch picks the platform)' },
+  { long: '--rootfs', value: 'dir', key: 'rootfs', modes: ['rootfs'], description: 'run inside this foreign root file system (user + mount namespaces, its own /dev)' },
+  { long: '--transparent', key: 'transparent', modes: ['transparent'], description: 'run a host command where every foreign program it starts is emulated' },
+  { long: '--bind', value: 'src[:dst]', many: true, key: 'bind', modes: ['rootfs', 'image'], description: 'with --rootfs: bind-mount a host path inside (repeatable)' },
+  { long: '--dev-bind', value: 'src[:dst]', many: true, key: 'devBind', modes: ['rootfs', 'image'], description: "with --rootfs: a host device (or directory of them) in the guest's private /dev (repeatable)" },
+  { long: '--cwd', value: 'dir', key: 'cwd', modes: ['rootfs', 'image', 'transparent'], description: 'with --rootfs: working directory inside' },
+  { long: '--no-hosts', key: 'hosts', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's /etc/hosts (default: the host's, naming localhost, a private copy)" },
+  { long: '--no-resolv-conf', key: 'resolvConf', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's /etc/resolv.conf (default: the host's, a private copy)" },
+  { long: '--no-sandbox', key: 'sandbox', modes: ['rootfs'], description: 'with --rootfs: no confinement: run the program under the emulator with -L DIR; the programs it starts run on the HOST' },
+];
