@@ -10,10 +10,9 @@ import { nativePath } from './native.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers } from './binfmt/entries.js';
 import { emulatorIsStatic, findEmulator } from './emulator.js';
 import { host, runsNatively } from './host.js';
-import { formatIdMap, isIdentityMap, probeFeatures, type Features, type IdExtent } from './sandbox/features.js';
+import { formatIdMap, isIdentityMap, probeFeatures, sandboxBlocker, type Features, type IdExtent } from './sandbox/features.js';
 import { findProot } from './sandbox/proot.js';
 import { chooseIdMap, type IdMapChoice } from './sandbox/plan.js';
-import { sandboxBlocker } from './sandbox/command.js';
 
 export interface Check {
   readonly name: string;

@@ -10,7 +10,8 @@ import type { Arch } from './arch.js';
 import { readElf } from './elf-file.js';
 import { isStatic } from './elf.js';
 import { EXIT, XrunError, errnoCode, errnoText } from './errors.js';
-import { emulatorCacheDir, pathDirs } from './paths.js';
+import { emulatorCacheDir } from './paths.js';
+import { findOnPath, isExecutableFile } from './which.js';
 
 export type EmulatorSource = 'option' | 'path-static' | 'path' | 'cache';
 
@@ -32,16 +33,6 @@ export interface EmulatorQuery {
   readonly hostArch: string;
 }
 
-function isExecutableFile(path: string): boolean {
-  try {
-    if (!statSync(path).isFile()) return false;
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Whether the emulator at `path` is statically linked; undefined if its ELF cannot be read. */
 export function emulatorIsStatic(path: string): boolean | undefined {
   try {
@@ -53,16 +44,6 @@ export function emulatorIsStatic(path: string): boolean | undefined {
 
 function found(arch: Arch, path: string, source: EmulatorSource, reason: string): Emulator {
   return { arch: arch.name, path, static: emulatorIsStatic(path), source, reason };
-}
-
-/** Every place the emulator for `arch` may be, in the order they are tried. */
-export function emulatorCandidates(arch: Arch, q: EmulatorQuery): { path: string; source: EmulatorSource }[] {
-  const dirs = pathDirs(q.env.PATH);
-  return [
-    ...dirs.map((d) => ({ path: join(d, `qemu-${arch.name}-static`), source: 'path-static' as const })),
-    ...dirs.map((d) => ({ path: join(d, `qemu-${arch.name}`), source: 'path' as const })),
-    { path: join(emulatorCacheDir(q.hostArch, q.env), `qemu-${arch.name}-static`), source: 'cache' as const },
-  ];
 }
 
 /** Finds the emulator for `arch`, or undefined when there is none. --qemu must exist. */
@@ -77,16 +58,14 @@ export function findEmulator(arch: Arch, q: EmulatorQuery): Emulator | undefined
     }
     return found(arch, path, 'option', 'given with --qemu');
   }
-  for (const c of emulatorCandidates(arch, q)) {
-    if (!isExecutableFile(c.path)) continue;
-    const reason = {
-      'option': '',
-      'path-static': `qemu-${arch.name}-static found on PATH`,
-      'path': `no qemu-${arch.name}-static on PATH; qemu-${arch.name} found there`,
-      'cache': `none on PATH; fetched earlier into xrun's cache`,
-    }[c.source];
-    return found(arch, resolve(c.path), c.source, reason);
-  }
+  // Static before dynamic anywhere on PATH, then what `xrun emulators fetch` put in the cache.
+  const name = `qemu-${arch.name}`;
+  const onPath = findOnPath(`${name}-static`, q.env.PATH);
+  if (onPath) return found(arch, resolve(onPath), 'path-static', `${name}-static found on PATH`);
+  const dynamic = findOnPath(name, q.env.PATH);
+  if (dynamic) return found(arch, resolve(dynamic), 'path', `no ${name}-static on PATH; ${name} found there`);
+  const cached = join(emulatorCacheDir(q.hostArch, q.env), `${name}-static`);
+  if (isExecutableFile(cached)) return found(arch, resolve(cached), 'cache', "none on PATH; fetched earlier into xrun's cache");
   return undefined;
 }
 

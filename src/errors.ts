@@ -1,3 +1,6 @@
+import { constants } from 'node:os';
+import { getSystemErrorMap } from 'node:util';
+
 /**
  * xrun's one error type and the place its wording lives.
  *
@@ -73,8 +76,25 @@ const ERRNO_TEXT: Readonly<Record<string, string>> = {
   EUSERS: 'too many users',
 };
 
-/** The strerror-style text of an errno code, lower case as in shell messages. */
+let nodeErrnoText: Map<string, string> | undefined;
+
+/** The strerror-style text of an errno code, lower case as in shell messages (then Node's own wording). */
 export function errnoText(code: string | undefined): string {
   if (!code) return 'unknown error';
-  return ERRNO_TEXT[code] ?? code;
+  nodeErrnoText ??= new Map([...getSystemErrorMap().values()]);
+  return ERRNO_TEXT[code] ?? nodeErrnoText.get(code) ?? code;
+}
+
+let errnoNames: Map<number, string> | undefined;
+
+/** The name of a numeric errno (from the addon), from Node's own table of this platform's errno constants: 22 is EINVAL. */
+export function errnoName(errno: number): string {
+  // First name wins where two share a number (EAGAIN before EWOULDBLOCK).
+  errnoNames ??= new Map(Object.entries(constants.errno).reverse().map(([name, n]) => [n, name]));
+  return errnoNames.get(Math.abs(errno)) ?? `errno ${errno}`;
+}
+
+/** A warning: `xrun: warning: <message>`, and a hint line as errors have. The one place warnings are printed. */
+export function warn(message: string, hint?: string): void {
+  process.stderr.write(`xrun: warning: ${message}\n${hint ? `hint: ${hint}\n` : ''}`);
 }

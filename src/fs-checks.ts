@@ -1,49 +1,27 @@
 /** Yes/no questions about paths, where any error means "no". */
 
-import { statSync } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
+
+/** What `test` says of the file at `path`, following symlinks; false when there is nothing to stat. */
+function statIs(path: string, test: (st: Stats) => boolean): boolean {
+  try {
+    return test(statSync(path));
+  } catch {
+    return false;
+  }
+}
 
 /** A regular file, following symlinks. */
-export function isFile(path: string): boolean {
-  try {
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
+export const isFile = (path: string): boolean => statIs(path, (st) => st.isFile());
 
 /** A directory, following symlinks. */
-export function isDir(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
-}
+export const isDir = (path: string): boolean => statIs(path, (st) => st.isDirectory());
 
 /** Something is there, following symlinks. */
-export function exists(path: string): boolean {
-  try {
-    statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+export const exists = (path: string): boolean => statIs(path, () => true);
 
 /** A character device, following symlinks. */
-export function isCharDevice(path: string): boolean {
-  try {
-    return statSync(path).isCharacterDevice();
-  } catch {
-    return false;
-  }
-}
+export const isCharDevice = (path: string): boolean => statIs(path, (st) => st.isCharacterDevice());
 
 /** A block device, following symlinks. */
-export function isBlockDevice(path: string): boolean {
-  try {
-    return statSync(path).isBlockDevice();
-  } catch {
-    return false;
-  }
-}
+export const isBlockDevice = (path: string): boolean => statIs(path, (st) => st.isBlockDevice());

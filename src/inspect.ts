@@ -6,7 +6,7 @@ import { findEmulator } from './emulator.js';
 import { XrunError } from './errors.js';
 import { host, runsNatively } from './host.js';
 import { machineName, typeName } from './elf.js';
-import { readElfProgram } from './launch/program.js';
+import { readElfProgram } from './program.js';
 
 export interface InspectResult {
   readonly file: string;

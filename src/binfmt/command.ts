@@ -8,7 +8,7 @@ import { HOST_ENTRY_CPU } from '../cpu.js';
 import type { LaunchOptions } from '../launch/options.js';
 import type { BinfmtOptions } from './options.js';
 import { emulatorIsStatic } from '../emulator.js';
-import { XrunError, errnoCode, errnoText } from '../errors.js';
+import { XrunError, errnoCode, errnoText, warn } from '../errors.js';
 import { host, runsNatively } from '../host.js';
 import { makeDirs } from '../paths.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers, type BinfmtEntry } from './entries.js';
@@ -74,7 +74,7 @@ function writeAtomically(dir: string, name: string, text: string, sudoArgs: stri
 }
 
 function printPlanNotes(plan: InstallPlan): void {
-  for (const w of plan.warnings) process.stderr.write(`xrun: warning: ${w}\n`);
+  for (const w of plan.warnings) warn(w);
   for (const s of plan.skipped) process.stderr.write(`xrun: skipped ${s.arch}: ${s.why}\n`);
 }
 

@@ -2,7 +2,7 @@
 
 import type { LaunchOptions } from './options.js';
 import { parseEnvAssignments } from '../env.js';
-import { XrunError } from '../errors.js';
+import { XrunError, warn } from '../errors.js';
 import { host } from '../host.js';
 import { isNativeOpError } from '../native.js';
 import { cpuWarnings } from '../cpu.js';
@@ -26,7 +26,7 @@ export function launchCommand(program: string, args: string[], opts: LaunchOptio
     process.stdout.write(opts.json ? `${JSON.stringify(partial, null, 2)}\n` : formatPartialPlan(partial));
     throw err;
   }
-  if (plan.cpu && plan.emulator) for (const w of cpuWarnings(plan.cpu, plan.emulator.path)) process.stderr.write(`xrun: warning: ${w}\n`);
+  if (plan.cpu && plan.emulator) for (const w of cpuWarnings(plan.cpu, plan.emulator.path)) warn(w);
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatDirectPlan(plan));
     return 0;

@@ -1,17 +1,10 @@
 /** Runs a direct launch plan: this process becomes the program (or its emulator). */
 
-import { EXIT, XrunError, errnoText } from '../errors.js';
+import { EXIT, XrunError, errnoName, errnoText } from '../errors.js';
 import { noexecMount } from '../mounts.js';
 import { isNativeOpError, native } from '../native.js';
 import { closedStdio } from '../stdio.js';
 import type { DirectPlan } from './plan.js';
-
-const ERRNO_NAME: Readonly<Record<number, string>> = { 1: 'EPERM', 2: 'ENOENT', 7: 'E2BIG', 8: 'ENOEXEC', 12: 'ENOMEM', 13: 'EACCES', 20: 'ENOTDIR', 26: 'ETXTBSY', 40: 'ELOOP' };
-
-/** The errno name of a numeric errno from the addon. */
-export function errnoName(errno: number): string {
-  return ERRNO_NAME[errno] ?? `errno ${errno}`;
-}
 
 /** Replaces this process with the plan's program. Returns only by throwing an XrunError. */
 export function execDirect(plan: DirectPlan, env: Readonly<Record<string, string | undefined>>): never {

@@ -1,17 +1,10 @@
 /** The text form of a direct launch plan, for `--explain`. */
 
+import { planRow, shellQuote } from '../text.js';
 import { describeCpu } from '../cpu.js';
 import type { DirectPlan } from './plan.js';
 import type { LoaderResolution } from './sysroot.js';
 
-/** Quotes a word for a POSIX shell when it needs it. */
-export function shellQuote(word: string): string {
-  return /^[A-Za-z0-9_@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
-}
-
-function row(label: string, text: string): string {
-  return `${label.padEnd(10)}${text}\n`;
-}
 
 function loaderText(loader: LoaderResolution, viewed: boolean): string {
   if (loader.hops.length === 0) return `${loader.file} (no links)`;
@@ -27,30 +20,30 @@ export function formatDirectPlan(plan: DirectPlan): string {
   const linkage = p.static ? 'static' : `dynamic, loader ${p.interpreter}`;
   let out = '';
   if (plan.script) {
-    out += row('script', `${plan.script.path} (#!${plan.script.interpreter}${plan.script.arg ? ` ${plan.script.arg}` : ''})`);
+    out += planRow('script', `${plan.script.path} (#!${plan.script.interpreter}${plan.script.arg ? ` ${plan.script.arg}` : ''})`);
   }
-  out += row('program', `${p.path}: ELF ${p.elfClass}-bit ${p.byteOrder === 'little' ? 'LSB' : 'MSB'}, ${linkage}`);
-  out += row('arch', `${p.arch}: matches QEMU's binfmt rule for ${p.arch}; host ${plan.host.arch} runs ${plan.host.native.join(', ')} natively`);
+  out += planRow('program', `${p.path}: ELF ${p.elfClass}-bit ${p.byteOrder === 'little' ? 'LSB' : 'MSB'}, ${linkage}`);
+  out += planRow('arch', `${p.arch}: matches QEMU's binfmt rule for ${p.arch}; host ${plan.host.arch} runs ${plan.host.native.join(', ')} natively`);
   if (plan.mode === 'native') {
-    out += row('mode', 'native: executed directly, no emulator');
+    out += planRow('mode', 'native: executed directly, no emulator');
   } else {
     const emu = plan.emulator!;
     const linked = emu.static === undefined ? 'linkage unknown' : emu.static ? 'static' : 'dynamic';
-    out += row('mode', 'emulated, direct: xrun execs the emulator in its own place');
-    out += row('emulator', `${emu.path} (${linked}; ${emu.reason})`);
+    out += planRow('mode', 'emulated, direct: xrun execs the emulator in its own place');
+    out += planRow('emulator', `${emu.path} (${linked}; ${emu.reason})`);
     const s = plan.sysroot!;
-    out += row('sysroot', s.path ? `${s.path} (${s.reason})` : `none (${s.reason})`);
-    if (s.loader) out += row('loader', loaderText(s.loader, s.view !== undefined));
-    for (const p of s.passedOver) out += row('', `passed over ${p.path}: ${p.why}`);
+    out += planRow('sysroot', s.path ? `${s.path} (${s.reason})` : `none (${s.reason})`);
+    if (s.loader) out += planRow('loader', loaderText(s.loader, s.view !== undefined));
+    for (const p of s.passedOver) out += planRow('', `passed over ${p.path}: ${p.why}`);
     if (s.view) {
-      out += row('view', s.view.reason);
-      for (const m of s.view.mounts) out += row('', `${m.target} = ${m.layers.join(' over ')}${m.needed ? ' (holds the loader)' : ''}`);
+      out += planRow('view', s.view.reason);
+      for (const m of s.view.mounts) out += planRow('', `${m.target} = ${m.layers.join(' over ')}${m.needed ? ' (holds the loader)' : ''}`);
     }
-    out += row('cpu', describeCpu(plan.cpu!));
+    out += planRow('cpu', describeCpu(plan.cpu!));
   }
-  out += row('argv0', `${plan.argv0.value} (${plan.argv0.reason})`);
-  out += row('exec', plan.exec.argv.map(shellQuote).join(' '));
-  out += row('env', plan.exec.unset.length > 0 ? `inherited, without ${plan.exec.unset.join(', ')}` : 'inherited');
-  for (const note of plan.notes) out += row('note', note);
+  out += planRow('argv0', `${plan.argv0.value} (${plan.argv0.reason})`);
+  out += planRow('exec', plan.exec.argv.map(shellQuote).join(' '));
+  out += planRow('env', plan.exec.unset.length > 0 ? `inherited, without ${plan.exec.unset.join(', ')}` : 'inherited');
+  for (const note of plan.notes) out += planRow('note', note);
   return out;
 }

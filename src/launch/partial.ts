@@ -5,14 +5,14 @@
  * code: an explanation of a run that would fail is not a success.
  */
 
+import { planRow, shellQuote } from '../text.js';
 import { dirname, join, resolve } from 'node:path';
 import { findEmulator, type Emulator } from '../emulator.js';
 import { XrunError } from '../errors.js';
 import { isFile } from '../fs-checks.js';
 import { host, runsNatively, type Host } from '../host.js';
-import { shellQuote } from './explain.js';
 import type { LaunchRequest } from './plan.js';
-import { locate, readProgram } from './program.js';
+import { locate, readProgram } from '../program.js';
 import { crossSysroots } from './sysroot.js';
 
 export interface SysrootCandidate {
@@ -74,20 +74,17 @@ export function partialPlan(req: LaunchRequest, err: XrunError, h: Host = host()
   };
 }
 
-function row(label: string, text: string): string {
-  return `${label.padEnd(10)}${text}\n`;
-}
 
 export function formatPartialPlan(plan: PartialPlan): string {
   const p = plan.program;
-  let out = row('program', `${p.path}: ${p.arch}, ${p.static ? 'static' : `dynamic, loader ${p.interpreter}`}`);
-  if (plan.native) out += row('mode', 'native: executed directly, no emulator');
-  else out += row('emulator', plan.emulator ? `${plan.emulator.path} (${plan.emulator.reason})` : `none found for ${p.arch}`);
+  let out = planRow('program', `${p.path}: ${p.arch}, ${p.static ? 'static' : `dynamic, loader ${p.interpreter}`}`);
+  if (plan.native) out += planRow('mode', 'native: executed directly, no emulator');
+  else out += planRow('emulator', plan.emulator ? `${plan.emulator.path} (${plan.emulator.reason})` : `none found for ${p.arch}`);
   for (const c of plan.sysrootSearch) {
-    out += row('sysroot?', `${shellQuote(c.path)}: ${c.hasLoader ? 'has' : 'no'} ${p.interpreter} (${c.why})`);
+    out += planRow('sysroot?', `${shellQuote(c.path)}: ${c.hasLoader ? 'has' : 'no'} ${p.interpreter} (${c.why})`);
   }
-  out += row('MISSING', plan.missing.message);
-  if (plan.missing.hint) out += row('fix', plan.missing.hint);
-  out += row('plan', 'incomplete: nothing would run');
+  out += planRow('MISSING', plan.missing.message);
+  if (plan.missing.hint) out += planRow('fix', plan.missing.hint);
+  out += planRow('plan', 'incomplete: nothing would run');
   return out;
 }

@@ -10,7 +10,7 @@ import type { ElfClass, ByteOrder } from '../arch.js';
 import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { requireEmulator, type Emulator } from '../emulator.js';
 import { host, runsNatively, type Host } from '../host.js';
-import { kernelCanExec, locate, readProgram, type ElfProgram, type Program } from './program.js';
+import { kernelCanExec, locate, readProgram, type ElfProgram, type Program } from '../program.js';
 import { chooseSysroot, programInTree, type Sysroot } from './sysroot.js';
 import type { TreeView } from './view.js';
 import { EXIT } from '../errors.js';

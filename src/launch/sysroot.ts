@@ -17,7 +17,7 @@ import type { Arch } from '../arch.js';
 import { EXIT, XrunError } from '../errors.js';
 import { readElf } from '../elf-file.js';
 import { isFile } from '../fs-checks.js';
-import { lookupOnDisk, resolveInRoot, type Node } from '../provision/safe-path.js';
+import { lookupOnDisk, resolveInRoot, type Node } from '../safe-path.js';
 import { planView, type TreeView } from './view.js';
 
 export type SysrootSource = 'option' | 'env' | 'enclosing' | 'host' | 'cross' | 'none';

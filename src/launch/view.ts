@@ -17,7 +17,7 @@
  */
 
 import { realpathSync, statSync } from 'node:fs';
-import { lookupOnDisk, resolveInRoot } from '../provision/safe-path.js';
+import { lookupOnDisk, resolveInRoot } from '../safe-path.js';
 
 /** One overlay: `layers` (topmost first, the host's own directory last) mounted read-only on `target`. */
 export interface ViewMount {

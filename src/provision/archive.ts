@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { XrunError } from '../errors.js';
 import { cacheDir, ensureCacheDir, ensureDir } from '../paths.js';
-import { findCommand } from './commands.js';
+import { findCommand } from '../which.js';
 import { decompress } from './compression.js';
 import { Deb822Error, packageRecord, packageStanzas, parseRelease, releaseDate, unwrapClearsigned, type PackageRecord, type Release } from './deb822.js';
 import { cachedDownload, fetchText } from './download.js';

@@ -25,11 +25,19 @@ import { EXIT, XrunError } from '../errors.js';
 import { host, runsNatively } from '../host.js';
 import { cacheDir, ensureCacheDir, ensureDir, packageRoot } from '../paths.js';
 import { archiveSource } from './archive.js';
-import { findCommand } from './commands.js';
+import { findCommand } from '../which.js';
 import { status } from './progress.js';
 import { LOCALHOST_LINES } from '../sandbox/names.js';
-import type { DebianOptions } from './rootfs-command.js';
 import { prepareTarget } from './rootfs-import.js';
+
+/** `xrun rootfs debian` options. */
+export interface DebianOptions {
+  arch: string;
+  suite?: string;
+  mirror?: string;
+  include?: string;
+  cacheDir?: string;
+}
 
 type Env = Readonly<Record<string, string | undefined>>;
 

@@ -1,5 +1,6 @@
 /** `xrun emulators list|fetch`: argument handling and output for emulators.ts. */
 
+import { warn } from '../errors.js';
 import { host } from '../host.js';
 import { cachedEmulators, formatList, fetchEmulators, listEmulators, planFetch } from './emulators.js';
 import { ensureCacheDir } from '../paths.js';
@@ -14,8 +15,6 @@ export interface FetchOptions {
   /** Ask the mirror even when the cache has every emulator asked for. */
   refresh?: boolean;
 }
-
-const warn = (line: string) => process.stderr.write(`xrun: warning: ${line}\n`);
 
 export async function emulatorsListCommand(opts: { json?: boolean }): Promise<number> {
   const list = await listEmulators(process.env, host().arch.name);

@@ -3,7 +3,7 @@
  * static ones into xrun's cache without root.
  *
  * The cache is the directory the launcher already searches last
- * (paths.ts emulatorCacheDir, emulator.ts emulatorCandidates), with a
+ * (paths.ts emulatorCacheDir, emulator.ts findEmulator), with a
  * manifest recording where each file came from.
  */
 
@@ -23,7 +23,7 @@ import { arBytesOfFd, readAr } from './ar.js';
 import { sha256File } from './download.js';
 import { archiveSource, fetchPackage, type ArchiveSource } from './archive.js';
 import { decompress } from './compression.js';
-import { entryComponents } from './safe-path.js';
+import { entryComponents } from '../safe-path.js';
 import { readTar } from './tar.js';
 import { withLock } from './lock.js';
 import { makeStaging, removeStaleStaging } from './staging.js';

@@ -27,7 +27,7 @@ import {
   mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeSync, chmodSync, chownSync, utimesSync,
 } from 'node:fs';
 import { errnoCode } from '../errors.js';
-import { UnsafePathError, entryComponents, findEntry, placeEntry, resolveDir, type Node, type PathOps } from './safe-path.js';
+import { UnsafePathError, entryComponents, findEntry, placeEntry, resolveDir, type Node, type PathOps } from '../safe-path.js';
 import { displayName, type TarEntry } from './tar.js';
 
 export interface ExtractStats {

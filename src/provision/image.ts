@@ -12,7 +12,7 @@ import {
   INDEX_TYPES, ImageError, blobPath, choosePlatform, digestOfPath, parseConfig, parseDockerManifest, parseIndex, parseManifest,
   platformMatches, platformString, type Descriptor, type Platform,
 } from './oci.js';
-import { entryComponents, lookupOnDisk, resolveInRoot, UnsafePathError } from './safe-path.js';
+import { entryComponents, lookupOnDisk, resolveInRoot, UnsafePathError } from '../safe-path.js';
 
 /** Read access to the files of an image (a directory, or members of a tar). */
 export interface Store {

@@ -13,7 +13,7 @@ import { Extractor, UnsafeEntryError, skippedSummary, type ExtractStats } from '
 import { dirStore, imageKind, planLayout, type ImagePlan, type Layer } from './image.js';
 import { ImageError, platformFor, platformString, type Platform } from './oci.js';
 import { status } from './progress.js';
-import { entryComponents } from './safe-path.js';
+import { entryComponents } from '../safe-path.js';
 import { makeStaging, removeStaleStaging } from './staging.js';
 import { readTar, TarFormatError } from './tar.js';
 

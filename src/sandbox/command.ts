@@ -4,6 +4,7 @@
  * print the plan or run it.
  */
 
+import { planRow, shellQuote } from '../text.js';
 import { chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LaunchOptions } from '../launch/options.js';
@@ -13,33 +14,17 @@ import { launcherPath } from '../native.js';
 import { cacheDir, tryCacheDir } from '../paths.js';
 import { entryCovers, listEntries, worksInContainers } from '../binfmt/entries.js';
 import { parseEnvAssignments } from '../env.js';
-import { EXIT, XrunError } from '../errors.js';
+import { EXIT, XrunError, warn } from '../errors.js';
 import { archByName } from '../arch.js';
 import { host, runsNatively } from '../host.js';
 import { execDirect, execProgram } from '../launch/exec.js';
-import { formatDirectPlan, shellQuote } from '../launch/explain.js';
+import { formatDirectPlan } from '../launch/explain.js';
 import { planDirect } from '../launch/plan.js';
 import { formatSandboxPlan } from './explain.js';
-import { probeFeatures, type Features } from './features.js';
+import { probeFeatures, sandboxBlocker } from './features.js';
 import { ROOTFS_PATH, locateInRoot, planSandbox, type SandboxRequest } from './plan.js';
 import { findProot, planProot, type ProotPlan } from './proot.js';
 import { runSandbox } from './run.js';
-
-/** Why this host cannot make a rootless sandbox, with the fix; undefined when it can. */
-export function sandboxBlocker(f: Features): { why: string; fix?: string } | undefined {
-  if (!f.userns.allowed) return { why: `user namespaces are disabled (${f.userns.reason})`, ...(f.userns.fix ? { fix: f.userns.fix } : {}) };
-  if (f.apparmorRestricted) {
-    return {
-      why: 'AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)',
-      fix: 'as root: xrun apparmor --write (a profile that lets only this node binary create user namespaces)',
-    };
-  }
-  return undefined;
-}
-
-function warn(message: string, hint?: string): void {
-  process.stderr.write(`xrun: warning: ${message}\n${hint ? `hint: ${hint}\n` : ''}`);
-}
 
 /**
  * --transparent: an empty directory of xrun's own that the sandbox covers with
@@ -146,14 +131,13 @@ function noSandbox(req: SandboxRequest, opts: SandboxCommandOptions, why: string
 }
 
 function formatProotPlan(plan: ProotPlan): string {
-  const row = (label: string, text: string) => `${label.padEnd(10)}${text}\n`;
-  let out = row('mode', `rootfs through proot: ${plan.because}`);
-  out += row('program', `${plan.program.path} (${plan.program.hostPath} on the host)${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
-  if (plan.emulator) out += row('emulator', `${plan.emulator.path} (${plan.emulator.reason})`);
-  out += row('cwd', plan.cwd);
-  out += row('exec', plan.exec.argv.map(shellQuote).join(' '));
-  out += row('env', plan.env.join(' '));
-  for (const note of plan.notes) out += row('note', note);
+  let out = planRow('mode', `rootfs through proot: ${plan.because}`);
+  out += planRow('program', `${plan.program.path} (${plan.program.hostPath} on the host)${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
+  if (plan.emulator) out += planRow('emulator', `${plan.emulator.path} (${plan.emulator.reason})`);
+  out += planRow('cwd', plan.cwd);
+  out += planRow('exec', plan.exec.argv.map(shellQuote).join(' '));
+  out += planRow('env', plan.env.join(' '));
+  for (const note of plan.notes) out += planRow('note', note);
   return out;
 }
 

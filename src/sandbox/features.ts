@@ -4,9 +4,9 @@
  * these, and `xrun doctor` prints them with their fixes.
  */
 
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { release, userInfo } from 'node:os';
-import { pathDirs } from '../paths.js';
+import { findCommand } from '../which.js';
 
 export interface KernelVersion {
   readonly major: number;
@@ -75,18 +75,6 @@ export function parseSubid(text: string, user: string, id: number): IdRange | un
     if ((who === user || who === String(id)) && start !== undefined && count !== undefined) {
       const range = { start: Number(start), count: Number(count) };
       if (Number.isInteger(range.start) && Number.isInteger(range.count) && range.count > 0) return range;
-    }
-  }
-  return undefined;
-}
-
-function findExecutable(name: string, path: string | undefined): string | undefined {
-  for (const dir of [...pathDirs(path), '/usr/bin', '/usr/sbin']) {
-    try {
-      accessSync(`${dir}/${name}`, constants.X_OK);
-      return `${dir}/${name}`;
-    } catch {
-      // next
     }
   }
   return undefined;
@@ -162,11 +150,23 @@ export function probeFeatures(env: Readonly<Record<string, string | undefined>> 
     user,
     subuid: parseSubid(read('/etc/subuid') ?? '', user, euid),
     subgid: parseSubid(read('/etc/subgid') ?? '', user, euid),
-    newuidmap: findExecutable('newuidmap', env.PATH),
-    newgidmap: findExecutable('newgidmap', env.PATH),
+    newuidmap: findCommand('newuidmap', env),
+    newgidmap: findCommand('newgidmap', env),
     uidMap: parseIdMap(read('/proc/self/uid_map') ?? ''),
     gidMap: parseIdMap(read('/proc/self/gid_map') ?? ''),
     // Without /proc (rare): root is taken for what it is on a host.
     canMapIds: parseCanMapIds(read('/proc/self/status') ?? (euid === 0 ? 'CapEff: ffffffffff' : '')),
   };
+}
+
+/** Why this host cannot make a rootless sandbox, with the fix; undefined when it can. */
+export function sandboxBlocker(f: Features): { why: string; fix?: string } | undefined {
+  if (!f.userns.allowed) return { why: `user namespaces are disabled (${f.userns.reason})`, ...(f.userns.fix ? { fix: f.userns.fix } : {}) };
+  if (f.apparmorRestricted) {
+    return {
+      why: 'AppArmor restricts unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns=1)',
+      fix: 'as root: xrun apparmor --write (a profile that lets only this node binary create user namespaces)',
+    };
+  }
+  return undefined;
 }

@@ -1,7 +1,6 @@
 /** Runs a sandbox plan through the addon and turns its result into an exit code or an XrunError. */
 
-import { EXIT, XrunError, errnoText } from '../errors.js';
-import { errnoName } from '../launch/exec.js';
+import { EXIT, XrunError, errnoName, errnoText, warn } from '../errors.js';
 import { native, type SandboxOp } from '../native.js';
 import type { SandboxPlan } from './plan.js';
 import { formatIdMap, parseIdMap } from './features.js';
@@ -96,8 +95,8 @@ export function runSandbox(plan: SandboxPlan): number {
   let spec = plan.spec;
   if (spec.ignoreChown && !native().chownFilter) {
     // A build for a host whose syscall ABIs xrun has no filter for: run without it rather than not at all.
-    process.stderr.write('xrun: warning: this build has no seccomp filter for this host: chown to ids other than yours fails inside\n'
-      + 'hint: give yourself /etc/subuid and /etc/subgid ranges (see `xrun doctor`)\n');
+    warn('this build has no seccomp filter for this host: chown to ids other than yours fails inside',
+      'give yourself /etc/subuid and /etc/subgid ranges (see `xrun doctor`)');
     spec = { ...spec, ignoreChown: false };
   }
   const result = native().runSandbox(spec);

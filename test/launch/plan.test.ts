@@ -8,7 +8,7 @@ import { MAGIC_BYTES, archByName, archForHead } from '../../src/arch.js';
 import { readHead } from '../../src/elf-file.js';
 import { XrunError } from '../../src/errors.js';
 import { planDirect } from '../../src/launch/plan.js';
-import { parseShebang } from '../../src/launch/program.js';
+import { parseShebang } from '../../src/program.js';
 import { chooseSysroot, loaderInTree, programTree } from '../../src/launch/sysroot.js';
 import { planView } from '../../src/launch/view.js';
 

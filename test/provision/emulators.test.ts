@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupRunners } from '../helpers/users.js';
 import { emulatorIsStatic } from '../../src/emulator.js';
-import { findCommand } from '../../src/provision/commands.js';
+import { findCommand } from '../../src/which.js';
 import { XRUN, busyboxArm64, isRoot, mirrorUnreachable, unprivilegedUnavailable, userTempDir, xrun } from './helpers.js';
 import { skipIf } from '../helpers/skip.js';
 import { host } from '../../src/host.js';

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { readAr } from '../../src/provision/ar.js';
 import { archiveSource, fetchPackage } from '../../src/provision/archive.js';
-import { findCommand } from '../../src/provision/commands.js';
+import { findCommand } from '../../src/which.js';
 import { decompress } from '../../src/provision/compression.js';
 import { readAll, readTar } from '../../src/provision/tar.js';
 import { runtimeFor65534 } from '../helpers/users.js';

@@ -11,7 +11,7 @@ import { createServer, request, type Server } from 'node:http';
 import { connect, createServer as netServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { findCommand } from '../../src/provision/commands.js';
+import { findCommand } from '../../src/which.js';
 import { tar, type WEntry } from './tar-writer.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');

@@ -1,8 +1,7 @@
 /** Feature probes and the decisions made from them, on made-up hosts. */
 
 import { describe, expect, it } from 'vitest';
-import { sandboxBlocker } from '../../src/sandbox/command.js';
-import { atLeast, parseCanMapIds, parseIdMap, parseKernelVersion, parseSubid, type Features } from '../../src/sandbox/features.js';
+import { atLeast, type Features, parseCanMapIds, parseIdMap, parseKernelVersion, parseSubid, sandboxBlocker } from '../../src/sandbox/features.js';
 import { chooseIdMap } from '../../src/sandbox/plan.js';
 
 const base: Features = {

@@ -11,8 +11,7 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { probeFeatures } from '../../src/sandbox/features.js';
-import { sandboxBlocker } from '../../src/sandbox/command.js';
+import { probeFeatures, sandboxBlocker } from '../../src/sandbox/features.js';
 import { fixturesSkipReason, rootfs } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { NOBODY, cleanupRunners, copyFor, currentUser, otherUser, runtimeFor65534, type Runner } from '../helpers/users.js';

@@ -13,7 +13,7 @@ import { host, runsNatively } from '../../src/host.js';
 import { native } from '../../src/native.js';
 import { probeFeatures } from '../../src/sandbox/features.js';
 import { chooseIdMap } from '../../src/sandbox/plan.js';
-import { sandboxBlocker } from '../../src/sandbox/command.js';
+import { sandboxBlocker } from '../../src/sandbox/features.js';
 import { busyboxStatic, fixturesSkipReason, rootfs } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { cleanupRunners, copyFor, otherUser } from '../helpers/users.js';

@@ -6,7 +6,7 @@
 import { execa } from 'execa';
 import { fileURLToPath } from 'node:url';
 import { expect, it } from 'vitest';
-import { sandboxBlocker } from '../../src/sandbox/command.js';
+import { sandboxBlocker } from '../../src/sandbox/features.js';
 import { probeFeatures } from '../../src/sandbox/features.js';
 import { fixturesAvailable, rootfs } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';

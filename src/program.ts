@@ -6,13 +6,13 @@
 
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { archForHead, type Arch } from '../arch.js';
-import { readElf, readHead } from '../elf-file.js';
-import { ET_DYN, ET_EXEC, isElfMagic, machineName, typeName, type ElfFile } from '../elf.js';
-import { EXIT, XrunError, errnoCode, errnoText } from '../errors.js';
-import { exists, isFile } from '../fs-checks.js';
-import { noexecMount } from '../mounts.js';
-import { pathDirs } from '../paths.js';
+import { archForHead, type Arch } from './arch.js';
+import { readElf, readHead } from './elf-file.js';
+import { ET_DYN, ET_EXEC, isElfMagic, machineName, typeName, type ElfFile } from './elf.js';
+import { EXIT, XrunError, errnoCode, errnoText } from './errors.js';
+import { exists, isFile } from './fs-checks.js';
+import { noexecMount } from './mounts.js';
+import { findOnPath } from './which.js';
 
 export interface ElfProgram {
   readonly kind: 'elf';
@@ -45,13 +45,10 @@ export function locate(name: string, pathEnv: string | undefined): string {
     checkRunnable(name, name);
     return resolve(name);
   }
-  let denied: string | undefined;
-  for (const dir of pathDirs(pathEnv)) {
-    const candidate = join(dir, name);
-    if (!isFile(candidate)) continue;
-    if (runnable(candidate, statSync(candidate))) return resolve(candidate);
-    denied ??= candidate;
-  }
+  const found = findOnPath(name, pathEnv, { usable: (p) => isFile(p) && runnable(p, statSync(p)) });
+  if (found) return resolve(found);
+  // As execvp: a file there that may not be run is why, rather than "not found".
+  const denied = findOnPath(name, pathEnv, { usable: isFile });
   if (denied) checkRunnable(denied, name);
   throw new XrunError('not-found', `${name}: command not found`, { exitCode: EXIT.notFound });
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { entryComponents, placeEntry, resolveDir, UnsafePathError, type Node, type PathOps } from '../../src/provision/safe-path.js';
+import { entryComponents, placeEntry, resolveDir, UnsafePathError, type Node, type PathOps } from '../src/safe-path.js';
 
 /** A file system as a table: path -> node. */
 function fakeFs(nodes: Record<string, Node>): PathOps & { made: string[] } {

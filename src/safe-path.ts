@@ -15,7 +15,7 @@
  */
 
 import { lstatSync, readlinkSync } from 'node:fs';
-import { errnoCode } from '../errors.js';
+import { errnoCode } from './errors.js';
 
 export type Node = { kind: 'missing' } | { kind: 'directory' } | { kind: 'symlink'; target: string } | { kind: 'other' };
 
