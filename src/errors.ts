@@ -23,6 +23,22 @@ export const EXIT = {
   notFound: 127,
 } as const;
 
+/**
+ * Every error code xrun uses: stable names for what failed (a test or a
+ * script may match on them), closed so a new one is added here on purpose.
+ */
+export const ERROR_CODES = [
+  'apparmor', 'auth', 'bad-image', 'bad-package', 'bind', 'binfmt-conflict', 'binfmt-interpreter',
+  'binfmt-kernel', 'binfmt-mount', 'binfmt-nothing', 'binfmt-permission', 'binfmt-write', 'cache',
+  'cannot-execute', 'debootstrap', 'decompress', 'dir', 'download', 'dynamic-emulator', 'elf-bad-header',
+  'elf-bad-ident', 'elf-bad-interp', 'elf-bad-phdr', 'elf-not-elf', 'elf-truncated', 'exec', 'host-unknown',
+  'idmap', 'image', 'io', 'missing-tool', 'native-missing', 'no-decompressor', 'no-emulator', 'no-loader',
+  'no-sandbox', 'noexec', 'not-executable', 'not-found', 'qemu-option', 'rootfs', 'sandbox', 'target',
+  'unknown-machine', 'unsafe-archive', 'unsupported', 'usage', 'userns', 'verify',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
 export interface XrunErrorOptions {
   hint?: string;
   cause?: unknown;
@@ -31,11 +47,11 @@ export interface XrunErrorOptions {
 
 export class XrunError extends Error {
   override readonly name = 'XrunError';
-  readonly code: string;
+  readonly code: ErrorCode;
   readonly hint: string | undefined;
   readonly exitCode: number;
 
-  constructor(code: string, message: string, options: XrunErrorOptions = {}) {
+  constructor(code: ErrorCode, message: string, options: XrunErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.hint = options.hint;
