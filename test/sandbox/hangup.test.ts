@@ -13,8 +13,7 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { createServer, connect } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { sandboxBlocker } from '../../src/sandbox/command.js';
-import { probeFeatures } from '../../src/sandbox/features.js';
+import { probeFeatures, sandboxBlocker } from '../../src/sandbox/features.js';
 import { busyboxStatic, fixturesAvailable, rootfs } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { cleanupRunners, copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
