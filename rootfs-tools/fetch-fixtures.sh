@@ -311,12 +311,8 @@ install_item() {
 # The .deb files an item was made from, one path a line.
 debs_of() {
   local pkg
-  if [[ ${1%/*} == node ]]; then
-    printf '%s\n' "$work/apt-${1#*/}/cache/archives/"*.deb
-    return
-  fi
-  if [[ ${1%/*} == trixie ]]; then
-    printf '%s\n' "$work/apt-trixie-${1#*/}/cache/archives/"*.deb
+  if [[ ${1%/*} == node || ${1%/*} == trixie ]]; then
+    printf '%s\n' "$work/apt-${1//\//-}/cache/archives/"*.deb
     return
   fi
   for pkg in $(packages_of "$1"); do deb_of "$pkg"; done
@@ -325,18 +321,9 @@ debs_of() {
 # node/<debarch>-<suite>: apt resolves nodejs's dependencies against an empty dpkg status (so every
 # library comes along), downloads them without installing, and each one is unpacked into the tree.
 fetch_node_tree() {
-  local item=$1 tree=${1#*/} dir=$work/apt-${1#*/} tmp=$work/item.node-${1#*/} deb n=0
+  local item=$1 tree=${1#*/} tmp=$work/item.node-${1#*/} n
   local arch=${tree%%-*} suite=${tree#*-}
-  setup_apt "$dir" "$suite" "$arch"
-  run_apt "$dir" update
-  run_apt "$dir" install --download-only --no-install-recommends -y nodejs
-  mkdir -m 755 -- "$tmp"
-  while read -r deb; do
-    [[ -f $deb ]] || die "$item: apt-get left no .deb files"
-    dpkg -x "$deb" "$tmp"
-    n=$((n + 1))
-  done < <(debs_of "$item")
-  link_merged_usr "$tmp"
+  n=$(unpack_resolved "$item" "$tmp" "$suite" "$arch" nodejs)
   [[ -x $tmp/usr/bin/node || -L $tmp/usr/bin/node ]] || die "$item: no usr/bin/node in the nodejs package"
   [[ -e $tmp/${LOADER[$arch]} ]] || die "$item: loader ${LOADER[$arch]} missing from the tree"
   install_item "$item" "$tmp"
@@ -344,13 +331,15 @@ fetch_node_tree() {
     "$(dpkg-deb -f "$(debs_of "$item" | grep '/nodejs_')" Version)" "$((n - 1))" >&2
 }
 
-# trixie/<debarch>: Debian 13's TRIXIE_PACKAGES and their dependencies, resolved as for node trees,
-# made into a root file system like rootfs/<debarch>.
-fetch_trixie_tree() {
-  local item=$1 arch=${1#*/} dir=$work/apt-trixie-${1#*/} tmp=$work/item.trixie-${1#*/} deb n=0
-  setup_apt "$dir" trixie "$arch"
-  run_apt "$dir" update
-  run_apt "$dir" install --download-only --no-install-recommends -y "${TRIXIE_PACKAGES[@]}"
+# unpack_resolved ITEM TMP SUITE ARCH PACKAGE...: apt resolves the packages against an empty dpkg status
+# (so every library comes along) and downloads them without installing; each is unpacked into TMP, which
+# then gets the merged-/usr links. Prints how many packages were unpacked.
+unpack_resolved() {
+  local item=$1 tmp=$2 suite=$3 arch=$4 dir=$work/apt-${1//\//-} deb n=0
+  shift 4
+  setup_apt "$dir" "$suite" "$arch"
+  run_apt "$dir" update >&2
+  run_apt "$dir" install --download-only --no-install-recommends -y "$@" >&2
   mkdir -m 755 -- "$tmp"
   while read -r deb; do
     [[ -f $deb ]] || die "$item: apt-get left no .deb files"
@@ -358,6 +347,14 @@ fetch_trixie_tree() {
     n=$((n + 1))
   done < <(debs_of "$item")
   link_merged_usr "$tmp"
+  echo "$n"
+}
+
+# trixie/<debarch>: Debian 13's TRIXIE_PACKAGES and their dependencies, resolved as for node trees,
+# made into a root file system like rootfs/<debarch>.
+fetch_trixie_tree() {
+  local item=$1 arch=${1#*/} tmp=$work/item.trixie-${1#*/} n
+  n=$(unpack_resolved "$item" "$tmp" trixie "$arch" "${TRIXIE_PACKAGES[@]}")
   [[ -x $tmp/usr/bin/perl && -x $tmp/bin/busybox && -x $tmp/usr/bin/xz && -x $tmp/bin/gzip ]] ||
     die "$item: perl, busybox, xz or gzip missing from the tree"
   [[ -e $tmp/${LOADER[$arch]} ]] || die "$item: loader ${LOADER[$arch]} missing from the tree"

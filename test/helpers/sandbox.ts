@@ -2,8 +2,7 @@
 
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { sandboxBlocker } from '../../src/sandbox/features.js';
-import { probeFeatures } from '../../src/sandbox/features.js';
+import { probeFeatures, sandboxBlocker } from '../../src/sandbox/features.js';
 import { fixturesAvailable, rootfs } from './fixtures.js';
 import { cleanupRunners, copyFor, type Runner } from './users.js';
 

@@ -6,13 +6,14 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { downloadVerified } from '../../src/provision/download.js';
 import { noProxy, proxyFor } from '../../src/provision/http.js';
+import { startProxy } from './registry.js';
 
 const body = Buffer.alloc(3 * 1024 * 1024, 0);
 for (let i = 0; i < body.length; i++) body[i] = (i * 7919) % 251;
@@ -44,42 +45,21 @@ function serve(req: IncomingMessage, res: ServerResponse): void {
   res.end(slice);
 }
 
-/** A small forward proxy: CONNECT tunnels and absolute-URI GETs; records what it was asked for. */
-let proxy: Server;
-let proxied: string[] = [];
+/** A small forward proxy on loopback (registry.ts): records what it was asked for. */
+let proxy: Awaited<ReturnType<typeof startProxy>>;
 
 beforeAll(async () => {
   process.env.XRUN_RETRY_BASE_MS = '10';
   server = createServer(serve);
   await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  proxy = createServer((req, res) => {
-    proxied.push(`GET ${req.url}`);
-    const up = request(req.url!, { method: req.method, headers: req.headers }, (r) => {
-      res.writeHead(r.statusCode!, r.headers);
-      r.pipe(res);
-    });
-    req.pipe(up);
-  });
-  proxy.on('connect', (req, socket, head) => {
-    proxied.push(`CONNECT ${req.url}`);
-    const [host, port] = req.url!.split(':');
-    const up = connect(Number(port), host!, () => {
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      up.write(head);
-      up.pipe(socket);
-      socket.pipe(up);
-    });
-    up.on('error', () => socket.destroy());
-    socket.on('error', () => up.destroy());
-  });
-  await new Promise<void>((ok) => proxy.listen(0, '127.0.0.1', ok));
+  proxy = await startProxy();
 });
 afterAll(() => {
   server.close();
   server.closeAllConnections();
-  proxy.close();
-  proxy.closeAllConnections();
+  proxy.server.close();
+  proxy.server.closeAllConnections();
   delete process.env.XRUN_RETRY_BASE_MS;
 });
 
@@ -94,7 +74,7 @@ afterEach(() => {
     else process.env[k] = saved[k];
   }
   seen = [];
-  proxied = [];
+  proxy.seen.length = 0;
   script = [];
   if (work) rmSync(work, { recursive: true, force: true });
 });
@@ -107,19 +87,19 @@ for (const k of PROXY_VARS) delete process.env[k];
 describe('proxies from the environment', () => {
   it('no proxy support (Node fetch ignores http_proxy): HTTP_PROXY now carries the download', async () => {
     const dest = fresh();
-    process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    process.env.HTTP_PROXY = proxy.url;
     await downloadVerified(`${base}/f`, dest, expect_, 'f');
-    expect(proxied.length).toBeGreaterThan(0);
-    expect(proxied[0]).toMatch(/^(CONNECT 127\.0\.0\.1:\d+|GET http:\/\/127\.0\.0\.1:\d+\/f)$/);
+    expect(proxy.seen.length).toBeGreaterThan(0);
+    expect(proxy.seen[0]).toMatch(/^(CONNECT 127\.0\.0\.1:\d+|GET http:\/\/127\.0\.0\.1:\d+\/f)$/);
     expect(readFileSync(dest).equals(body)).toBe(true);
   });
 
   it('NO_PROXY exempts a host; HTTPS_PROXY is not used for http URLs', async () => {
     const dest = fresh();
-    process.env.HTTP_PROXY = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    process.env.HTTP_PROXY = proxy.url;
     process.env.NO_PROXY = 'example.org,127.0.0.1';
     await downloadVerified(`${base}/f`, dest, expect_, 'f');
-    expect(proxied).toEqual([]);
+    expect(proxy.seen).toEqual([]);
     expect(proxyFor(new URL('http://deb.debian.org/x'), { HTTPS_PROXY: 'http://p:1' })).toBeUndefined();
     expect(proxyFor(new URL('https://registry-1.docker.io/v2/'), { https_proxy: 'p:3128' })).toBe('http://p:3128');
   });

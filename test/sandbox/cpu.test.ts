@@ -10,21 +10,17 @@ import { execa } from 'execa';
 import { existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { probeFeatures, sandboxBlocker } from '../../src/sandbox/features.js';
+import { cannotSandbox } from '../helpers/sandbox.js';
 import { fixturesSkipReason, trixie } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { cleanupRunners, copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
 import { xrun } from '../launch/run.js';
 
 const QEMU = '/usr/bin/qemu-aarch64-static';
-const features = probeFeatures();
-const blocker = sandboxBlocker(features);
 const cannot = (runner: Runner) =>
-  runner.unavailable
+  cannotSandbox(runner)
   ?? fixturesSkipReason(['trixie/arm64'])
-  ?? (existsSync(QEMU) ? undefined : 'qemu-aarch64-static not installed')
-  ?? (blocker ? `no rootless sandbox here: ${blocker.why}` : undefined)
-  ?? (features.sandboxedBinfmt ? undefined : `Linux ${features.kernel.text} has no binfmt_misc per user namespace`);
+  ?? (existsSync(QEMU) ? undefined : 'qemu-aarch64-static not installed');
 
 const scratchDirs: string[] = [];
 afterAll(() => {

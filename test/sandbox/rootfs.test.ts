@@ -4,37 +4,18 @@
  */
 
 import { execa } from 'execa';
-import { copyFileSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { copyFileSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { archByName } from '../../src/arch.js';
 import { registerLine, ruleFor } from '../../src/binfmt/rule.js';
-import { probeFeatures, sandboxBlocker } from '../../src/sandbox/features.js';
-import { busyboxStatic, fixturesAvailable, rootfs } from '../helpers/fixtures.js';
+import { cannotSandbox, cleanupSandboxTests, rootfsFor, scratchFor } from '../helpers/sandbox.js';
+import { busyboxStatic } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
-import { cleanupRunners, copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
+import { currentUser, otherUser } from '../helpers/users.js';
 
-const features = probeFeatures();
-const blocker = sandboxBlocker(features);
-const cannot = (runner: Runner) =>
-  runner.unavailable
-  ?? (fixturesAvailable() ? undefined : 'fixtures missing (rootfs-tools/fetch-fixtures.sh)')
-  ?? (blocker ? `no rootless sandbox here: ${blocker.why}` : undefined)
-  ?? (features.sandboxedBinfmt ? undefined : `Linux ${features.kernel.text} has no binfmt_misc per user namespace`);
-
-const scratchDirs: string[] = [];
-afterAll(() => {
-  for (const d of scratchDirs) rmSync(d, { recursive: true, force: true });
-  cleanupRunners();
-});
-
-/** A private, writable copy of the arm64 rootfs owned by the runner's user. */
-async function rootfsFor(runner: Runner): Promise<string> {
-  const dir = runner.scratch();
-  scratchDirs.push(dir);
-  await copyFor(runner, rootfs('arm64'), join(dir, 'root'));
-  return join(dir, 'root');
-}
+const cannot = cannotSandbox;
+afterAll(cleanupSandboxTests);
 
 /** Mount points and binfmt entries of the host, to compare before and after. */
 function hostState(): string {
@@ -93,8 +74,7 @@ for (const runner of [currentUser, otherUser]) {
     it('relative --cwd escape: a relative or ..-laden --cwd resolves from the root, never from the host directory', async (ctx) => {
       skipIf(ctx, cannot(runner));
       const root = await rootfsFor(runner);
-      const hostDir = join(runner.scratch(), 'host');
-      scratchDirs.push(dirname(hostDir));
+      const hostDir = join(scratchFor(runner), 'host');
       await execa('mkdir', ['-p', join(hostDir, 'work'), join(root, 'work')]);
       if (runner.uid !== currentUser.uid) await execa('chown', ['-R', `${runner.uid}:${runner.uid}`, hostDir, join(root, 'work')]);
       for (const cwd of ['work', '../../../../work', 'work/../work']) {
@@ -118,8 +98,7 @@ for (const runner of [currentUser, otherUser]) {
 
     it('--transparent: a host script starts a foreign program', async (ctx) => {
       skipIf(ctx, cannot(runner));
-      const dir = runner.scratch();
-      scratchDirs.push(dir);
+      const dir = scratchFor(runner);
       // Named busybox: the P flag keeps argv[0], and busybox dispatches on it.
       copyFileSync(busyboxStatic('arm64'), join(dir, 'busybox'));
       writeFileSync(join(dir, 'check.sh'), `#!/bin/sh\n"${dir}/busybox" uname -m\n`, { mode: 0o755 });
