@@ -87,21 +87,32 @@ export function releaseDate(value: string | undefined): Date | undefined {
  * fields. Paragraphs are separated by blank lines.
  */
 export async function* packageStanzas(chunks: AsyncIterable<Uint8Array>, only?: string): AsyncGenerator<Stanza> {
-  // Parsing only the wanted package's paragraph keeps a 50 MB index from becoming 60,000 objects of garbage.
-  const wanted = (p: string) => only === undefined || p.startsWith(`Package: ${only}\n`);
-  let rest = '';
-  const decoder = new TextDecoder('utf-8');
+  // Bytes until a paragraph is wanted: only that one is decoded and parsed, so a 50 MB index
+  // neither becomes 60,000 objects nor 100 MB of strings.
+  const prefix = only === undefined ? undefined : Buffer.from(`Package: ${only}\n`);
+  const emit = (paragraph: Buffer): Stanza | undefined => {
+    let start = 0;
+    while (start < paragraph.length && paragraph[start] === 0x0a) start++;
+    const body = paragraph.subarray(start);
+    if (prefix && !body.subarray(0, prefix.length).equals(prefix)) return undefined;
+    const text = body.toString('utf8');
+    return text.trim() === '' ? undefined : parseStanza(text);
+  };
+  let rest = Buffer.alloc(0);
   for await (const chunk of chunks) {
-    rest += decoder.decode(chunk, { stream: true });
+    rest = rest.length === 0 ? Buffer.from(chunk) : Buffer.concat([rest, chunk]);
+    let from = 0;
     let sep: number;
-    while ((sep = rest.indexOf('\n\n')) >= 0) {
-      const paragraph = rest.slice(0, sep);
-      rest = rest.slice(sep + 2);
-      if (paragraph.trim() !== '' && wanted(paragraph.replace(/^\n+/, ''))) yield parseStanza(paragraph);
+    while ((sep = rest.indexOf('\n\n', from)) >= 0) {
+      const stanza = emit(rest.subarray(from, sep));
+      from = sep + 2;
+      if (stanza) yield stanza;
     }
+    // Only the unfinished paragraph is kept, copied so the chunk it came from can go.
+    rest = Buffer.from(rest.subarray(from));
   }
-  rest += decoder.decode();
-  if (rest.trim() !== '' && wanted(rest.replace(/^\n+/, ''))) yield parseStanza(rest);
+  const stanza = emit(rest);
+  if (stanza) yield stanza;
 }
 
 export interface PackageRecord {
