@@ -21,7 +21,7 @@ export interface Runner {
   readonly uid: number;
   /** Why this runner cannot run here, if it cannot. */
   readonly unavailable: string | undefined;
-  run(args: readonly string[], opts?: RunOptions & { killAfterMs?: number }): Promise<RunResult>;
+  run(args: readonly string[], opts?: RunOptions & { termWhen?: string }): Promise<RunResult>;
   /** The command line that runs `xrun ARGS...` as this runner, for a test that starts it its own way (in a pty, say). */
   argv(args: readonly string[], env?: Readonly<Record<string, string>>): string[];
   /** A scratch directory this runner's user owns. */
@@ -56,7 +56,7 @@ export function cleanupRunners(): void {
   runtimeCopy = undefined;
 }
 
-function spawn(cmd: string, args: string[], opts: RunOptions & { killAfterMs?: number }): Promise<RunResult> {
+function spawn(cmd: string, args: string[], opts: RunOptions & { termWhen?: string }): Promise<RunResult> {
   const child = execa(cmd, args, {
     reject: false,
     stripFinalNewline: false,
@@ -64,7 +64,14 @@ function spawn(cmd: string, args: string[], opts: RunOptions & { killAfterMs?: n
     ...(opts.input !== undefined ? { input: opts.input } : { stdin: 'ignore' }),
     ...(opts.cwd ? { cwd: opts.cwd } : {}),
   });
-  if (opts.killAfterMs !== undefined) setTimeout(() => child.kill('SIGTERM'), opts.killAfterMs);
+  if (opts.termWhen !== undefined) {
+    // SIGTERM once the guest has said it runs: a fixed delay races xrun's own start on a loaded machine.
+    let seen = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      seen += chunk.toString();
+      if (seen.includes(opts.termWhen!)) child.kill('SIGTERM');
+    });
+  }
   return child as unknown as Promise<RunResult>;
 }
 

@@ -66,7 +66,7 @@ for (const runner of [currentUser, otherUser]) {
       const own = await runner.run(['--rootfs', root, 'sh', '-c', 'kill -TERM $$']);
       expect(own.exitCode).toBe(143);
       const started = Date.now();
-      const forwarded = await runner.run(['--rootfs', root, 'sleep', '30'], { killAfterMs: 1500 });
+      const forwarded = await runner.run(['--rootfs', root, 'sh', '-c', 'echo running; exec sleep 30'], { termWhen: 'running' });
       expect(forwarded.exitCode).toBe(143);
       expect(Date.now() - started).toBeLessThan(15_000);
     });
@@ -117,7 +117,7 @@ describe('the host is unchanged', () => {
     const root = await rootfsFor(currentUser);
     await currentUser.run(['--rootfs', root, '/bin/true']);
     await currentUser.run(['--rootfs', root, 'sh', '-c', 'kill -SEGV $$']);
-    await currentUser.run(['--rootfs', root, 'sleep', '30'], { killAfterMs: 1000 });
+    await currentUser.run(['--rootfs', root, 'sh', '-c', 'echo running; exec sleep 30'], { termWhen: 'running' });
     await currentUser.run(['--transparent', '--', '/bin/true']);
     expect(hostState()).toBe(before);
   });
