@@ -32,9 +32,9 @@ export const ERROR_CODES = [
   'binfmt-kernel', 'binfmt-mount', 'binfmt-nothing', 'binfmt-permission', 'binfmt-write', 'cache',
   'cannot-execute', 'debootstrap', 'decompress', 'dir', 'download', 'dynamic-emulator', 'elf-bad-header',
   'elf-bad-ident', 'elf-bad-interp', 'elf-bad-phdr', 'elf-not-elf', 'elf-truncated', 'exec', 'host-unknown',
-  'idmap', 'image', 'io', 'missing-tool', 'native-missing', 'no-decompressor', 'no-emulator', 'no-loader',
-  'no-sandbox', 'noexec', 'not-executable', 'not-found', 'qemu-option', 'rootfs', 'sandbox', 'target',
-  'unknown-machine', 'unsafe-archive', 'unsupported', 'usage', 'userns', 'verify',
+  'idmap', 'image', 'io', 'missing-tool', 'mount-point', 'native-missing', 'no-decompressor', 'no-emulator',
+  'no-loader', 'no-sandbox', 'noexec', 'not-executable', 'not-found', 'qemu-option', 'rootfs', 'sandbox',
+  'target', 'unknown-machine', 'unsafe-archive', 'unsupported', 'usage', 'userns', 'verify',
 ] as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[number];

@@ -27,7 +27,7 @@ import { cacheDir, ensureCacheDir, ensureDir, packageRoot } from '../paths.js';
 import { archiveSource } from './archive.js';
 import { findCommand } from '../which.js';
 import { status } from './progress.js';
-import { LOCALHOST_LINES } from '../sandbox/names.js';
+import { LOCALHOST_LINES } from '../etc-files.js';
 import { prepareTarget } from './rootfs-import.js';
 
 /** `xrun rootfs debian` options. */

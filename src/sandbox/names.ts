@@ -14,6 +14,7 @@
  * --no-hosts leave the tree's own.
  */
 
+import { LOCALHOST_LINES } from '../etc-files.js';
 import { readFileSync } from 'node:fs';
 import type { SandboxOp } from '../native.js';
 import type { PlannedMount } from './plan.js';
@@ -23,8 +24,6 @@ import type { Scaffold } from './scaffold.js';
 /** Where the copies are, on the guest's private /dev (beside the CPU launcher's files). */
 export const NAMES_DIR = ROOTFS_LAUNCH_DIR;
 
-/** The lines that name localhost, as Debian writes them. */
-export const LOCALHOST_LINES = '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n';
 
 /** The guest's hosts file: the host's, with localhost added when the host's does not name it. */
 export function hostsFor(host: string | undefined): string {

@@ -33,7 +33,7 @@
 import { posix } from 'node:path';
 import { EXIT, XrunError } from '../errors.js';
 import type { SandboxOp } from '../native.js';
-import { lookupOnDisk, resolveDir, UnsafePathError, type Node } from '../provision/safe-path.js';
+import { lookupOnDisk, resolveDir, UnsafePathError, type Node } from '../safe-path.js';
 
 /**
  * How a missing mount point is made: on a private layer, attached from a
