@@ -17,9 +17,8 @@
 import { LOCALHOST_LINES } from '../etc-files.js';
 import { readFileSync } from 'node:fs';
 import type { SandboxOp } from '../native.js';
-import type { PlannedMount } from './plan.js';
 import { ROOTFS_LAUNCH_DIR } from './launcher.js';
-import type { Scaffold } from './scaffold.js';
+import type { PlannedMount, Scaffold } from './scaffold.js';
 
 /** Where the copies are, on the guest's private /dev (beside the CPU launcher's files). */
 export const NAMES_DIR = ROOTFS_LAUNCH_DIR;

@@ -22,6 +22,7 @@ import type { SandboxOp, SandboxSpec } from '../native.js';
 import { atLeast, formatIdMap, idCount, isIdentityMap, type Features, type IdExtent } from './features.js';
 import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry } from './launcher.js';
 import { planNameFiles } from './names.js';
+import type { PlannedMount } from './scaffold.js';
 import { Scaffold, describeLayer, type MakeBy } from './scaffold.js';
 import { closedStdio } from '../stdio.js';
 
@@ -110,12 +111,6 @@ export interface PlannedEntry {
   /** The entry's interpreter: the emulator itself, or xrun's launcher passing it the CPU. */
   readonly interpreter: { readonly kind: 'emulator' | 'launcher'; readonly path: string; readonly reason: string };
   readonly line: string;
-}
-
-export interface PlannedMount {
-  readonly source: string;
-  readonly target: string;
-  readonly what: string;
 }
 
 export interface SandboxPlan {

@@ -35,6 +35,13 @@ import { EXIT, XrunError } from '../errors.js';
 import type { SandboxOp } from '../native.js';
 import { lookupOnDisk, resolveDir, UnsafePathError, type Node } from '../safe-path.js';
 
+/** A mount of the plan, as --explain shows it. */
+export interface PlannedMount {
+  readonly source: string;
+  readonly target: string;
+  readonly what: string;
+}
+
 /**
  * How a missing mount point is made: on a private layer, attached from a
  * detached mount (fsmount, Linux >= 5.2) or by mount(2); or by mkdir, where
