@@ -141,7 +141,8 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
 
   const rootfs = program
     .command('rootfs')
-    .description('make a foreign root file system for --rootfs: import an image, or bootstrap Debian');
+    .description('make a foreign root file system for --rootfs: import an image, or bootstrap Debian; remove one')
+    .enablePositionalOptions();
   rootfs
     .command('import')
     .description('extract a tarball, `docker save` output or OCI image layout into DIR, safely and without root')
@@ -195,6 +196,26 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .action(async (dir: string, opts: { arch: string; suite?: string; mirror?: string; include?: string; cacheDir?: string }) => {
       const { rootfsDebianCommand } = await import('./provision/rootfs-command.js');
       run(rootfsDebianCommand(dir, opts));
+    });
+
+  rootfs
+    .command('rm')
+    .description('remove a tree made for --rootfs, whatever ids its guests gave its files (as root of the --rootfs id mapping)')
+    .argument('<dir>', 'the root file system (itself, not a link to it)')
+    .action(async (dir: string) => {
+      const { rootfsRmCommand } = await import('./sandbox/unshare.js');
+      run(rootfsRmCommand(dir));
+    });
+  rootfs
+    .command('unshare')
+    .description('run a host command with the id mapping --rootfs uses: you as root, your subordinate ids above (podman unshare)')
+    .argument('[command]', 'a path, or a name looked up on PATH (default: $SHELL)')
+    .argument('[args...]', 'its arguments')
+    .passThroughOptions()
+    .allowUnknownOption()
+    .action(async (command: string | undefined, args: string[]) => {
+      const { unshareCommand } = await import('./sandbox/unshare.js');
+      run(unshareCommand(command, args));
     });
 
   program
