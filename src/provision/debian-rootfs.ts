@@ -26,7 +26,7 @@ import { host, runsNatively } from '../host.js';
 import { cacheDir, ensureCacheDir, ensureDir, packageRoot } from '../paths.js';
 import { archiveSource } from './archive.js';
 import { findCommand } from '../which.js';
-import { status } from './progress.js';
+import { stage } from './progress.js';
 import { LOCALHOST_LINES } from '../etc-files.js';
 import { prepareTarget } from './rootfs-import.js';
 
@@ -87,7 +87,7 @@ export function planDebian(dir: string, opts: DebianOptions, env: Env = process.
   };
 }
 
-/** Runs one stage, condensing debootstrap's I: lines to a status line on a terminal. */
+/** Runs one stage, condensing debootstrap's I: lines to a line per step on stderr. */
 async function runStage(label: string, file: string, args: readonly string[], env: Env, dir: string): Promise<void> {
   const tail: string[] = [];
   const child = execa(file, args, { env: { ...process.env, ...env }, stdin: 'ignore', all: true, buffer: false, reject: false });
@@ -99,7 +99,7 @@ async function runStage(label: string, file: string, args: readonly string[], en
     const m = /^I: (Retrieving|Validating|Extracting|Unpacking|Configuring|Installing|Base system installed)/.exec(text);
     if (m && m[1] !== last) {
       last = m[1]!;
-      status(`${label}: ${text.slice(3)}`);
+      stage(`${label}: ${text.slice(3)}`);
     }
   }
   const r = await child;
@@ -142,11 +142,11 @@ export async function bootstrapDebian(dir: string, opts: DebianOptions): Promise
   if (opts.cacheDir) ensureDir(plan.cacheDir, '--cache-dir');
   else ensureCacheDir(plan.cacheDir);
   const started = Date.now();
-  status(`stage 1/2: debootstrap --foreign ${plan.suite} ${plan.debArch} (packages cached in ${plan.cacheDir})`);
+  stage(`stage 1/2: debootstrap --foreign ${plan.suite} ${plan.debArch} (packages cached in ${plan.cacheDir})`);
   await runStage('stage 1/2', plan.stage1.file, plan.stage1.args, plan.stage1.env, plan.dir);
   const t1 = (Date.now() - started) / 1000;
   addHosts(plan.dir);
-  status(`stage 2/2: debootstrap --second-stage under xrun --rootfs (emulated ${plan.debArch})`);
+  stage(`stage 2/2: debootstrap --second-stage under xrun --rootfs (emulated ${plan.debArch})`);
   await runStage('stage 2/2', plan.stage2.file, plan.stage2.args, {}, plan.dir);
   process.stderr.write(`xrun: Debian ${plan.suite} ${plan.debArch} (minbase) in ${plan.dir}: stage 1 ${t1.toFixed(0)} s, total ${((Date.now() - started) / 1000).toFixed(0)} s\n`);
   return 0;

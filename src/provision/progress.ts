@@ -55,3 +55,12 @@ export function progressBar(label: string, total: number | undefined, stream: No
 export function status(line: string, stream: NodeJS.WriteStream = process.stderr): void {
   if (stream.isTTY) stream.write(`${line}\n`);
 }
+
+/**
+ * A stage of a command that runs for minutes, on stderr whether or not it is
+ * a terminal: a CI log that shows nothing for minutes looks hung. In a log,
+ * each line says whose it is.
+ */
+export function stage(line: string, stream: NodeJS.WriteStream = process.stderr): void {
+  stream.write(stream.isTTY ? `${line}\n` : `xrun: ${line}\n`);
+}

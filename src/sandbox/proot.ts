@@ -13,7 +13,7 @@ import { EXIT, XrunError } from '../errors.js';
 import { exists, isDir, isFile } from '../fs-checks.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { pathDirs } from '../paths.js';
-import { ROOTFS_PATH, locateInRoot, programArch, type SandboxRequest } from './plan.js';
+import { ROOTFS_PATH, cleanEnv, locateInRoot, programArch, type SandboxRequest } from './plan.js';
 
 export interface ProotPlan {
   readonly kind: 'proot';
@@ -48,9 +48,7 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
   const root = posix.resolve(req.root!);
   if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
   const cwd = posix.resolve('/', req.cwd ?? '/');
-  const env: Record<string, string> = {
-    PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments,
-  };
+  const { env } = cleanEnv(req.env, req.envAssignments, root);
   const found = locateInRoot(root, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
   const arch = programArch(root, found.hostPath, found.path);
   const notes: string[] = [];

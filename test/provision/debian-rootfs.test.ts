@@ -58,6 +58,11 @@ describe('rootfs debian', () => {
     const foreign = await execa('find', [dir, '-xdev', '!', '-uid', String(uid), '-print', '-quit']);
     expect(foreign.stdout).toBe('');
     expect(r.stderr).not.toMatch(/^xrun: .*failed/m);
+    // Progress in a log too (stderr is a pipe here): a line per stage and per step of debootstrap's, in order.
+    const progress = r.stderr.split('\n').filter((l) => /^xrun: stage [12]\/2/.test(l));
+    expect(progress[0]).toMatch(/^xrun: stage 1\/2: debootstrap --foreign bookworm arm64/);
+    expect(progress).toEqual(expect.arrayContaining([expect.stringMatching(/^xrun: stage 1\/2: Retrieving /), expect.stringMatching(/^xrun: stage 2\/2: Installing |^xrun: stage 2\/2: Configuring /)]));
+    expect(progress.findIndex((l) => l.startsWith('xrun: stage 2/2'))).toBeGreaterThan(progress.findIndex((l) => l.startsWith('xrun: stage 1/2')));
     expect(r.exitCode).toBe(0);
     const arch = await xrun(['--rootfs', dir, '/usr/bin/dpkg', '--print-architecture'], { home });
     expect(arch.stdout.trim()).toBe('arm64');

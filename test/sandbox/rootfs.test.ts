@@ -51,6 +51,20 @@ for (const runner of [currentUser, otherUser]) {
       expect(defaults.stdout).toMatch(/^PATH=\/usr\/local\/sbin:\/usr\/local\/bin:\/usr\/sbin:\/usr\/bin:\/sbin:\/bin$/m);
     });
 
+    it('the clean environment keeps the terminal and the locales the tree has (TERM, LANG, LC_*), not other host variables', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const root = await rootfsFor(runner);
+      // Compiled glibc locales, as libc-bin and locales leave them; de_DE is not there.
+      await execa('mkdir', ['-p', join(root, 'usr/lib/locale/C.utf8'), join(root, 'usr/lib/locale/en_US.utf8')]);
+      const env = { TERM: 'xterm-256color', LANG: 'C.UTF-8', LC_CTYPE: 'en_US.UTF-8', LC_MESSAGES: 'de_DE.UTF-8', XRUN_TEST_OTHER: 'host-only' };
+      const r = await runner.run(['--rootfs', root, 'env'], { env });
+      expect(r.stderr).toBe('');
+      expect(r.stdout.split('\n')).toEqual(expect.arrayContaining(['TERM=xterm-256color', 'LANG=C.UTF-8', 'LC_CTYPE=en_US.UTF-8']));
+      expect(r.stdout).not.toMatch(/XRUN_TEST_OTHER|LC_MESSAGES/);
+      const explain = await runner.run(['--rootfs', root, '--explain', 'env'], { env });
+      expect(explain.stdout).toMatch(/^note +not passed in: LC_MESSAGES=de_DE.UTF-8 \(no such locale in the tree/m);
+    });
+
     it(`files created inside belong to ${runner.who === 'root' ? 'uid 0' : 'the user'} on the host`, async (ctx) => {
       skipIf(ctx, cannot(runner));
       const root = await rootfsFor(runner);
