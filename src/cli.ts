@@ -8,61 +8,20 @@
 import { createRequire } from 'node:module';
 import type { Command } from 'commander';
 import type { CompletionCommand } from './completion.js';
-import { BINFMT_OPTIONS, type BinfmtOptions } from './binfmt/options.js';
-import { EXIT, XrunError, formatError } from './errors.js';
-import { LAUNCH_OPTIONS, type LaunchOptions } from './launch/options.js';
-import { MODES, type Mode, type OptionSpec } from './options.js';
-import { SANDBOX_OPTIONS, type SandboxOptions } from './sandbox/options.js';
+import { EXIT, XrunError, reportError } from './errors.js';
+import { MODES, type Mode } from './options.js';
+import { ROOT_OPTIONS, parseLaunch, type RootOptions } from './root-options.js';
+
+export { parseLaunch, type RootOptions } from './root-options.js';
 import { takeClosedStdio } from './stdio.js';
 
 type Commander = typeof import('commander');
-
-/** Options of the root command: each mode's own, assembled. */
-export type RootOptions = LaunchOptions & SandboxOptions & BinfmtOptions;
 
 function version(): string {
   return (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 }
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
-
-/** Every option of the root command: commander and parseLaunch both read this. */
-const ROOT_OPTIONS: readonly OptionSpec<keyof RootOptions>[] = [...LAUNCH_OPTIONS, ...SANDBOX_OPTIONS, ...BINFMT_OPTIONS];
-
-/** Names that are subcommands when they come first. */
-const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'apparmor', 'completion', 'help']);
-
-/**
- * The launch path without commander: `xrun [launch options] PROGRAM ARGS...`.
- * Loading commander costs about as much as the rest of xrun's start-up, and a
- * launch only needs the few options marked `launch`. Anything else (help,
- * subcommands, other modes, an unknown or malformed option) returns undefined
- * and goes through commander, which also owns every usage error.
- */
-export function parseLaunch(argv: readonly string[]): { program: string; args: string[]; opts: RootOptions } | undefined {
-  const opts: Record<string, unknown> = { bind: [], devBind: [], env: [], cpu: [] };
-  const done = (i: number) => ({ program: argv[i]!, args: argv.slice(i + 1), opts: opts as unknown as RootOptions });
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') return i + 1 < argv.length ? done(i + 1) : undefined;
-    // Commander takes the first operand as a subcommand even after root options.
-    if (!arg.startsWith('-') || arg === '-') return SUBCOMMANDS.has(arg) ? undefined : done(i);
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const name = eq > 0 ? arg.slice(0, eq) : arg;
-    const spec = ROOT_OPTIONS.find((o) => o.launch && (o.long === name || o.short === name));
-    if (!spec) return undefined;
-    if (spec.value === undefined) {
-      if (eq > 0) return undefined;
-      opts[spec.key] = true;
-      continue;
-    }
-    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
-    if (value === undefined) return undefined;
-    if (spec.many) (opts[spec.key] as string[]).push(value);
-    else opts[spec.key] = value;
-  }
-  return undefined;
-}
 
 function buildProgram({ Command, Option }: Commander, run: (code: Promise<number> | number) => void): Command {
   const program = new Command('xrun')
@@ -317,18 +276,6 @@ function usage(message: string): XrunError {
   return new XrunError('usage', message, { exitCode: EXIT.usage, hint: 'see xrun --help' });
 }
 
-/** Writes an error the way xrun writes every error, and returns its exit code. */
-export function report(err: unknown): number {
-  if (err instanceof XrunError) {
-    process.stderr.write(formatError(err));
-    if (process.env.XRUN_DEBUG && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
-    return err.exitCode;
-  }
-  // Not a user's mistake: a bug. Say so, with the trace that lets someone fix it.
-  process.stderr.write(`xrun: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  return EXIT.failure;
-}
-
 /** Runs xrun with these arguments (without node and script) and resolves to its exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   takeClosedStdio();
@@ -338,13 +285,13 @@ export async function main(argv: readonly string[]): Promise<number> {
       const { launchCommand } = await import('./launch/command.js');
       return await launchCommand(launch.program, launch.args, launch.opts);
     } catch (err) {
-      return report(err);
+      return reportError(err);
     }
   }
   const commander = await import('commander');
   return new Promise((resolvePromise) => {
     const run = (code: Promise<number> | number) => {
-      Promise.resolve(code).then(resolvePromise, (err: unknown) => resolvePromise(report(err)));
+      Promise.resolve(code).then(resolvePromise, (err: unknown) => resolvePromise(reportError(err)));
     };
     const program = buildProgram(commander, run);
     const quiet = (command: Command) => {
@@ -360,10 +307,10 @@ export async function main(argv: readonly string[]): Promise<number> {
           return;
         }
         const message = err.message.replace(/^error: /, '');
-        resolvePromise(report(new XrunError('usage', message, { exitCode: EXIT.usage, hint: 'see xrun --help' })));
+        resolvePromise(reportError(new XrunError('usage', message, { exitCode: EXIT.usage, hint: 'see xrun --help' })));
         return;
       }
-      resolvePromise(report(err));
+      resolvePromise(reportError(err));
     });
   });
 }

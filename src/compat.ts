@@ -11,9 +11,9 @@
  * for the arch cannot pass for native support.
  */
 
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { machine, release, tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Arch } from './arch.js';
 import { cacheDir, ensureDir, tryCacheDir } from './paths.js';
@@ -113,6 +113,9 @@ function runProbe(bytes: Buffer, env: Readonly<Record<string, string | undefined
       dir = mkdtempSync(join(parent, 'xrun-probe-'));
       const file = join(dir, 'probe');
       writeFileSync(file, bytes, { mode: 0o700 });
+      // Loaded here, not at the top: child_process (with net and streams) is a few ms
+      // of start-up, and a launch runs the probe once per boot at most.
+      const { spawnSync } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
       const r = spawnSync(file, [], { stdio: 'ignore', timeout: 10_000 });
       const errno = (r.error as NodeJS.ErrnoException | undefined)?.code;
       // A noexec mount: try the next directory.

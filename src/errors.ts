@@ -64,6 +64,18 @@ export function formatError(err: XrunError): string {
   return err.hint ? `xrun: ${err.message}\nhint: ${err.hint}\n` : `xrun: ${err.message}\n`;
 }
 
+/** Writes an error the way xrun writes every error, and returns its exit code. */
+export function reportError(err: unknown): number {
+  if (err instanceof XrunError) {
+    process.stderr.write(formatError(err));
+    if (process.env.XRUN_DEBUG && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
+    return err.exitCode;
+  }
+  // Not a user's mistake: a bug. Say so, with the trace that lets someone fix it.
+  process.stderr.write(`xrun: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return EXIT.failure;
+}
+
 /** Node's errno code of a caught error, if it has one ('ENOENT', ...). */
 export function errnoCode(err: unknown): string | undefined {
   if (err && typeof err === 'object' && 'code' in err && typeof err.code === 'string') return err.code;

@@ -29,8 +29,11 @@ const GRAPH = new Map(FILES.map((f) => [f, importsOf(f)]));
 const folder = (file: string) => (file.includes('/') ? file.split('/')[0] : undefined);
 /** What another folder may import: a mode's plan, exec, explain and command, binfmt's rule format and entries, options. */
 const ENTRY_POINTS = new Set(['plan.ts', 'exec.ts', 'explain.ts', 'command.ts', 'rule.ts', 'entries.ts', 'options.ts']);
-/** The top-level commands, which may read every mode (cli assembles them; doctor reports on them). */
-const TOP_COMMANDS = new Set(['cli.ts', 'doctor.ts']);
+/**
+ * The top-level commands, which may read every mode: cli assembles them, doctor reports on them, root-options
+ * gathers their options, and bin is the entry that takes the launch path without cli (start-up).
+ */
+const TOP_COMMANDS = new Set(['cli.ts', 'doctor.ts', 'root-options.ts', 'bin.ts']);
 
 describe('import rules (docs/architecture.md)', () => {
   it('the parser sees the imports it should (a check on the check)', () => {

@@ -82,7 +82,7 @@ describe('npm pack', () => {
   it('holds the CLI, both prebuilt addons, the man page and the native sources; no tests, fixtures or build trees', (ctx) => {
     skipIf(ctx, cannotPack);
     const files = packed!.files.map((f) => f.path);
-    for (const f of ['bin/xrun', 'dist/cli.js', 'prebuilds/linux-x64/xrun.node', 'prebuilds/linux-arm64/xrun.node',
+    for (const f of ['bin/xrun', 'bin/package.json', 'dist/bin.cjs', 'dist/cli.js', 'prebuilds/linux-x64/xrun.node', 'prebuilds/linux-arm64/xrun.node',
       'prebuilds/linux-x64/xrun-view', 'prebuilds/linux-arm64/xrun-view', 'man/xrun.1',
       'CMakeLists.txt', 'native/addon.cc', 'scripts/install.mjs', 'package.json', 'README.md']) {
       expect(files).toContain(f);

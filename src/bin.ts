@@ -1,0 +1,28 @@
+/**
+ * What bin/xrun runs. A direct launch (`xrun [launch options] PROGRAM ...`),
+ * the path whose start-up counts, is bundled into one CommonJS file
+ * (dist/bin.cjs): Node loads it without its ES module loader, a few
+ * milliseconds on every launch (bench/startup.mjs). Everything else goes to
+ * the ES module build (dist/cli.js), loaded only then.
+ */
+
+import { reportError } from './errors.js';
+import { launchCommand } from './launch/command.js';
+import { parseLaunch } from './root-options.js';
+import { takeClosedStdio } from './stdio.js';
+
+/** Runs xrun with these arguments (without node and script) and resolves to its exit code. */
+export async function run(argv: readonly string[]): Promise<number> {
+  const launch = parseLaunch(argv);
+  if (!launch) {
+    // A URL esbuild leaves alone: the ES module build beside this file, not a second copy bundled in.
+    const { main } = (await import(new URL('./cli.js', import.meta.url).href)) as { main(argv: readonly string[]): Promise<number> };
+    return main(argv);
+  }
+  takeClosedStdio();
+  try {
+    return launchCommand(launch.program, launch.args, launch.opts);
+  } catch (err) {
+    return reportError(err);
+  }
+}
