@@ -11,18 +11,19 @@
 
 namespace xrun {
 
-// execve(path: string, argv: string[], env: string[], closeStdio?: number[]):
-// never returns on success.
+// execve(path, argv, env, closeStdio?: number[], keepFds?: number[]): path and
+// each argv and env item a string or a Buffer (bytes as given); never returns on success.
 Napi::Value Execve(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   std::vector<std::string> argv, envp;
+  std::string path;
   unsigned closeMask = 0;
-  if (info.Length() < 3 || info.Length() > 4 || !info[0].IsString() || !StringArray(info[1], &argv) ||
-      !StringArray(info[2], &envp) || !StdioMask(info[3], &closeMask)) {
-    Napi::TypeError::New(env, "execve(path: string, argv: string[], env: string[], closeStdio?: number[])").ThrowAsJavaScriptException();
+  std::vector<int> keep;
+  if (info.Length() < 3 || info.Length() > 5 || !Bytes(info[0], &path) || !StringArray(info[1], &argv) ||
+      !StringArray(info[2], &envp) || !StdioMask(info[3], &closeMask) || !FdList(info[4], &keep)) {
+    Napi::TypeError::New(env, "execve(path, argv, env, closeStdio?: number[], keepFds?: number[]): strings or Buffers").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  std::string path = info[0].As<Napi::String>().Utf8Value();
   std::vector<char*> argvp = Pointers(argv);
   std::vector<char*> envpp = Pointers(envp);
 
@@ -30,6 +31,7 @@ Napi::Value Execve(const Napi::CallbackInfo& info) {
   sigfillset(&all);
   sigprocmask(SIG_SETMASK, &all, &saved);
   RestoreStdioForExec();
+  KeepFdsForExec(keep);
   ResetSignalsForExec();
   // Closed only now: a failed execve is reported on a stderr that may be one of them.
   CloseStdioForExec(closeMask);

@@ -7,13 +7,26 @@
 
 namespace xrun {
 
+bool Bytes(const Napi::Value& v, std::string* out) {
+  if (v.IsString()) {
+    *out = v.As<Napi::String>().Utf8Value();
+    return true;
+  }
+  // A Buffer carries bytes that are not UTF-8 (an argument, a file name) unchanged.
+  if (!v.IsBuffer()) return false;
+  Napi::Buffer<char> b = v.As<Napi::Buffer<char>>();
+  out->assign(b.Data(), b.Length());
+  // execve takes C strings: a NUL inside would cut this one short silently.
+  return out->find('\0') == std::string::npos;
+}
+
 bool StringArray(const Napi::Value& v, std::vector<std::string>* out) {
   if (!v.IsArray()) return false;
   Napi::Array a = v.As<Napi::Array>();
   for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value item = a.Get(i);
-    if (!item.IsString()) return false;
-    out->push_back(item.As<Napi::String>().Utf8Value());
+    std::string item;
+    if (!Bytes(a.Get(i), &item)) return false;
+    out->push_back(std::move(item));
   }
   return true;
 }
@@ -76,6 +89,33 @@ bool StdioMask(const Napi::Value& v, unsigned* mask) {
     int64_t fd = item.As<Napi::Number>().Int64Value();
     if (fd < 0 || fd > 2) return false;
     *mask |= 1u << fd;
+  }
+  return true;
+}
+
+// Node marks every descriptor it inherited close-on-exec at start-up (fds 0-15,
+// then on up to the first closed one); bin/xrun records which of those above 2
+// the caller passed, and exactly those are made inheritable again, so `3>file`,
+// make's jobserver pipe and socket activation reach the program.
+void KeepFdsForExec(const std::vector<int>& fds) {
+  for (int fd : fds) {
+    int fdflags = fcntl(fd, F_GETFD);
+    if (fdflags >= 0 && (fdflags & FD_CLOEXEC)) fcntl(fd, F_SETFD, fdflags & ~FD_CLOEXEC);
+  }
+}
+
+// A JavaScript array of descriptors above 2 (absent: none).
+bool FdList(const Napi::Value& v, std::vector<int>* out) {
+  out->clear();
+  if (v.IsUndefined() || v.IsNull()) return true;
+  if (!v.IsArray()) return false;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value item = a.Get(i);
+    if (!item.IsNumber()) return false;
+    int64_t fd = item.As<Napi::Number>().Int64Value();
+    if (fd < 3 || fd > 0x7fffffff) return false;
+    out->push_back(static_cast<int>(fd));
   }
   return true;
 }

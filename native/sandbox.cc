@@ -70,6 +70,7 @@ struct Spec {
   bool walk = false;  // resolve by an O_NOFOLLOW walk, not openat2
   unsigned closeStdioMask = 0;  // of fds 0-2, closed right before execve
   long hangupGraceMs = 0;       // after a hang-up, how long the guest has before everything inside is killed
+  std::vector<int> keepFds;     // above 2: the caller's, made inheritable again right before execve
 };
 
 struct Report {
@@ -349,6 +350,7 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
   Napi::Value grace = o.Get("hangupGraceMs");
   if (!grace.IsUndefined() && !grace.IsNumber()) return *why = "hangupGraceMs", false;
   if (grace.IsNumber()) spec->hangupGraceMs = static_cast<long>(grace.As<Napi::Number>().Int64Value());
+  if (!FdList(o.Get("keepFds"), &spec->keepFds)) return *why = "keepFds", false;
   if (!Str(o, "uidMap", &spec->uidMap) || !Str(o, "gidMap", &spec->gidMap) || !Str(o, "setgroups", &spec->setgroups))
     return *why = "maps", false;
   return true;
@@ -984,6 +986,7 @@ int RunOp(const Op& op, int* root, bool walk) {
     if (e != 0) Fail(report, -3, e);
   }
   CloseStdioForExec(spec.closeStdioMask);
+  KeepFdsForExec(spec.keepFds);
   int err = ENOENT;
   for (const std::string& path : spec.candidates) {
     execve(path.c_str(), argv, envp);

@@ -9,7 +9,7 @@
 import { reportError } from './errors.js';
 import { launchCommand } from './launch/command.js';
 import { parseLaunch } from './root-options.js';
-import { takeClosedStdio } from './stdio.js';
+import { takeFdRecord } from './stdio.js';
 
 /** Runs xrun with these arguments (without node and script) and resolves to its exit code. */
 export async function run(argv: readonly string[]): Promise<number> {
@@ -19,7 +19,7 @@ export async function run(argv: readonly string[]): Promise<number> {
     const { main } = (await import(new URL('./cli.js', import.meta.url).href)) as { main(argv: readonly string[]): Promise<number> };
     return main(argv);
   }
-  takeClosedStdio();
+  takeFdRecord();
   try {
     return launchCommand(launch.program, launch.args, launch.opts);
   } catch (err) {

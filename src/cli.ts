@@ -13,7 +13,7 @@ import { MODES, type Mode } from './options.js';
 import { ROOT_OPTIONS, parseLaunch, type RootOptions } from './root-options.js';
 
 export { parseLaunch, type RootOptions } from './root-options.js';
-import { takeClosedStdio } from './stdio.js';
+import { takeFdRecord } from './stdio.js';
 
 type Commander = typeof import('commander');
 
@@ -278,7 +278,7 @@ function usage(message: string): XrunError {
 
 /** Runs xrun with these arguments (without node and script) and resolves to its exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
-  takeClosedStdio();
+  takeFdRecord();
   const launch = parseLaunch(argv);
   if (launch) {
     try {

@@ -76,6 +76,8 @@ export interface SandboxSpec {
   resolve?: 'openat2' | 'walk';
   /** Of fds 0-2: closed right before execve, because they were closed when xrun started. */
   closeStdio?: readonly number[];
+  /** Above 2: the caller's descriptors, made inheritable again right before execve (Node marked them close-on-exec). */
+  keepFds?: readonly number[];
   /**
    * When xrun's terminal hangs up (SIGHUP from the kernel), every process inside gets SIGHUP; after this
    * many milliseconds whatever still runs inside is killed. Absent: at once.
@@ -94,8 +96,11 @@ export type SandboxResult =
   | { failed: string; errno: number; step: number; message?: string };
 
 export interface NativeAddon {
-  /** Replaces this process with `path`, closing `closeStdio` (of fds 0-2) first; returns only by throwing a NativeOpError. */
-  execve(path: string, argv: readonly string[], env: readonly string[], closeStdio?: readonly number[]): never;
+  /**
+   * Replaces this process with `path`, closing `closeStdio` (of fds 0-2) and clearing close-on-exec on `keepFds`
+   * first; strings go as UTF-8, Buffers as their bytes. Returns only by throwing a NativeOpError.
+   */
+  execve(path: string | Buffer, argv: readonly (string | Buffer)[], env: readonly (string | Buffer)[], closeStdio?: readonly number[], keepFds?: readonly number[]): never;
   /**
    * Runs a sandbox and waits for it: new user, mount and pid namespaces, an init of xrun's as pid 1 that
    * forks the guest and ends with it. Signals sent to xrun meanwhile go to the guest; if xrun dies, so does

@@ -1,12 +1,13 @@
 /**
  * Closed standard descriptors stay closed for the program: `xrun prog >&-`
- * fails as `prog >&-` does. Node reopens closed fds 0-2 on /dev/null before
- * any JavaScript runs, so these run bin/xrun as a user does, through its #!
- * line, where the shell records them first.
+ * fails as `prog >&-` does; descriptors above 2 that the caller passed reach
+ * the program. Node reopens closed fds 0-2 on /dev/null and marks inherited
+ * ones close-on-exec before any JavaScript runs, so these run bin/xrun as a
+ * user does, through its #! line, where the shell records them first.
  */
 
-import { execa } from 'execa';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { execa, execaSync } from 'execa';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -73,5 +74,58 @@ describe('closed standard descriptors', () => {
     expect(r.stderr).toBe(bare.stderr);
     // The host's own sh agrees that this is a failure.
     expect((await sh('sh -c "echo x" >&-')).stdout).toMatch(/^exit [1-9]\d*\n$/);
+  });
+});
+
+describe('descriptors above 2', () => {
+  const sandboxSkip = () => {
+    const f = probeFeatures();
+    return noFixtures() ?? (sandboxBlocker(f) ? 'no user namespaces here' : undefined) ?? (f.sandboxedBinfmt ? undefined : 'no binfmt_misc per user namespace');
+  };
+  const scratch = () => {
+    const dir = mkdtempSync(join(tmpdir(), 'xrun-fds-'));
+    dirs.push(dir);
+    return dir;
+  };
+
+  it('direct mode: 3>file reaches a foreign program (busybox sh -c \'echo x >&3\')', async (ctx) => {
+    skipIf(ctx, noFixtures());
+    const out = join(scratch(), 'out');
+    const r = await sh('"$XRUN" "$BB" sh -c "echo x >&3" 3>"$OUT"', { OUT: out });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('exit 0\n');
+    expect(readFileSync(out, 'utf8')).toBe('x\n');
+  });
+
+  it('direct mode: the program holds exactly the descriptors it holds under QEMU alone (the caller\'s; none of Node\'s)', async (ctx) => {
+    skipIf(ctx, noFixtures());
+    const out = join(scratch(), 'out');
+    const bare = await sh('"$QEMU" "$BB" ls /proc/self/fd 3>"$OUT" 7</dev/null 9>&1', { OUT: out });
+    const r = await sh('"$XRUN" "$BB" ls /proc/self/fd 3>"$OUT" 7</dev/null 9>&1', { OUT: out });
+    expect(bare.stdout.split('\n')).toEqual(expect.arrayContaining(['3', '7', '9']));
+    expect(r.stdout).toBe(bare.stdout);
+  });
+
+  it('--rootfs: 3>file reaches the program inside', async (ctx) => {
+    skipIf(ctx, sandboxSkip());
+    const out = join(scratch(), 'out');
+    const r = await sh('"$XRUN" --rootfs "$ROOT" /bin/sh -c "echo y >&3" 3>"$OUT"', { OUT: out });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('exit 0\n');
+    expect(readFileSync(out, 'utf8')).toBe('y\n');
+  });
+
+  it('make\'s jobserver descriptors survive: a sub-make run through xrun --transparent gets its jobserver', async (ctx) => {
+    const make = ['/usr/bin/make', '/bin/make'].find((m) => existsSync(m));
+    skipIf(ctx, sandboxSkip() ?? (make ? undefined : 'GNU make not installed'));
+    const dir = scratch();
+    execaSync('mkdir', ['-p', join(dir, 'sub')]);
+    // GNU make passes its jobserver to recipes marked '+' as two descriptors (--jobserver-auth=R,W, or a fifo
+    // in make 4.4); a sub-make that cannot use them warns "jobserver unavailable" and runs one job at a time.
+    writeFileSync(join(dir, 'sub', 'Makefile'), 'all: a b\na b:\n\t@echo job $@\n');
+    writeFileSync(join(dir, 'Makefile'), 'all:\n\t+"$(XRUN)" --transparent $(MAKE) -s -C sub\n');
+    const r = await sh(`cd "$D" && ${make} -s -j2`, { D: dir });
+    expect(r.stderr).not.toMatch(/jobserver/);
+    expect(r.stdout.split('\n').sort()).toEqual(['', 'exit 0', 'job a', 'job b']);
   });
 });

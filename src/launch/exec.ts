@@ -3,7 +3,7 @@
 import { EXIT, XrunError, errnoName, errnoText } from '../errors.js';
 import { noexecMount } from '../mounts.js';
 import { isNativeOpError, native } from '../native.js';
-import { closedStdio } from '../stdio.js';
+import { closedStdio, inheritedFds } from '../stdio.js';
 import type { DirectPlan } from './plan.js';
 
 /** Replaces this process with the plan's program. Returns only by throwing an XrunError. */
@@ -15,7 +15,7 @@ export function execDirect(plan: DirectPlan, env: Readonly<Record<string, string
 /** Replaces this process with `path`. Returns only by throwing an XrunError that carries the errno name. */
 export function execProgram(path: string, argv: readonly string[], envList: readonly string[]): never {
   try {
-    native().execve(path, argv, envList, closedStdio());
+    native().execve(path, argv, envList, closedStdio(), inheritedFds());
   } catch (err) {
     if (!isNativeOpError(err)) throw err;
     const name = errnoName(err.errno);

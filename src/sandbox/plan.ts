@@ -24,7 +24,7 @@ import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type L
 import { planNameFiles } from './names.js';
 import type { PlannedMount } from './scaffold.js';
 import { Scaffold, describeLayer, type MakeBy } from './scaffold.js';
-import { closedStdio } from '../stdio.js';
+import { closedStdio, inheritedFds } from '../stdio.js';
 
 // mount(2) flags.
 const MS_NOSUID = 0x2;
@@ -467,6 +467,8 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
 
   const closed = closedStdio();
   if (closed.length > 0) notes.push(`closed when xrun started, so closed for the program too: fd ${closed.join(', ')}`);
+  const kept = inheritedFds();
+  if (kept.length > 0) notes.push(`passed to xrun, so passed to the program too: fd ${kept.join(', ')}`);
   // argv[0] as typed, as a shell passes it (busybox dispatches on it).
   const argv = req.program ? [req.program, ...req.args] : ['/bin/sh'];
   const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined ? [] : [`${k}=${v}`]));
@@ -489,6 +491,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     },
     spec: {
       ops, candidates: [program.path], argv, env: envList, resolve: resolve.by, ...idSpec, ...(closed.length > 0 ? { closeStdio: closed } : {}),
+      ...(kept.length > 0 ? { keepFds: kept } : {}),
       hangupGraceMs: HANGUP_GRACE_MS,
     },
   };
