@@ -8,12 +8,15 @@
 
 import { reportError } from './errors.js';
 import { launchCommand } from './launch/command.js';
+import { guardOutput } from './output.js';
 import { parseLaunch } from './root-options.js';
 import { takeFdRecord } from './stdio.js';
 
 /** Runs xrun with these arguments (without node and script) and resolves to its exit code. */
 export async function run(argv: readonly string[]): Promise<number> {
   const launch = parseLaunch(argv);
+  // Not for a launch that only execs: touching process.stdout builds its stream (net, tty) for nothing.
+  if (!launch || launch.opts.explain) guardOutput();
   if (!launch) {
     // A URL esbuild leaves alone: the ES module build beside this file, not a second copy bundled in.
     const { main } = (await import(new URL('./cli.js', import.meta.url).href)) as { main(argv: readonly string[]): Promise<number> };
@@ -23,6 +26,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   try {
     return launchCommand(launch.program, launch.args, launch.opts);
   } catch (err) {
+    guardOutput();
     return reportError(err);
   }
 }
