@@ -1,6 +1,3 @@
-import { constants } from 'node:os';
-import { getSystemErrorMap } from 'node:util';
-
 /**
  * xrun's one error type and the place its wording lives.
  *
@@ -8,6 +5,10 @@ import { getSystemErrorMap } from 'node:util';
  * message, an optional hint and the exit code the shell sees. The CLI prints
  * them as `xrun: <message>` and `hint: <hint>`; nothing else prints errors.
  */
+
+import { constants } from 'node:os';
+import { getSystemErrorMap } from 'node:util';
+import { printable } from './text.js';
 
 /** Exit codes: the contract with shells and scripts (see README "Exit codes"). */
 export const EXIT = {
@@ -61,7 +62,7 @@ export class XrunError extends Error {
 
 /** The text printed for an error: one line, and a hint line when there is one. */
 export function formatError(err: XrunError): string {
-  return err.hint ? `xrun: ${err.message}\nhint: ${err.hint}\n` : `xrun: ${err.message}\n`;
+  return err.hint ? `xrun: ${printable(err.message)}\nhint: ${printable(err.hint)}\n` : `xrun: ${printable(err.message)}\n`;
 }
 
 /** Writes an error the way xrun writes every error, and returns its exit code. */

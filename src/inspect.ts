@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { chooseCpu, describeCpu, parseCpuSpecs } from './cpu.js';
 import { findEmulator } from './emulator.js';
 import { XrunError } from './errors.js';
+import { printable } from './text.js';
 import { host, runsNatively } from './host.js';
 import { machineName, typeName } from './elf.js';
 import { readElfProgram } from './program.js';
@@ -71,7 +72,7 @@ function formatResult(r: InspectResult): string {
     `  runs with   ${runner}`,
     ...(r.cpu ? [`  cpu         ${r.cpu.text}`] : []),
     '',
-  ].join('\n');
+  ].map(printable).join('\n');
 }
 
 /** Prints each file's facts; exit 0 when all were ELF programs, else the first failure's code. */
@@ -85,7 +86,7 @@ export function inspectCommand(files: readonly string[], opts: { json?: boolean 
       if (!(err instanceof XrunError)) throw err;
       results.push({ file, error: err.message, code: err.code });
       if (exitCode === 0) exitCode = err.exitCode;
-      if (!opts.json) process.stderr.write(`xrun: ${err.message}\n`);
+      if (!opts.json) process.stderr.write(`xrun: ${printable(err.message)}\n`);
     }
   }
   if (opts.json) {

@@ -98,9 +98,11 @@ function checkRunnable(path: string, shown: string): void {
   }
   if (st.isDirectory()) throw new XrunError('cannot-execute', `${shown}: is a directory`, { exitCode: EXIT.cannotExecute });
   if (!runnable(path, st)) {
-    throw new XrunError('cannot-execute', `${shown}: permission denied`, {
+    // Executable, yet refused: on a noexec mount only QEMU can run it, and QEMU reads it.
+    const unreadable = modeAllowsExec(st);
+    throw new XrunError('cannot-execute', `${shown}: permission denied${unreadable ? ': it is executable but not readable, and on a noexec mount it can only be emulated, which reads it' : ''}`, {
       exitCode: EXIT.cannotExecute,
-      hint: `make it executable (chmod +x ${shown})`,
+      hint: unreadable ? `make it readable (chmod +r ${shown}), or move it off the noexec mount` : `make it executable (chmod +x ${shown})`,
     });
   }
 }
@@ -148,9 +150,12 @@ function unsupported(elf: ElfFile, shown: string): XrunError {
 
 function ioError(err: unknown, shown: string): XrunError {
   const code = errnoCode(err);
+  // It passed the execute check: what is missing is read permission (xrun reads its header, QEMU all of it).
+  const hint = code === 'EACCES' ? `xrun reads a program to know its architecture: make it readable (chmod +r ${shown})` : undefined;
   return new XrunError('io', `${shown}: ${errnoText(code)}`, {
     exitCode: code === 'ENOENT' ? EXIT.notFound : EXIT.cannotExecute,
     cause: err,
+    ...(hint ? { hint } : {}),
   });
 }
 

@@ -98,7 +98,7 @@ export function planInstall(req: InstallRequest, existing: readonly BinfmtEntry[
         skipped.push({ arch: arch.name, why });
         continue;
       }
-      throw new XrunError('dynamic-emulator', `refusing ${why}`, {
+      throw new XrunError('dynamic-emulator', `refusing ${emulator.path} for ${arch.name}: it is dynamically linked: with flag F it would work on the host but fail inside every chroot and container, where its libraries are not`, {
         hint: 'install the static one (apt-get install qemu-user-static) or pass --force',
       });
     }

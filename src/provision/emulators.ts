@@ -92,14 +92,16 @@ export function scanEmulators(env: Env, hostArch: string): { arch: Arch; path: s
     } catch {
       return;
     }
+    // One directory under two names (/bin and /usr/bin on merged-/usr systems) is listed once.
+    const real = safeRealpath(resolve(dir));
     for (const name of names) {
       const m = NAME.exec(name);
       const arch = m ? archByName(m[1]!) : undefined;
       if (!arch) continue;
-      const path = resolve(dir, name);
-      if (seen.has(path)) continue;
-      seen.add(path);
-      out.push({ arch, path, source });
+      const key = join(real, name);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({ arch, path: resolve(dir, name), source });
     }
   };
   for (const d of pathDirs(env.PATH)) scan(d, 'path');

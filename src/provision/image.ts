@@ -44,11 +44,12 @@ export interface ImagePlan {
 
 const MAX_JSON = 16 * 1024 * 1024;
 
-function normal(path: string, what: string): string {
+function normal(path: string): string {
   try {
     return entryComponents(path).join('/');
   } catch (err) {
-    if (err instanceof UnsafePathError) throw new ImageError(`${what}: path '${path}' climbs out of the image`);
+    // Not naming the directory: it is a staging directory the user never named; callers name the image.
+    if (err instanceof UnsafePathError) throw new ImageError(`path '${path}' climbs out of the image`);
     throw err;
   }
 }
@@ -60,7 +61,7 @@ function normal(path: string, what: string): string {
  * as a blob neither hangs nor is read).
  */
 function openInside(root: string, p: string): number {
-  const inside = resolveInRoot(root, normal(p, root), { lookup: lookupOnDisk, mkdir: () => undefined });
+  const inside = resolveInRoot(root, normal(p), { lookup: lookupOnDisk, mkdir: () => undefined });
   if (inside === undefined) throw new ImageError(`no file '${p}' in the image`);
   const fd = openSync(inside, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   if (!fstatSync(fd).isFile()) {

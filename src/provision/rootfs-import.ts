@@ -244,22 +244,30 @@ export async function importRootfs(source: string, dir: string, opts: { arch?: s
   } catch (err) {
     staging?.abort();
     if (!target.existed) rmSync(target.dir, { recursive: true, force: true });
-    throw wrap(err, what);
+    throw wrap(err, what, target.dir);
   } finally {
     if (unpacked !== undefined) rmSync(unpacked, { recursive: true, force: true });
   }
 }
 
+/** Errors of writing, not reading: they are about DIR's file system, whatever file was being written. */
+const WRITE_ERRORS = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EFBIG']);
+
 /** One clear line for every way an import fails (nothing is left under DIR by then). */
-function wrap(err: unknown, source: string): XrunError {
+function wrap(err: unknown, source: string, dir: string): XrunError {
+  // Messages about the image may name it already ("SOURCE has no linux/riscv64 image"): not twice.
+  const about = (message: string) => (message.startsWith(`${source}:`) || message.startsWith(`${source} `) ? message : `${source}: ${message}`);
   if (err instanceof UnsafeEntryError) {
-    return new XrunError('unsafe-archive', `rootfs import: ${source}: refused: ${err.message}`, { cause: err, hint: 'nothing was written' });
+    return new XrunError('unsafe-archive', `rootfs import: ${about(`refused: ${err.message}`)}`, { cause: err, hint: 'nothing was written' });
   }
   if (err instanceof XrunError) return err;
   if (err instanceof ImageError || err instanceof TarFormatError) {
-    return new XrunError('bad-image', `rootfs import: ${source}: ${err.message}`, { cause: err });
+    return new XrunError('bad-image', `rootfs import: ${about(err.message)}`, { cause: err });
   }
   const code = errnoCode(err);
+  if (code && WRITE_ERRORS.has(code)) {
+    return new XrunError('io', `rootfs import: cannot write into ${dir}: ${errnoText(code)}`, { cause: err, hint: 'nothing was left there' });
+  }
   if (code) {
     const path = (err as { path?: string | Buffer }).path;
     return new XrunError('io', `rootfs import: ${path === undefined ? source : String(path)}: ${errnoText(code)}`, { cause: err });

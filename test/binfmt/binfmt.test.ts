@@ -106,14 +106,14 @@ describe('--install-binfmt in a private binfmt_misc', () => {
     expect(existsSync(join(conf, 'xrun-s390x.conf'))).toBe(false);
   });
 
-  it('a dynamically linked emulator with flag F is refused, and accepted with --force', async (ctx) => {
+  it('a dynamically linked emulator with flag F is refused in one well-formed line ("refusing /usr/bin/qemu-aarch64 is dynamically linked"), and accepted with --force', async (ctx) => {
     skipIf(ctx, cannot() ?? (existsSync('/usr/bin/qemu-aarch64') ? undefined : 'qemu-user (dynamic) not installed'));
     const r = await inNamespace(`
       $XRUN --install-binfmt --arch aarch64 --qemu /usr/bin/qemu-aarch64; echo "refused=$?"
       ls /proc/sys/fs/binfmt_misc | tr '\\n' ' '; echo
       $XRUN --install-binfmt --arch aarch64 --qemu /usr/bin/qemu-aarch64 --force; echo "forced=$?"
       $XRUN --status | grep xrun-aarch64`);
-    expect(r.stderr).toMatch(/^xrun: refusing \/usr\/bin\/qemu-aarch64 is dynamically linked: .* fail inside every chroot and container.*\nhint: .*--force\n$/);
+    expect(r.stderr).toMatch(/^xrun: refusing \/usr\/bin\/qemu-aarch64 for aarch64: it is dynamically linked: .* fail inside every chroot and container.*\nhint: .*--force\n$/);
     expect(r.stdout).toMatch(/^refused=125\nregister status \n/);
     expect(r.stdout).toMatch(/^registered xrun-aarch64: \/usr\/bin\/qemu-aarch64 \(dynamic, flags PF\)\nforced=0\n/m);
     expect(r.stdout).toMatch(/\(dynamic\) flags PF; fails in containers/);

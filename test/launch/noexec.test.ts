@@ -44,6 +44,23 @@ describe('noexec mounts', () => {
     expect(r.stdout).toBe('exit 126\n');
   });
 
+  it('a file executable but not readable: the hint asks for read permission, not "chmod +x"', async (ctx) => {
+    skipIf(ctx, cannot() ?? (process.getuid?.() === 0 ? undefined : 'needs root: a mount namespace of its own, then uid 65534 by setpriv'));
+    // As uid 65534, for whom mode 0711 of root's file means execute but not read; on a noexec tmpfs and off it.
+    const r = await execa('unshare', ['--mount', 'sh', '-c', `set -e; T=$(mktemp -d); chmod 755 "$T"; mkdir "$T/noexec" "$T/plain"
+      mount -t tmpfs -o noexec,mode=755 tmpfs "$T/noexec"
+      for d in noexec plain; do cp "$BB" "$T/$d/bb"; chmod 0711 "$T/$d/bb"; done; set +e
+      for d in noexec plain; do setpriv --reuid 65534 --regid 65534 --clear-groups "$NODE" "$XRUN" "$T/$d/bb" true; echo "exit $?"; done
+      umount "$T/noexec"; rm -rf "$T"`], { reject: false, env: { XRUN, NODE: process.execPath, BB: busyboxStatic('arm64') } });
+    const lines = r.stderr.split('\n');
+    expect(lines[0]).toMatch(/^xrun: \S+\/noexec\/bb: permission denied: it is executable but not readable, and on a noexec mount it can only be emulated/);
+    expect(lines[1]).toMatch(/^hint: make it readable \(chmod \+r \S+\/noexec\/bb\)/);
+    expect(lines[2]).toMatch(/^xrun: \S+\/plain\/bb: permission denied$/);
+    expect(lines[3]).toMatch(/^hint: xrun reads a program to know its architecture: make it readable \(chmod \+r \S+\/plain\/bb\)$/);
+    expect(r.stderr).not.toMatch(/chmod \+x/);
+    expect(r.stdout).toBe('exit 126\nexit 126');
+  });
+
   it('a native program on a noexec mount: 126, the error names the mount', async (ctx) => {
     skipIf(ctx, cannot());
     const r = await onNoexecTmpfs('cp /bin/true "$T/true"; chmod 755 "$T/true"; set +e; "$NODE" "$XRUN" "$T/true"; echo "exit $?"; echo "$T"');

@@ -300,3 +300,26 @@ describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, ex
 });
 
 afterAll(cleanupRunners);
+
+describe('emulators list on merged-/usr hosts', () => {
+  it('one directory reached under two PATH entries (/bin -> usr/bin) lists each emulator once, not twice', async (ctx) => {
+    const qemu = '/usr/bin/qemu-aarch64-static';
+    if (!existsSync(qemu)) return ctx.skip('qemu-aarch64-static not installed');
+    const dir = userTempDir('xrun-merged-usr-');
+    try {
+      // usr/bin holds the emulator; bin is a link to it, as on a merged-/usr system.
+      mkdirSync(join(dir, 'usr', 'bin'), { recursive: true });
+      symlinkSync(qemu, join(dir, 'usr', 'bin', 'qemu-aarch64-static'));
+      symlinkSync('usr/bin', join(dir, 'bin'));
+      const r = await execa(process.execPath, [XRUN, 'emulators', 'list', '--json'], {
+        reject: false,
+        env: { PATH: `${join(dir, 'bin')}:${join(dir, 'usr', 'bin')}`, XDG_CACHE_HOME: join(dir, 'cache') },
+      });
+      expect(r.exitCode).toBe(0);
+      const list = JSON.parse(r.stdout) as { arch: string; path: string; selected: boolean }[];
+      expect(list.filter((e) => e.arch === 'aarch64')).toEqual([expect.objectContaining({ path: join(dir, 'bin', 'qemu-aarch64-static'), selected: true })]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -352,3 +352,45 @@ describe('rootfs import, then xrun --rootfs', () => {
 
 
 afterAll(cleanupRunners);
+
+describe('rootfs import: messages name each thing once, and the right thing', () => {
+  const config = Buffer.from(JSON.stringify({ architecture: 'arm64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }));
+  const dockerArchive = (layers: string[], files: WEntry[] = []) => tar([
+    ...files,
+    { name: 'c.json', content: config },
+    { name: 'manifest.json', content: JSON.stringify([{ Config: 'c.json', RepoTags: ['t:1'], Layers: layers }]) },
+  ]);
+
+  it('a layer path that climbs out of the image: "dk-trav.tar: ..." once, not "dk-trav.tar: dk-trav.tar:" nor the staging directory', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    const archive = join(work, 'dk-trav.tar');
+    writeFileSync(archive, dockerArchive(['../../l/layer.tar']));
+    const r = await run(['rootfs', 'import', archive, join(work, 'dk-trav-root')]);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr.trimEnd()).toBe(`xrun: rootfs import: ${archive}: path '../../l/layer.tar' climbs out of the image`);
+  });
+
+  it('no image for the --arch asked for: the archive named once', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    const archive = join(work, 'dk-arch.tar');
+    writeFileSync(archive, dockerArchive(['l/layer.tar'], [{ name: 'l/layer.tar', content: tar([{ name: 'f', content: 'x' }]) }]));
+    const r = await run(['rootfs', 'import', '--arch', 'riscv64', archive, join(work, 'dk-arch-root')]);
+    expect(r.exitCode).toBe(125);
+    expect(r.stderr.trimEnd()).toBe(`xrun: rootfs import: ${archive} has no linux/riscv64 image (it has: linux/arm64)`);
+  });
+
+  it('a full target file system (ENOSPC) is named as the target, not the archive', async (ctx) => {
+    if (skipReason(unprivileged)) return ctx.skip();
+    const archive = join(work, 'big.tar');
+    writeFileSync(archive, tar([{ name: 'big', content: Buffer.alloc(3 << 20, 1) }]));
+    // A 1 MiB tmpfs in a private user + mount namespace: the host's mounts never change.
+    const r = await execa('unshare', ['--user', '--map-root-user', '--mount', 'sh', '-c',
+      'set -e; T=$(mktemp -d); mount -t tmpfs -o size=1m tmpfs "$T"; set +e; "$NODE" "$XRUN" rootfs import "$A" "$T/root"; echo "exit $?"; echo "$T"; ls -A "$T"'], {
+      reject: false, env: { NODE: process.execPath, XRUN, A: archive },
+    });
+    const [exit, t, left] = r.stdout.split('\n');
+    expect(exit).toBe('exit 125');
+    expect(r.stderr.trimEnd()).toBe(`xrun: rootfs import: cannot write into ${t}/root: no space left on device\nhint: nothing was left there`);
+    expect(left ?? '').toBe('');
+  });
+});
