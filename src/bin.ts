@@ -6,6 +6,7 @@
  * the ES module build (dist/cli.js), loaded only then.
  */
 
+import { commandLine, recordEnvironment } from './bytes.js';
 import { reportError } from './errors.js';
 import { launchCommand } from './launch/command.js';
 import { guardOutput } from './output.js';
@@ -13,7 +14,10 @@ import { parseLaunch } from './root-options.js';
 import { takeFdRecord } from './stdio.js';
 
 /** Runs xrun with these arguments (without node and script) and resolves to its exit code. */
-export async function run(argv: readonly string[]): Promise<number> {
+export async function run(nodeArgv: readonly string[]): Promise<number> {
+  // Arguments and environment as the bytes they are (src/bytes.ts), before anything changes process.env.
+  recordEnvironment();
+  const argv = commandLine(nodeArgv);
   const launch = parseLaunch(argv);
   // Not for a launch that only execs: touching process.stdout builds its stream (net, tty) for nothing.
   if (!launch || launch.opts.explain) guardOutput();

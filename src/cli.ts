@@ -11,6 +11,7 @@ import type { CompletionCommand } from './completion.js';
 import { EXIT, XrunError, reportError } from './errors.js';
 import { MODES, type Mode } from './options.js';
 import { ROOT_OPTIONS, parseLaunch, type RootOptions } from './root-options.js';
+import { recordEnvironment } from './bytes.js';
 
 export { parseLaunch, type RootOptions } from './root-options.js';
 import { takeFdRecord } from './stdio.js';
@@ -278,6 +279,8 @@ function usage(message: string): XrunError {
 
 /** Runs xrun with these arguments (without node and script) and resolves to its exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
+  // This module's own record (bin.ts, bundled apart, keeps another): /proc/self/environ is still the start-up one.
+  recordEnvironment();
   takeFdRecord();
   const launch = parseLaunch(argv);
   if (launch) {

@@ -4,6 +4,7 @@
  */
 
 import { closeSync, openSync, readSync } from 'node:fs';
+import { toBytes } from './bytes.js';
 import { parseElf, type ByteSource, type ElfFile } from './elf.js';
 
 /** A ByteSource reading from an open file descriptor. */
@@ -24,7 +25,7 @@ export function fdSource(fd: number): ByteSource {
 
 /** Reads the first `length` bytes of a file (fewer if it is shorter). */
 export function readHead(path: string, length: number): Buffer {
-  const fd = openSync(path, 'r');
+  const fd = openSync(toBytes(path), 'r');
   try {
     return Buffer.from(fdSource(fd).read(0, length));
   } finally {
@@ -34,7 +35,7 @@ export function readHead(path: string, length: number): Buffer {
 
 /** Parses the ELF file at `path`. Throws ElfError for malformed files, Node errors for I/O. */
 export function readElf(path: string): ElfFile {
-  const fd = openSync(path, 'r');
+  const fd = openSync(toBytes(path), 'r');
   try {
     return parseElf(fdSource(fd));
   } finally {

@@ -1,11 +1,12 @@
 /** Yes/no questions about paths, where any error means "no". */
 
 import { statSync, type Stats } from 'node:fs';
+import { toBytes } from './bytes.js';
 
 /** What `test` says of the file at `path`, following symlinks; false when there is nothing to stat. */
 function statIs(path: string, test: (st: Stats) => boolean): boolean {
   try {
-    return test(statSync(path));
+    return test(statSync(toBytes(path)));
   } catch {
     return false;
   }

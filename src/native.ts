@@ -56,10 +56,10 @@ export type SandboxOp =
 /** Everything the addon needs to run a sandbox, serialised before it forks. */
 export interface SandboxSpec {
   ops: readonly SandboxOp[];
-  /** execve is tried on each in turn, as execvp does. */
-  candidates: readonly string[];
-  argv: readonly string[];
-  env: readonly string[];
+  /** execve is tried on each in turn, as execvp does. Strings go as UTF-8, Buffers as their bytes (also in argv, env). */
+  candidates: readonly (string | Buffer)[];
+  argv: readonly (string | Buffer)[];
+  env: readonly (string | Buffer)[];
   /** newuidmap/newgidmap argv without the pid (the addon inserts it as argv[1]). */
   uidHelper?: readonly string[];
   gidHelper?: readonly string[];

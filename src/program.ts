@@ -7,6 +7,7 @@
 import { accessSync, constants, statSync, type Stats } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { archForHead, type Arch } from './arch.js';
+import { toBytes } from './bytes.js';
 import { readElf, readHead } from './elf-file.js';
 import { ET_DYN, ET_EXEC, isElfMagic, machineName, typeName, type ElfFile } from './elf.js';
 import { EXIT, XrunError, errnoCode, errnoText } from './errors.js';
@@ -45,7 +46,7 @@ export function locate(name: string, pathEnv: string | undefined): string {
     checkRunnable(name, name);
     return resolve(name);
   }
-  const found = findOnPath(name, pathEnv, { usable: (p) => isFile(p) && runnable(p, statSync(p)) });
+  const found = findOnPath(name, pathEnv, { usable: (p) => isFile(p) && runnable(p, statSync(toBytes(p))) });
   if (found) return resolve(found);
   // As execvp: a file there that may not be run is why, rather than "not found".
   const denied = findOnPath(name, pathEnv, { usable: isFile });
@@ -62,14 +63,14 @@ export function locate(name: string, pathEnv: string | undefined): string {
  */
 function runnable(path: string, st: Stats): boolean {
   try {
-    accessSync(path, constants.X_OK);
+    accessSync(toBytes(path), constants.X_OK);
     return true;
   } catch {
     // Denied, or on a noexec mount: decide below.
   }
   if (!noexecMount(path) || !modeAllowsExec(st)) return false;
   try {
-    accessSync(path, constants.R_OK);
+    accessSync(toBytes(path), constants.R_OK);
     return true;
   } catch {
     return false;
@@ -89,7 +90,7 @@ function modeAllowsExec(st: Stats): boolean {
 function checkRunnable(path: string, shown: string): void {
   let st: Stats;
   try {
-    st = statSync(path);
+    st = statSync(toBytes(path));
   } catch (err) {
     const code = errnoCode(err);
     throw new XrunError('not-found', `${shown}: ${errnoText(code)}`, {

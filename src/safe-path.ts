@@ -15,6 +15,7 @@
  */
 
 import { lstatSync, readlinkSync } from 'node:fs';
+import { decodeBytes, toBytes } from './bytes.js';
 import { errnoCode } from './errors.js';
 
 export type Node = { kind: 'missing' } | { kind: 'directory' } | { kind: 'symlink'; target: string } | { kind: 'other' };
@@ -27,9 +28,10 @@ export interface PathOps {
 /** What is at `path` on disk, without following a final symlink. */
 export function lookupOnDisk(path: string): Node {
   try {
-    const st = lstatSync(path);
+    // Names that are not UTF-8 (src/bytes.ts) are looked up as their bytes.
+    const st = lstatSync(toBytes(path));
     if (st.isDirectory()) return { kind: 'directory' };
-    if (st.isSymbolicLink()) return { kind: 'symlink', target: readlinkSync(path) };
+    if (st.isSymbolicLink()) return { kind: 'symlink', target: decodeBytes(readlinkSync(toBytes(path), { encoding: 'buffer' })) };
     return { kind: 'other' };
   } catch (err) {
     if (errnoCode(err) === 'ENOENT' || errnoCode(err) === 'ENOTDIR') return { kind: 'missing' };

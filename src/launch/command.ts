@@ -1,6 +1,7 @@
 /** `xrun [options] PROGRAM ARGS...`: plan a direct launch, then print it or run it. */
 
 import type { LaunchOptions } from './options.js';
+import { faithfulEnv } from '../bytes.js';
 import { parseEnvAssignments } from '../env.js';
 import { XrunError, warn } from '../errors.js';
 import { host } from '../host.js';
@@ -14,7 +15,7 @@ import { planDirect, type DirectPlan, type LaunchRequest } from './plan.js';
 const ENOEXEC = 8;
 
 export function launchCommand(program: string, args: string[], opts: LaunchOptions): number {
-  const env = { ...process.env, ...parseEnvAssignments(opts.env) };
+  const env = { ...faithfulEnv(), ...parseEnvAssignments(opts.env) };
   const req: LaunchRequest = { program, args, argv0: opts.argv0, qemu: opts.qemu, sysroot: opts.sysroot, cpu: opts.cpu, env };
   let plan: DirectPlan;
   try {

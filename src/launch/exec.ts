@@ -1,5 +1,6 @@
 /** Runs a direct launch plan: this process becomes the program (or its emulator). */
 
+import { toBytes } from '../bytes.js';
 import { EXIT, XrunError, errnoName, errnoText } from '../errors.js';
 import { noexecMount } from '../mounts.js';
 import { isNativeOpError, native } from '../native.js';
@@ -15,7 +16,8 @@ export function execDirect(plan: DirectPlan, env: Readonly<Record<string, string
 /** Replaces this process with `path`. Returns only by throwing an XrunError that carries the errno name. */
 export function execProgram(path: string, argv: readonly string[], envList: readonly string[]): never {
   try {
-    native().execve(path, argv, envList, closedStdio(), inheritedFds());
+    // Strings that stand for bytes that are not UTF-8 (src/bytes.ts) go as those bytes.
+    native().execve(toBytes(path), argv.map(toBytes), envList.map(toBytes), closedStdio(), inheritedFds());
   } catch (err) {
     if (!isNativeOpError(err)) throw err;
     const name = errnoName(err.errno);

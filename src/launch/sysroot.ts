@@ -11,6 +11,7 @@
  * system call), so a launch from a tree runs in a private view (view.ts).
  */
 
+import { toBytes } from '../bytes.js';
 import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Arch } from '../arch.js';
@@ -207,7 +208,7 @@ function absoluteHop(path: string): boolean {
   for (let hops = 0; hops < 40; hops++) {
     let target: string;
     try {
-      if (!lstatSync(cur).isSymbolicLink()) return false;
+      if (!lstatSync(toBytes(cur)).isSymbolicLink()) return false;
       target = readlinkSync(cur);
     } catch {
       return false;

@@ -13,6 +13,7 @@ import { cpuWarnings } from '../cpu.js';
 import { launcherPath } from '../native.js';
 import { cacheDir, tryCacheDir } from '../paths.js';
 import { entryCovers, listEntries, worksInContainers } from '../binfmt/entries.js';
+import { faithfulEnv } from '../bytes.js';
 import { parseEnvAssignments } from '../env.js';
 import { EXIT, XrunError, warn } from '../errors.js';
 import { archByName } from '../arch.js';
@@ -61,7 +62,7 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     resolvConf: opts.resolvConf,
     qemu: opts.qemu,
     sysroot: opts.sysroot,
-    env: process.env,
+    env: faithfulEnv(),
     ...(overlay ? { overlay } : {}),
     cpu: opts.cpu,
     launcher: launcherPath(),
@@ -148,7 +149,7 @@ function fallbackDirect(req: SandboxRequest, opts: SandboxCommandOptions, why: s
   }
   const root = req.root!;
   const found = locateInRoot(root, req.program ?? '/bin/sh', ROOTFS_PATH, '/');
-  const env = { ...process.env, ...req.envAssignments };
+  const env = { ...faithfulEnv(), ...req.envAssignments };
   const plan = planDirect({ program: found.hostPath, args: req.args, argv0: req.program ?? '/bin/sh', qemu: req.qemu, sysroot: root, cpu: opts.cpu, env });
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify({ fallback: why, ...plan }, null, 2)}\n` : `${formatDirectPlan(plan)}note      fallback: ${why}\n`);

@@ -1,5 +1,6 @@
 /** Runs a sandbox plan through the addon and turns its result into an exit code or an XrunError. */
 
+import { toBytes } from '../bytes.js';
 import { EXIT, XrunError, errnoName, errnoText, warn } from '../errors.js';
 import { native, type SandboxOp } from '../native.js';
 import type { SandboxPlan } from './plan.js';
@@ -99,7 +100,8 @@ export function runSandbox(plan: SandboxPlan): number {
       'give yourself /etc/subuid and /etc/subgid ranges (see `xrun doctor`)');
     spec = { ...spec, ignoreChown: false };
   }
-  const result = native().runSandbox(spec);
+  // Strings that stand for bytes that are not UTF-8 (src/bytes.ts) go as those bytes.
+  const result = native().runSandbox({ ...spec, candidates: spec.candidates.map(toBytes), argv: spec.argv.map(toBytes), env: spec.env.map(toBytes) });
   if ('exitCode' in result) return result.exitCode;
   if ('signal' in result) return 128 + result.signal;
   throw failure(plan, result.failed, result.errno, result.step, result.message);

@@ -362,7 +362,7 @@ describe('rootfs import: messages name each thing once, and the right thing', ()
   ]);
 
   it('a layer path that climbs out of the image: "dk-trav.tar: ..." once, not "dk-trav.tar: dk-trav.tar:" nor the staging directory', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const archive = join(work, 'dk-trav.tar');
     writeFileSync(archive, dockerArchive(['../../l/layer.tar']));
     const r = await run(['rootfs', 'import', archive, join(work, 'dk-trav-root')]);
@@ -371,7 +371,7 @@ describe('rootfs import: messages name each thing once, and the right thing', ()
   });
 
   it('no image for the --arch asked for: the archive named once', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const archive = join(work, 'dk-arch.tar');
     writeFileSync(archive, dockerArchive(['l/layer.tar'], [{ name: 'l/layer.tar', content: tar([{ name: 'f', content: 'x' }]) }]));
     const r = await run(['rootfs', 'import', '--arch', 'riscv64', archive, join(work, 'dk-arch-root')]);
@@ -380,7 +380,7 @@ describe('rootfs import: messages name each thing once, and the right thing', ()
   });
 
   it('a full target file system (ENOSPC) is named as the target, not the archive', async (ctx) => {
-    if (skipReason(unprivileged)) return ctx.skip();
+    skipIf(ctx, unprivileged);
     const archive = join(work, 'big.tar');
     writeFileSync(archive, tar([{ name: 'big', content: Buffer.alloc(3 << 20, 1) }]));
     // A 1 MiB tmpfs in a private user + mount namespace: the host's mounts never change.
