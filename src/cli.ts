@@ -12,6 +12,7 @@ import { EXIT, XrunError, reportError } from './errors.js';
 import { MODES, type Mode } from './options.js';
 import { ROOT_OPTIONS, parseLaunch, type RootOptions } from './root-options.js';
 import { recordEnvironment } from './bytes.js';
+import { EXIT_SIGPIPE } from './output.js';
 
 export { parseLaunch, type RootOptions } from './root-options.js';
 import { takeFdRecord } from './stdio.js';
@@ -226,6 +227,7 @@ export async function manPage(): Promise<string> {
       [String(EXIT.failure), 'xrun itself failed (set-up, a kernel feature missing, I/O)'],
       [String(EXIT.cannotExecute), 'the program exists but cannot be executed (not ELF, truncated, no emulator)'],
       [String(EXIT.notFound), 'the program (or its loader) does not exist'],
+      [String(EXIT_SIGPIPE), "xrun's own output went to a reader that had gone away (as a shell reports SIGPIPE)"],
     ],
   });
 }
