@@ -44,7 +44,7 @@ describe("xrun's own output", () => {
       expect(r.stdout, args.join(' ')).toBe('141');
       expect(r.stderr, args.join(' ')).not.toMatch(TRACE);
     }
-  });
+  }, 300_000);
 
   it('piped into head -1: the first line, then an end without a trace', async (ctx) => {
     skipIf(ctx, noFixtures() ?? (existsSync('/bin/bash') ? undefined : 'bash not installed (for PIPESTATUS)'));
@@ -55,7 +55,7 @@ describe("xrun's own output", () => {
       expect(status, args.join(' ')).toMatch(/^status (0|141)$/);
       expect(r.stderr, args.join(' ')).not.toMatch(TRACE);
     }
-  });
+  }, 300_000);
 
   it('written to /dev/full: one line naming stdout and the reason, exit 125, for every command', async (ctx) => {
     skipIf(ctx, noFixtures() ?? (existsSync('/dev/full') ? undefined : 'no /dev/full'));
@@ -65,7 +65,7 @@ describe("xrun's own output", () => {
       expect(r.stderr.split('\n'), args.join(' ')).toContain('xrun: cannot write to standard output: no space left on device');
       expect(r.stderr, args.join(' ')).not.toMatch(TRACE);
     }
-  });
+  }, 300_000);
 
   it('stderr on /dev/full too: the exit status still says what happened', async (ctx) => {
     skipIf(ctx, noFixtures());
