@@ -199,5 +199,5 @@ export class Scaffold {
 
 /** The --explain line for a layer. */
 export function describeLayer(l: PlannedLayer): string {
-  return `a private read-only layer over the tree's ${l.at}: its entries bound back, ${l.made.join(', ')} made on it for ${l.why.join(', ')}; nothing is written into the tree (new entries right in ${l.at} cannot be made in this run)`;
+  return `a private read-only layer over ${l.at}: its entries bound back, ${l.made.join(', ')} made on it for ${l.why.join(', ')}; nothing is written into the tree or a bound directory (new entries right in ${l.at} cannot be made in this run)`;
 }

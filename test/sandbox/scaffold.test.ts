@@ -73,6 +73,18 @@ for (const runner of [currentUser, otherUser]) {
       expect(existsSync(join(root, 'newdir'))).toBe(false);
     });
 
+    it('bind target missing in a bound directory is not created there either: --bind SRC:/src --bind SRC2:/src/sub/dir', async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      const src = await source(runner);
+      const inner = await source(runner);
+      const before = [await listing(root), await listing(src)];
+      const r = await runner.run(['--rootfs', root, '--bind', `${src}:/src`, '--bind', `${inner}:/src/sub/dir`, 'sh', '-c', 'cat /src/from-host /src/sub/dir/from-host; touch /src/sub/stray']);
+      expect(r.stdout).toBe('bound\nbound\n');
+      expect(r.stderr).toBe('touch: /src/sub/stray: Read-only file system\n');
+      expect([await listing(root), await listing(src)]).toEqual(before);
+    });
+
     it('mount points the tree lacks (/proc, /sys, /dev, a file bind target) are made on a private layer, not in the tree', async (ctx) => {
       skipIf(ctx, cannotSandbox(runner));
       const root = await rootfsFor(runner);
