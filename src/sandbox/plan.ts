@@ -52,7 +52,7 @@ const DISK = { lookup: lookupOnDisk, mkdir: () => undefined };
  * on their SIGHUP (a shell saving its history, an editor its buffers) before
  * everything inside is killed, as when xrun dies.
  */
-export const HANGUP_GRACE_MS = 1000;
+export const HANGUP_GRACE_MS = 500;
 
 export interface SandboxRequest {
   readonly mode: 'rootfs' | 'transparent';
