@@ -6,7 +6,7 @@
 
 import { planRow, shellQuote } from '../text.js';
 import { chmodSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import type { LaunchOptions } from '../launch/options.js';
 import type { SandboxOptions } from './options.js';
 import { cpuWarnings } from '../cpu.js';
@@ -23,7 +23,8 @@ import { formatDirectPlan } from '../launch/explain.js';
 import { planDirect } from '../launch/plan.js';
 import { formatSandboxPlan } from './explain.js';
 import { probeFeatures, sandboxBlocker } from './features.js';
-import { ROOTFS_PATH, locateInRoot, planSandbox, type SandboxRequest } from './plan.js';
+import { Scaffold } from './scaffold.js';
+import { ROOTFS_PATH, locateInView, planSandbox, type SandboxRequest } from './plan.js';
 import { findProot, planProot, type ProotPlan } from './proot.js';
 import { runSandbox } from './run.js';
 
@@ -148,7 +149,7 @@ function fallbackDirect(req: SandboxRequest, opts: SandboxCommandOptions, why: s
     throw new XrunError('usage', '--bind, --dev-bind and --cwd need a sandbox: not with --no-sandbox', { exitCode: EXIT.usage });
   }
   const root = req.root!;
-  const found = locateInRoot(root, req.program ?? '/bin/sh', ROOTFS_PATH, '/');
+  const found = locateInView(new Scaffold(posix.resolve(root), { by: 'mkdir' }, root), req.program ?? '/bin/sh', ROOTFS_PATH, '/');
   const env = { ...faithfulEnv(), ...req.envAssignments };
   const plan = planDirect({ program: found.hostPath, args: req.args, argv0: req.program ?? '/bin/sh', qemu: req.qemu, sysroot: root, cpu: opts.cpu, env });
   if (opts.explain) {

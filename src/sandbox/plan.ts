@@ -15,7 +15,6 @@ import { isBlockDevice, isCharDevice, isDir, isFile } from '../fs-checks.js';
 import { isElfMagic } from '../elf.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { kernelCanExec, locate, parseShebang, readElfProgram } from '../program.js';
-import { lookupOnDisk, resolveInRoot } from '../safe-path.js';
 import { registerLine, ruleFor } from '../binfmt/rule.js';
 import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
@@ -45,7 +44,6 @@ const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
 
 /** PATH inside a root file system unless --env says otherwise. */
 export const ROOTFS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-const DISK = { lookup: lookupOnDisk, mkdir: () => undefined };
 
 /**
  * After xrun's terminal hangs up, how long the guest's processes have to end
@@ -219,67 +217,33 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
 
 
 /**
- * Whether programs in the tree at `root` can load the locale `name` (a LANG
- * or LC_* value): C and POSIX always; musl needs no locale files; glibc needs
- * the compiled locale in /usr/lib/locale, by its name or with the codeset
- * normalised as glibc does (C.UTF-8 -> C.utf8), or an archive of them.
+ * Finds a program in the guest's view as execvp would there: its path inside
+ * and the host file that the guest's execve runs.
  */
-export function localeInTree(root: string, name: string): boolean {
-  if (name === '' || name === 'C' || name === 'POSIX') return true;
-  if (name.includes('/')) return false;
-  const at = (p: string) => resolveInRoot(root, p, DISK) !== undefined;
-  for (const dir of ['/lib', '/usr/lib']) {
-    const lib = resolveInRoot(root, dir, DISK);
-    if (lib && isDir(lib) && readdirSync(lib).some((f) => f.startsWith('ld-musl-'))) return true;
-  }
-  const m = /^([^.@]*)(?:\.([^@]*))?(@.*)?$/.exec(name);
-  const normal = m?.[2] !== undefined ? `${m[1]}.${m[2].toLowerCase().replace(/[^a-z0-9]/g, '')}${m[3] ?? ''}` : name;
-  return at(`/usr/lib/locale/${name}`) || at(`/usr/lib/locale/${normal}`) || at('/usr/lib/locale/locale-archive');
-}
-
-/**
- * The guest's clean environment: a root's PATH, HOME and names, and from the
- * host only what describes the person's terminal, TERM and the locale (LANG,
- * LC_*: without them readline garbles UTF-8 input), then --env. A locale the
- * tree lacks stays out (`dropped`): its programs would fall back to C anyway,
- * warning on every start (perl, bash).
- */
-export function cleanEnv(host: Readonly<Record<string, string | undefined>>, assignments: Readonly<Record<string, string>>, root: string): { env: Record<string, string>; dropped: string[] } {
-  const dropped: string[] = [];
-  const kept = Object.entries(host).filter((e): e is [string, string] => {
-    const [k, v] = e;
-    if (v === undefined) return false;
-    if (k === 'TERM') return true;
-    if (k !== 'LANG' && !k.startsWith('LC_')) return false;
-    if (localeInTree(root, v)) return true;
-    dropped.push(`${k}=${v}`);
-    return false;
-  });
-  return { env: { PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...Object.fromEntries(kept), ...assignments }, dropped };
-}
-
-/** Finds a program inside the root as execvp would there: its path inside and on the host. */
-export function locateInRoot(root: string, program: string, pathEnv: string, cwd: string): { path: string; hostPath: string } {
+export function locateInView(view: Scaffold, program: string, pathEnv: string, cwd: string): { path: string; hostPath: string; where: string } {
   const candidates = program.includes('/')
     ? [posix.resolve(cwd, program)]
     : pathEnv.split(':').map((d) => posix.join(posix.resolve(cwd, d || '.'), program));
   for (const path of candidates) {
-    const hostPath = resolveInRoot(root, path, DISK);
-    if (hostPath && isFile(hostPath)) return { path, hostPath };
+    const found = view.file(path);
+    if (found?.hostPath !== undefined && isFile(found.hostPath)) {
+      // Where it lies, for messages: the tree, or the host file a mount shows.
+      return { path, hostPath: found.hostPath, where: found.ofTree ? view.name : found.hostPath };
+    }
   }
-  throw new XrunError('not-found', program.includes('/') ? `${program}: no such file in ${root}` : `${program}: command not found in ${root}`, {
+  throw new XrunError('not-found', program.includes('/') ? `${program}: no such file in ${view.name}` : `${program}: command not found in ${view.name}`, {
     exitCode: EXIT.notFound,
     hint: program.includes('/') ? undefined : `PATH inside is ${pathEnv}`,
   });
 }
 
-/** The arch of the program that will run first, reading #! scripts' interpreters inside the root. */
-export function programArch(root: string | undefined, hostPath: string, shown: string): Arch | undefined {
+/** The arch of the program that will run first, reading a #! script's interpreter in the guest's view too. */
+export function programArch(view: Scaffold | undefined, hostPath: string, shown: string): Arch | undefined {
   const head = readHead(hostPath, 256);
   if (isElfMagic(head)) return readElfProgram(hostPath, shown).arch;
   const shebang = parseShebang(head);
   if (!shebang) return undefined;
-  const interp = root ? resolveInRoot(root, shebang.interpreter, DISK) : shebang.interpreter;
+  const interp = view ? view.file(shebang.interpreter)?.hostPath : shebang.interpreter;
   if (!interp || !isFile(interp)) return undefined;
   return readElfProgram(interp, `${shown}: interpreter ${shebang.interpreter}`).arch;
 }
@@ -329,6 +293,11 @@ function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, requi
   return entries;
 }
 
+/** The entries whose interpreter is xrun's launcher. */
+function launchedOf(entries: readonly PlannedEntry[]): LaunchedEntry[] {
+  return entries.filter((e) => e.interpreter.kind === 'launcher').map((e) => ({ arch: archByName(e.arch)!, emulator: e.emulator, cpu: e.cpu }));
+}
+
 /** Plans a sandbox run. `binfmt: false` leaves out the private binfmt_misc (a host entry serves instead). */
 export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBinfmt: boolean } = { privateBinfmt: true }, h: Host = host()): SandboxPlan {
   const notes: string[] = [];
@@ -341,64 +310,13 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   // Nothing mounted here may reach the host's mount table.
   ops.push({ op: 'mount', target: '/', flags: MS_REC | MS_PRIVATE });
 
-  let root: string | undefined;
-  let program: SandboxPlan['program'];
-  let cwd: string;
-  let env: Record<string, string | undefined>;
-  let entries: PlannedEntry[];
-
-  if (req.mode === 'rootfs') {
-    root = posix.resolve(req.root!);
-    // What the guest will see, as far as the host can look at it before anything is mounted.
-    const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
-    if (!isDir(view)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
-    // Relative to the root's '/', never to xrun's own directory on the host:
-    // the child chroots and then changes directory (issue 12, relative --cwd escape).
-    cwd = posix.resolve('/', req.cwd ?? '/');
-    const clean = cleanEnv(req.env, req.envAssignments, view);
-    env = clean.env;
-    if (clean.dropped.length > 0) notes.push(`not passed in: ${clean.dropped.join(' ')} (no such locale in the tree: its programs would fall back to C with a warning)`);
-    const found = locateInRoot(view, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
-    kernelCanExec(found.hostPath, found.path, view);
-    const arch = programArch(view, found.hostPath, found.path);
-    program = { ...found, arch: arch?.name };
-    const foreign = arch && !runsNatively(h, arch) ? [arch] : [];
-    if (arch && foreign.length === 0) notes.push(`${arch.name} runs natively here: no binfmt entry needed`);
-    entries = opts.privateBinfmt ? entriesFor(foreign, req, h, true, notes) : [];
-  } else {
-    cwd = req.cwd ?? process.cwd();
-    env = { ...req.env, ...(req.sysroot ? { QEMU_LD_PREFIX: posix.resolve(req.sysroot) } : {}), ...req.envAssignments };
-    if (!req.program) throw new XrunError('usage', '--transparent needs a command to run', { exitCode: EXIT.usage, hint: 'xrun --transparent -- make check' });
-    const path = locate(req.program, env.PATH);
-    kernelCanExec(path, req.program);
-    program = { path, hostPath: path, arch: undefined };
-    const foreign = ARCHES.filter((a) => !runsNatively(h, a));
-    entries = opts.privateBinfmt ? entriesFor(foreign, req, h, false, notes) : [];
-    if (entries.length === 0) notes.push('no emulators found: foreign programs will fail with "Exec format error"');
-  }
-
-  const launched: LaunchedEntry[] = entries.filter((e) => e.interpreter.kind === 'launcher').map((e) => ({ arch: archByName(e.arch)!, emulator: e.emulator, cpu: e.cpu }));
-  if (entries.length > 0) {
-    ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0 });
-    mounts.push({ source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, what: 'a binfmt_misc instance private to this user namespace' });
-    for (const e of entries) if (e.interpreter.kind === 'emulator') ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: e.line });
-  }
-  if (launched.length > 0 && !root) {
-    // --transparent: the launcher's files on a tmpfs of their own, over xrun's empty directory.
-    const dir = req.launchDir!;
-    ops.push({ op: 'mount', source: 'tmpfs', target: dir, fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV, data: 'mode=0755,size=64k' });
-    mounts.push({ source: 'tmpfs', target: dir, what: "xrun's launcher and its CPU settings, private to this namespace" });
-    const { setup, lines } = launcherOps(launched, req.launcher!, transparentLayout(dir), 'FP');
-    ops.push(...setup);
-    for (const line of lines) ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
-  }
-  if (entries.length > 0) {
-    // Entries registered above.
-  } else if (!opts.privateBinfmt) {
-    notes.push('using the host binfmt_misc entries: this kernel has no binfmt_misc per user namespace');
-  }
-
-  if (root) {
+  /**
+   * --rootfs: the ops from the overlay and `root` to the entries registered
+   * inside, with `entries`, and the guest's view they make.
+   */
+  function rootOps(root: string, entries: readonly PlannedEntry[], mounts: PlannedMount[], notes: string[]): { ops: SandboxOp[]; view: Scaffold } {
+    const ops: SandboxOp[] = [];
+    const launched = launchedOf(entries);
     const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
     if (req.overlay) {
       const { lower, upper, work } = req.overlay;
@@ -448,6 +366,69 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     for (const line of launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').lines) {
       ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
     }
+    return { ops, view: scaffold };
+  }
+
+  let root: string | undefined;
+  let program: SandboxPlan['program'];
+  let cwd: string;
+  let env: Record<string, string | undefined>;
+  let entries: PlannedEntry[];
+
+  if (req.mode === 'rootfs') {
+    root = posix.resolve(req.root!);
+    // What the guest will see, as far as the host can look at it before anything is mounted.
+    const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
+    if (!isDir(view)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
+    // Relative to the root's '/', never to xrun's own directory on the host:
+    // the child chroots and then changes directory (issue 12, relative --cwd escape).
+    cwd = posix.resolve('/', req.cwd ?? '/');
+    env = { PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments };
+    // The command as the guest's execve will find it: in the view the mounts below make, which do not
+    // depend on the binfmt entries (those live under /proc and /dev).
+    const guest = rootOps(root, [], [], []).view;
+    const found = locateInView(guest, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
+    kernelCanExec(found.hostPath, found.path, found.where);
+    const arch = programArch(guest, found.hostPath, found.path);
+    program = { path: found.path, hostPath: found.hostPath, arch: arch?.name };
+    const foreign = arch && !runsNatively(h, arch) ? [arch] : [];
+    if (arch && foreign.length === 0) notes.push(`${arch.name} runs natively here: no binfmt entry needed`);
+    entries = opts.privateBinfmt ? entriesFor(foreign, req, h, true, notes) : [];
+  } else {
+    cwd = req.cwd ?? process.cwd();
+    env = { ...req.env, ...(req.sysroot ? { QEMU_LD_PREFIX: posix.resolve(req.sysroot) } : {}), ...req.envAssignments };
+    if (!req.program) throw new XrunError('usage', '--transparent needs a command to run', { exitCode: EXIT.usage, hint: 'xrun --transparent -- make check' });
+    const path = locate(req.program, env.PATH);
+    kernelCanExec(path, req.program);
+    program = { path, hostPath: path, arch: undefined };
+    const foreign = ARCHES.filter((a) => !runsNatively(h, a));
+    entries = opts.privateBinfmt ? entriesFor(foreign, req, h, false, notes) : [];
+    if (entries.length === 0) notes.push('no emulators found: foreign programs will fail with "Exec format error"');
+  }
+
+  const launched = launchedOf(entries);
+  if (entries.length > 0) {
+    ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0 });
+    mounts.push({ source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, what: 'a binfmt_misc instance private to this user namespace' });
+    for (const e of entries) if (e.interpreter.kind === 'emulator') ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: e.line });
+  }
+  if (launched.length > 0 && !root) {
+    // --transparent: the launcher's files on a tmpfs of their own, over xrun's empty directory.
+    const dir = req.launchDir!;
+    ops.push({ op: 'mount', source: 'tmpfs', target: dir, fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV, data: 'mode=0755,size=64k' });
+    mounts.push({ source: 'tmpfs', target: dir, what: "xrun's launcher and its CPU settings, private to this namespace" });
+    const { setup, lines } = launcherOps(launched, req.launcher!, transparentLayout(dir), 'FP');
+    ops.push(...setup);
+    for (const line of lines) ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
+  }
+  if (entries.length > 0) {
+    // Entries registered above.
+  } else if (!opts.privateBinfmt) {
+    notes.push('using the host binfmt_misc entries: this kernel has no binfmt_misc per user namespace');
+  }
+
+  if (root) {
+    ops.push(...rootOps(root, entries, mounts, notes).ops);
   } else if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0) {
     throw new XrunError('usage', `${req.binds.length > 0 ? '--bind' : '--dev-bind'} goes with --rootfs`, { exitCode: EXIT.usage });
   } else {

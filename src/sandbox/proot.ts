@@ -13,7 +13,8 @@ import { EXIT, XrunError } from '../errors.js';
 import { exists, isDir, isFile } from '../fs-checks.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { pathDirs } from '../paths.js';
-import { ROOTFS_PATH, cleanEnv, locateInRoot, programArch, type SandboxRequest } from './plan.js';
+import { Scaffold } from './scaffold.js';
+import { ROOTFS_PATH, locateInView, programArch, type SandboxRequest } from './plan.js';
 
 export interface ProotPlan {
   readonly kind: 'proot';
@@ -48,9 +49,27 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
   const root = posix.resolve(req.root!);
   if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
   const cwd = posix.resolve('/', req.cwd ?? '/');
-  const { env } = cleanEnv(req.env, req.envAssignments, root);
-  const found = locateInRoot(root, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
-  const arch = programArch(root, found.hostPath, found.path);
+  const env: Record<string, string> = {
+    PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments,
+  };
+  // proot binds onto any path, present in the tree or not, without writing there.
+  const names = [...(req.resolvConf !== false ? ['/etc/resolv.conf'] : []), ...(req.hosts !== false ? ['/etc/hosts'] : [])];
+  const binds = ['/proc', '/dev', '/sys', ...names.filter((f) => isFile(f))];
+  // proot shows the host's whole /dev: --dev-bind only matters for its DST.
+  for (const bind of [...req.binds, ...(req.devBinds ?? [])]) {
+    const colon = bind.indexOf(':');
+    const src = posix.resolve(colon < 0 ? bind : bind.slice(0, colon));
+    if (!exists(src)) throw new XrunError('bind', `--bind ${bind}: ${src}: no such file or directory`, { exitCode: EXIT.usage });
+    binds.push(colon < 0 ? src : `${src}:${bind.slice(colon + 1)}`);
+  }
+  // The command as the guest will find it, with proot's bindings in place.
+  const view = new Scaffold(root, { by: 'mkdir' }, root);
+  for (const b of binds) {
+    const colon = b.indexOf(':');
+    view.mount(colon < 0 ? b : posix.resolve('/', b.slice(colon + 1)), 'host', colon < 0 ? b : b.slice(0, colon));
+  }
+  const found = locateInView(view, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
+  const arch = programArch(view, found.hostPath, found.path);
   const notes: string[] = [];
   let emulator: Emulator | undefined;
   if (arch && !runsNatively(h, arch)) {
@@ -65,16 +84,6 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
   } else if (arch) {
     notes.push(`${arch.name} runs natively here: no emulator`);
   }
-  // proot binds onto any path, present in the tree or not, without writing there.
-  const names = [...(req.resolvConf !== false ? ['/etc/resolv.conf'] : []), ...(req.hosts !== false ? ['/etc/hosts'] : [])];
-  const binds = ['/proc', '/dev', '/sys', ...names.filter((f) => isFile(f))];
-  // proot shows the host's whole /dev: --dev-bind only matters for its DST.
-  for (const bind of [...req.binds, ...(req.devBinds ?? [])]) {
-    const colon = bind.indexOf(':');
-    const src = posix.resolve(colon < 0 ? bind : bind.slice(0, colon));
-    if (!exists(src)) throw new XrunError('bind', `--bind ${bind}: ${src}: no such file or directory`, { exitCode: EXIT.usage });
-    binds.push(colon < 0 ? src : `${src}:${bind.slice(colon + 1)}`);
-  }
   const argv = [
     proot,
     // -0: root inside, as the namespace sandbox's id map gives.
@@ -87,7 +96,7 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
     root,
     because,
     proot,
-    program: { ...found, arch: arch?.name },
+    program: { path: found.path, hostPath: found.hostPath, arch: arch?.name },
     emulator,
     cwd,
     exec: { path: proot, argv },

@@ -30,6 +30,7 @@
  * symlink followed inside the root, by the one in-root resolver).
  */
 
+import { realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import { EXIT, XrunError } from '../errors.js';
 import type { SandboxOp } from '../native.js';
@@ -70,6 +71,14 @@ export interface PlannedLayer {
   readonly why: readonly string[];
 }
 
+function realSource(source: string): string {
+  try {
+    return realpathSync(source);
+  } catch {
+    return source;
+  }
+}
+
 const within = (path: string, dir: string) => dir === '/' || path === dir || path.startsWith(`${dir}/`);
 const relative = (path: string, dir: string) => (dir === '/' ? path.slice(1) : path.slice(dir.length + 1));
 
@@ -81,7 +90,7 @@ export class Scaffold {
    * `root`: the tree as the host sees it (for --image, the cached image);
    * `name`: the tree as the user named it, for messages.
    */
-  constructor(root: string, private readonly makeBy: MakeBy, private readonly name: string) {
+  constructor(root: string, private readonly makeBy: MakeBy, readonly name: string) {
     this.mounts = [{ at: '/', host: root, kind: 'host', made: new Map() }];
   }
 
@@ -126,7 +135,24 @@ export class Scaffold {
 
   /** Records a mount the plan makes at `target` (resolved in the view as the sandbox will resolve it). */
   mount(target: string, kind: 'host' | 'tmpfs' | 'fixed', host?: string): void {
-    this.mounts.push({ at: this.resolve(target) ?? target, host, kind, made: new Map() });
+    // A bind mounts the file its source names, links followed.
+    this.mounts.push({ at: this.resolve(target) ?? target, host: host === undefined ? undefined : realSource(host), kind, made: new Map() });
+  }
+
+  /**
+   * The file the guest reaches at `path`, every symlink followed in the view:
+   * its guest path, and the host file shown there (undefined on a file system
+   * of the sandbox's own, or for an entry the plan makes); `ofTree` when that
+   * is the tree's own file, not one a --bind shows. This is where the guest's
+   * execve finds its command (issue 16: a program in a --bind directory).
+   */
+  file(path: string): { path: string; hostPath: string | undefined; ofTree: boolean } | undefined {
+    const at = this.resolve(posix.resolve('/', path));
+    if (at === undefined) return undefined;
+    const m = this.mountOf(at);
+    const ofTree = m === this.mounts[0] || m.kind === 'layer';
+    if (m.made.has(at) || m.host === undefined) return { path: at, hostPath: undefined, ofTree };
+    return { path: at, hostPath: at === m.at ? m.host : posix.join(m.host, relative(at, m.at)), ofTree };
   }
 
   /** Records an entry the plan makes on a tmpfs of its own (the private /dev), with its own op. */
