@@ -138,6 +138,15 @@ export function crossSysroots(arch: Arch): string[] {
   return [...arch.triplets.map((t) => `/usr/${t}`), `/usr/gnemul/qemu-${arch.name}`];
 }
 
+/**
+ * The sysroots chooseSysroot tries after the program's own tree, in its
+ * order: the host itself (multiarch libraries), then the cross sysroots. The
+ * launcher of --transparent tries the same for each foreign child.
+ */
+export function fallbackSysroots(arch: Arch): string[] {
+  return ['/', ...crossSysroots(arch)];
+}
+
 interface Found {
   readonly root: string;
   readonly loader: LoaderResolution;
@@ -293,7 +302,8 @@ function viewFor(root: string, q: SysrootQuery, loader: LoaderResolution): TreeV
   return planView(root, q.hostRoot, loader.file);
 }
 
-function missingLoader(q: SysrootQuery, why: string, tree?: string): XrunError {
+/** A loader found nowhere: names it, says where it was looked for (`why`) and what to pass. */
+export function missingLoader(q: Pick<SysrootQuery, 'arch' | 'program' | 'interpreter'>, why: string, tree?: string): XrunError {
   const debian = q.arch.debianArches[0];
   const pkg = debian ? `libc6:${debian} or libc6-${debian}-cross, ` : '';
   return new XrunError('no-loader', `${q.program}: dynamic loader ${q.interpreter} (${q.arch.name}) not found: ${why}`, {

@@ -96,8 +96,9 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
   }
 
   const plan = planSandbox(req, f, { privateBinfmt });
-  // --transparent registers every arch: a --cpu value names the one it is for, and the rest refuse it by design.
-  if (mode === 'rootfs') for (const e of plan.binfmt) for (const w of cpuWarnings(e.cpu, e.emulator.path)) warn(w);
+  // Every arch is registered: a --cpu value names the one it is for, and the rest refuse it by design.
+  // Inside a root, the first program's arch is the one a --cpu without ARCH: is for.
+  if (mode === 'rootfs') for (const e of plan.binfmt) if (e.arch === plan.program.arch) for (const w of cpuWarnings(e.cpu, e.emulator.path)) warn(w);
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatSandboxPlan(plan));
     return 0;

@@ -19,6 +19,10 @@ export function formatSandboxPlan(plan: SandboxPlan): string {
     out += planRow('cpu', `${e.arch}: ${describeCpu(e.cpu)}`);
     out += planRow('', e.line);
   }
+  for (const r of plan.refused) {
+    out += planRow('binfmt', `${r.arch} -> xrun's launcher, which refuses: ${r.message.split('\n')[0]!.replace('xrun: {program}: ', '')}`);
+    out += planRow('', r.line);
+  }
   for (const m of plan.mounts) out += planRow('mount', `${m.source} on ${m.target} (${m.what})`);
   out += planRow('paths', plan.resolve.reason);
   out += planRow('cwd', plan.cwd);

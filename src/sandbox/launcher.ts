@@ -1,21 +1,25 @@
 /**
- * The emulated CPU inside --rootfs and --transparent. A binfmt_misc entry
- * names an interpreter and passes it nothing, and QEMU_CPU in the environment
- * is lost by every child started with a cleared one (`env -i`, sudo, daemons),
- * so an architecture whose CPU xrun chooses gets xrun's own static launcher
- * (native/launcher/launcher.c) as its interpreter instead of the emulator. The
- * launcher reads "<its registered path>.conf" (the emulator, then `-cpu MODEL`)
- * on each exec and executes the emulator with them, keeping argv[0] as flag P
- * passes it (QEMU's `-0`).
+ * The binfmt_misc interpreter inside --rootfs and --transparent. A binfmt
+ * entry names an interpreter and passes it nothing, and QEMU_CPU in the
+ * environment is lost by every child started with a cleared one (`env -i`,
+ * sudo, daemons), so where a foreign exec needs more than the bare emulator,
+ * the entry's interpreter is xrun's own static launcher
+ * (native/launcher/launcher.c) instead. The launcher reads
+ * "<its registered path>.conf" on each exec and does what it says: run the
+ * emulator with its options (the emulated CPU), with `-L` for a dynamic
+ * program's loader chosen from the sysroots listed there (--transparent, the
+ * direct launch's rules), keeping argv[0] as flag P passes it (QEMU's `-0`);
+ * or, for an architecture xrun cannot run here, print xrun's own error and
+ * exit. Every choice and every word is made here; the launcher executes.
  *
  * Everything lives on a tmpfs private to the sandbox's mount namespace, so
  * nothing is written to the root file system or left behind:
- * - --rootfs: /dev/.xrun/ on the guest's private /dev, with the emulator bound
- *   there (inside the root it must be reachable by path). The entry is
+ * - --rootfs: /dev/.xrun/ on the guest's private /dev, with the emulators bound
+ *   there (inside the root they must be reachable by path). The entries are
  *   registered after entering the root, so the kernel opens the launcher (flag
- *   F) by its path inside, and that is the argv[0] the launcher gets.
+ *   F) by its path inside, and that is the argv[0] it gets.
  * - --transparent: a tmpfs mounted over an empty directory in xrun's cache;
- *   the emulator is reached by its host path.
+ *   the emulators are reached by their host paths.
  */
 
 import { posix } from 'node:path';
@@ -28,11 +32,25 @@ import type { SandboxOp } from '../native.js';
 /** Where the launcher's files go in a --rootfs guest: a hidden directory of its private /dev. */
 export const ROOTFS_LAUNCH_DIR = '/dev/.xrun';
 
-export interface LaunchedEntry {
-  readonly arch: Arch;
-  readonly emulator: Emulator;
-  readonly cpu: CpuChoice;
+/** Where the launcher looks for a dynamic program's loader (--transparent: the direct launch's rules). */
+export interface LoaderSearch {
+  /** Directories, in order: the first one holding the program's PT_INTERP is passed as `-L` ('/', the host: none). */
+  readonly sysroots: readonly string[];
+  /** When this variable is set, QEMU reads the sysroot from it itself, and the launcher chooses none. */
+  readonly unlessEnv: string;
+  /** What to print when no directory holds the loader ({program} and {loader} filled in); the launcher then exits 127. */
+  readonly missing: string;
 }
+
+export type LaunchedEntry =
+  | {
+      readonly arch: Arch;
+      readonly emulator: Emulator;
+      readonly cpu: CpuChoice;
+      readonly loader?: LoaderSearch | undefined;
+    }
+  /** An arch xrun cannot run here: the launcher prints `refusal` ({program} filled in) and exits 126. */
+  | { readonly arch: Arch; readonly refusal: string };
 
 export interface LauncherLayout {
   /** The launcher's directory as the registering process sees it. */
@@ -43,36 +61,63 @@ export interface LauncherLayout {
   readonly bindEmulator: boolean;
 }
 
-/** The contents of an arch's launcher configuration: the emulator, then its options, one per line. */
-export function launcherConf(emulatorPath: string, model: string): string {
-  return `${emulatorPath}\n-cpu\n${model}\n`;
+/**
+ * An arch's launcher configuration, a keyword and its value per line:
+ * `emulator PATH`, `arg WORD` (its options, in order), `sysroot DIR`,
+ * `unless-env NAME`, `missing-loader LINE`, `refuse LINE`.
+ */
+export function launcherConf(e: LaunchedEntry, emulatorPath?: string): string {
+  const lines: string[] = [];
+  if ('refusal' in e) {
+    for (const line of e.refusal.trimEnd().split('\n')) lines.push(`refuse ${line}`);
+  } else {
+    lines.push(`emulator ${emulatorPath ?? e.emulator.path}`);
+    if (e.cpu.model !== undefined) lines.push('arg -cpu', `arg ${e.cpu.model}`);
+    if (e.loader) {
+      for (const dir of e.loader.sysroots) lines.push(`sysroot ${dir}`);
+      lines.push(`unless-env ${e.loader.unlessEnv}`);
+      for (const line of e.loader.missing.trimEnd().split('\n')) lines.push(`missing-loader ${line}`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
 }
 
+/** The launcher's own file in `dir`; each arch's interpreter is a link to it, named after the arch. */
+const LAUNCHER_NAME = '.launcher';
+
 /**
- * Ops that put the launcher, its configuration and (for a root) the emulators
- * in `layout.dir`, which must already be a private tmpfs (or a directory on
- * one). Returns them with the register lines, whose interpreter is each arch's
- * launcher in `layout.dir`.
+ * Ops that put the launcher, each arch's configuration and (for a root) the
+ * emulators in `layout.dir`, which must already be a private tmpfs (or a
+ * directory on one). Returns them with the register lines, whose interpreter
+ * is each arch's link to the launcher in `layout.dir`: the kernel opens it now
+ * (flag F), and passes that path as the launcher's argv[0].
  */
 export function launcherOps(entries: readonly LaunchedEntry[], launcher: string, layout: LauncherLayout, flags: string): { setup: SandboxOp[]; lines: string[] } {
   const setup: SandboxOp[] = [];
   const lines: string[] = [];
+  if (entries.length === 0) return { setup, lines };
+  const own = posix.join(layout.dir, LAUNCHER_NAME);
+  setup.push({ op: 'file', path: own, mode: 0o755 });
+  setup.push({ op: 'bind', source: launcher, target: own, readonly: true });
   const bound = new Set<string>();
   for (const e of entries) {
     const name = e.arch.name;
     const interp = posix.join(layout.dir, name);
-    if (layout.bindEmulator && !bound.has(e.emulator.path)) {
-      bound.add(e.emulator.path);
-      const target = layout.emulatorIn(e.emulator);
-      setup.push({ op: 'file', path: target, mode: 0o755 });
-      setup.push({ op: 'bind', source: e.emulator.path, target, readonly: true });
-    }
-    setup.push({ op: 'file', path: interp, mode: 0o755 });
-    setup.push({ op: 'bind', source: launcher, target: interp, readonly: true });
-    // Symlinks to the emulator named like each program, so that processes keep their names (launcher.c).
-    setup.push({ op: 'mkdir', path: `${interp}.names`, mode: 0o755 });
+    setup.push({ op: 'symlink', path: interp, linkTarget: LAUNCHER_NAME });
     setup.push({ op: 'file', path: `${interp}.conf`, mode: 0o644 });
-    setup.push({ op: 'write', path: `${interp}.conf`, data: launcherConf(layout.emulatorIn(e.emulator), e.cpu.model!) });
+    if ('refusal' in e) {
+      setup.push({ op: 'write', path: `${interp}.conf`, data: launcherConf(e) });
+    } else {
+      if (layout.bindEmulator && !bound.has(e.emulator.path)) {
+        bound.add(e.emulator.path);
+        const target = layout.emulatorIn(e.emulator);
+        setup.push({ op: 'file', path: target, mode: 0o755 });
+        setup.push({ op: 'bind', source: e.emulator.path, target, readonly: true });
+      }
+      // Symlinks to the emulator named like each program, so that processes keep their names (launcher.c).
+      setup.push({ op: 'mkdir', path: `${interp}.names`, mode: 0o755 });
+      setup.push({ op: 'write', path: `${interp}.conf`, data: launcherConf(e, layout.emulatorIn(e.emulator)) });
+    }
     lines.push(registerLine(ruleFor(e.arch, interp, flags)));
   }
   return { setup, lines };

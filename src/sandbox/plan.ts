@@ -9,7 +9,7 @@ import { posix } from 'node:path';
 import { ARCHES, archByName, type Arch } from '../arch.js';
 import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { findEmulator, type Emulator } from '../emulator.js';
-import { EXIT, XrunError } from '../errors.js';
+import { EXIT, XrunError, formatError, type ErrorCode } from '../errors.js';
 import { readHead } from '../elf-file.js';
 import { isBlockDevice, isCharDevice, isDir, isFile } from '../fs-checks.js';
 import { isElfMagic } from '../elf.js';
@@ -19,7 +19,8 @@ import { registerLine, ruleFor } from '../binfmt/rule.js';
 import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
 import { atLeast, formatIdMap, idCount, isIdentityMap, type Features, type IdExtent } from './features.js';
-import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry } from './launcher.js';
+import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry, type LoaderSearch } from './launcher.js';
+import { fallbackSysroots, missingLoader } from '../launch/sysroot.js';
 import { planNameFiles } from './names.js';
 import type { PlannedMount } from './scaffold.js';
 import { Scaffold, describeLayer, type MakeBy } from './scaffold.js';
@@ -106,8 +107,22 @@ export interface PlannedEntry {
   readonly emulator: Emulator;
   /** The emulated CPU for this arch. */
   readonly cpu: CpuChoice;
-  /** The entry's interpreter: the emulator itself, or xrun's launcher passing it the CPU. */
+  /** The entry's interpreter: the emulator itself, or xrun's launcher passing it the CPU (and, --transparent, a sysroot). */
   readonly interpreter: { readonly kind: 'emulator' | 'launcher'; readonly path: string; readonly reason: string };
+  /** --transparent: where the launcher looks for a dynamic program's loader. */
+  readonly loader?: LoaderSearch | undefined;
+  readonly line: string;
+}
+
+/**
+ * An architecture with no usable emulator here: its entry's interpreter is
+ * xrun's launcher, which prints `message` (xrun's own error, `{program}`
+ * filled in) instead of leaving the kernel's "Exec format error" to a shell,
+ * which would read the ELF file as a script.
+ */
+export interface RefusedArch {
+  readonly arch: string;
+  readonly message: string;
   readonly line: string;
 }
 
@@ -119,6 +134,8 @@ export interface SandboxPlan {
   readonly program: { readonly path: string; readonly hostPath: string; readonly arch: string | undefined };
   readonly idmap: IdMapChoice;
   readonly binfmt: readonly PlannedEntry[];
+  /** Architectures registered only to say, in xrun's words, why they cannot run. */
+  readonly refused: readonly RefusedArch[];
   readonly mounts: readonly PlannedMount[];
   readonly cwd: string;
   readonly argv: readonly string[];
@@ -248,39 +265,61 @@ export function programArch(view: Scaffold | undefined, hostPath: string, shown:
   return readElfProgram(interp, `${shown}: interpreter ${shebang.interpreter}`).arch;
 }
 
-function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, requireStatic: boolean, notes: string[]): PlannedEntry[] {
+/** A foreign program's own error, printed by the launcher: `{program}` is the program's path there. */
+function refusal(code: ErrorCode, message: string, hint: string): string {
+  return formatError(new XrunError(code, message, { hint }));
+}
+
+/**
+ * The binfmt_misc entries for `arches`, each with its own emulator and CPU.
+ * `first` is the first program's arch: --qemu is its emulator, and its
+ * missing (or, inside a root, dynamic) emulator stops the run. Any other arch
+ * without a usable emulator is refused by the launcher in xrun's own words.
+ */
+function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, notes: string[], first?: Arch): { entries: PlannedEntry[]; refused: RefusedArch[] } {
   const entries: PlannedEntry[] = [];
+  const refused: RefusedArch[] = [];
   const specs = parseCpuSpecs(req.cpu ?? [], req.env);
   const layout = req.mode === 'rootfs' ? rootfsLayout() : req.launchDir ? transparentLayout(req.launchDir) : undefined;
+  const inRoot = req.mode === 'rootfs';
+  const refuse = (arch: Arch, message: string) => {
+    if (!req.launcher || !layout) return;
+    const { lines } = launcherOps([{ arch, refusal: message }], req.launcher, layout, 'FP');
+    refused.push({ arch: arch.name, message, line: lines[0]! });
+  };
   for (const arch of arches) {
-    const emulator = findEmulator(arch, { qemu: arches.length === 1 ? req.qemu : undefined, env: req.env, hostArch: h.arch.name });
+    const emulator = findEmulator(arch, { qemu: arch === first ? req.qemu : undefined, env: req.env, hostArch: h.arch.name });
     if (!emulator) {
-      if (arches.length === 1) {
+      if (arch === first) {
         throw new XrunError('no-emulator', `no emulator for ${arch.name}: qemu-${arch.name}-static not found on PATH`, {
           exitCode: EXIT.cannotExecute,
           hint: `install it (Debian/Ubuntu: apt-get install qemu-user-static), run \`xrun emulators fetch ${arch.name}\` (no root needed), or pass --qemu PATH`,
         });
       }
+      refuse(arch, refusal('no-emulator', `{program}: no emulator for ${arch.name}: qemu-${arch.name}-static was not found on PATH or in xrun's cache when xrun started`,
+        `run \`xrun emulators fetch ${arch.name}\` (no root needed) or install qemu-user-static (Debian/Ubuntu: apt-get install qemu-user-static), then start xrun again`));
       continue;
     }
     if (emulator.static === false) {
-      if (requireStatic) {
-        throw new XrunError('dynamic-emulator', `${emulator.path} is dynamically linked: it cannot start inside ${req.root}, where the host's libraries are not`, {
-          exitCode: EXIT.cannotExecute,
-          hint: `use a static emulator: apt-get install qemu-user-static, or xrun emulators fetch ${arch.name}`,
-        });
+      if (inRoot) {
+        const why = `${emulator.path} is dynamically linked: it cannot start inside ${req.root}, where the host's libraries are not`;
+        const hint = `use a static emulator: apt-get install qemu-user-static, or xrun emulators fetch ${arch.name}`;
+        if (arch === first) throw new XrunError('dynamic-emulator', why, { exitCode: EXIT.cannotExecute, hint });
+        refuse(arch, refusal('dynamic-emulator', `{program}: ${why}`, `${hint}; then start xrun again`));
+        continue;
       }
       notes.push(`${emulator.path} is dynamically linked: fine without chroot`);
     }
     const cpu = chooseCpu(arch, emulator.path, { specs, env: req.env });
-    if (cpu.model !== undefined && req.launcher && layout) {
-      const { lines } = launcherOps([{ arch, emulator, cpu }], req.launcher, layout, 'FP');
+    // Inside a root, programs find their loader in it; a host command's foreign children, as a direct launch would.
+    const loader = inRoot ? undefined : loaderSearch(arch);
+    if ((cpu.model !== undefined || loader) && req.launcher && layout) {
+      const { lines } = launcherOps([{ arch, emulator, cpu, loader }], req.launcher, layout, 'FP');
+      const does = [...(cpu.model !== undefined ? [`with -cpu ${cpu.model} on every exec, env -i children too (a binfmt entry passes no options)`] : []),
+        ...(loader ? [`with -L the first of ${loader.sysroots.join(', ')} that holds a dynamic program's loader, unless ${loader.unlessEnv} is set`] : [])];
       entries.push({
-        arch: arch.name, emulator, cpu, line: lines[0]!,
-        interpreter: {
-          kind: 'launcher', path: posix.join(layout.dir, arch.name),
-          reason: `xrun's launcher runs ${emulator.path} with -cpu ${cpu.model} on every exec, env -i children too (a binfmt entry passes no options)`,
-        },
+        arch: arch.name, emulator, cpu, line: lines[0]!, loader,
+        interpreter: { kind: 'launcher', path: posix.join(layout.dir, arch.name), reason: `xrun's launcher runs ${emulator.path} ${does.join('; and ')}` },
       });
       continue;
     }
@@ -290,12 +329,29 @@ function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, requi
       interpreter: { kind: 'emulator', path: emulator.path, reason: 'the emulator itself, opened now (flag F)' },
     });
   }
-  return entries;
+  if (refused.length < arches.length - entries.length) {
+    notes.push(`no emulator for ${arches.filter((a) => !entries.some((e) => e.arch === a.name)).map((a) => a.name).join(', ')}: ${req.launcher ? 'no place for the launcher' : 'xrun-launcher is not built (npm run build)'}, so their programs fail with "Exec format error"`);
+  }
+  return { entries, refused };
+}
+
+/**
+ * Where a host command's foreign child finds its loader: the sysroots a
+ * direct launch tries after the program's own tree (sysroot.ts), and its
+ * error when none holds it. QEMU_LD_PREFIX (set by -L) comes first, as there.
+ */
+function loaderSearch(arch: Arch): LoaderSearch {
+  const sysroots = fallbackSysroots(arch);
+  const err = missingLoader({ arch, program: '{program}', interpreter: '{loader}' }, `not on the host or in a cross sysroot (${sysroots.slice(1).join(', ')})`);
+  return { sysroots, unlessEnv: 'QEMU_LD_PREFIX', missing: formatError(err) };
 }
 
 /** The entries whose interpreter is xrun's launcher. */
-function launchedOf(entries: readonly PlannedEntry[]): LaunchedEntry[] {
-  return entries.filter((e) => e.interpreter.kind === 'launcher').map((e) => ({ arch: archByName(e.arch)!, emulator: e.emulator, cpu: e.cpu }));
+function launchedOf(entries: readonly PlannedEntry[], refused: readonly RefusedArch[]): LaunchedEntry[] {
+  return [
+    ...entries.filter((e) => e.interpreter.kind === 'launcher').map((e) => ({ arch: archByName(e.arch)!, emulator: e.emulator, cpu: e.cpu, loader: e.loader })),
+    ...refused.map((r) => ({ arch: archByName(r.arch)!, refusal: r.message })),
+  ];
 }
 
 /** Plans a sandbox run. `binfmt: false` leaves out the private binfmt_misc (a host entry serves instead). */
@@ -312,11 +368,10 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
 
   /**
    * --rootfs: the ops from the overlay and `root` to the entries registered
-   * inside, with `entries`, and the guest's view they make.
+   * inside, with `launched`, and the guest's view they make.
    */
-  function rootOps(root: string, entries: readonly PlannedEntry[], mounts: PlannedMount[], notes: string[]): { ops: SandboxOp[]; view: Scaffold } {
+  function rootOps(root: string, launched: readonly LaunchedEntry[], registers: boolean, mounts: PlannedMount[], notes: string[]): { ops: SandboxOp[]; view: Scaffold } {
     const ops: SandboxOp[] = [];
-    const launched = launchedOf(entries);
     const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
     if (req.overlay) {
       const { lower, upper, work } = req.overlay;
@@ -332,14 +387,14 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     const scaffold = new Scaffold(view, made.by, req.root!);
     if (made.by.by === 'layer' && made.by.attach === 'mount') notes.push(`mount points the tree lacks: ${made.reason}`);
     const layersAt = mounts.length;
-    mountProcSys(ops, mounts, entries.length > 0, scaffold);
+    mountProcSys(ops, mounts, registers, scaffold);
     mountDev(req, ops, mounts, scaffold);
     if (launched.length > 0) {
       ops.push({ op: 'mkdir', path: ROOTFS_LAUNCH_DIR, mode: 0o755 });
       scaffold.made(ROOTFS_LAUNCH_DIR, { kind: 'directory' });
       ops.push(...launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').setup);
       mounts.push({
-        source: [req.launcher!, ...new Set(launched.map((e) => e.emulator.path))].join(', '), target: ROOTFS_LAUNCH_DIR,
+        source: [req.launcher!, ...new Set(launched.flatMap((e) => ('emulator' in e ? [e.emulator.path] : [])))].join(', '), target: ROOTFS_LAUNCH_DIR,
         what: "bound read-only into a directory of the private /dev, with the launcher's CPU settings",
       });
     }
@@ -374,6 +429,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   let cwd: string;
   let env: Record<string, string | undefined>;
   let entries: PlannedEntry[];
+  let refused: RefusedArch[] = [];
 
   if (req.mode === 'rootfs') {
     root = posix.resolve(req.root!);
@@ -386,14 +442,16 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     env = { PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments };
     // The command as the guest's execve will find it: in the view the mounts below make, which do not
     // depend on the binfmt entries (those live under /proc and /dev).
-    const guest = rootOps(root, [], [], []).view;
+    const guest = rootOps(root, [], false, [], []).view;
     const found = locateInView(guest, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
     kernelCanExec(found.hostPath, found.path, found.where);
     const arch = programArch(guest, found.hostPath, found.path);
     program = { path: found.path, hostPath: found.hostPath, arch: arch?.name };
-    const foreign = arch && !runsNatively(h, arch) ? [arch] : [];
-    if (arch && foreign.length === 0) notes.push(`${arch.name} runs natively here: no binfmt entry needed`);
-    entries = opts.privateBinfmt ? entriesFor(foreign, req, h, true, notes) : [];
+    if (arch && runsNatively(h, arch)) notes.push(`${arch.name} runs natively here: no binfmt entry needed`);
+    // Every foreign arch, not only the first program's: a tree holds programs of others too (multiarch, bound-in tests).
+    const first = arch && !runsNatively(h, arch) ? arch : undefined;
+    const foreign = ARCHES.filter((a) => !runsNatively(h, a));
+    ({ entries, refused } = opts.privateBinfmt ? entriesFor(foreign, req, h, notes, first) : { entries: [], refused: [] });
   } else {
     cwd = req.cwd ?? process.cwd();
     env = { ...req.env, ...(req.sysroot ? { QEMU_LD_PREFIX: posix.resolve(req.sysroot) } : {}), ...req.envAssignments };
@@ -402,12 +460,13 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     kernelCanExec(path, req.program);
     program = { path, hostPath: path, arch: undefined };
     const foreign = ARCHES.filter((a) => !runsNatively(h, a));
-    entries = opts.privateBinfmt ? entriesFor(foreign, req, h, false, notes) : [];
-    if (entries.length === 0) notes.push('no emulators found: foreign programs will fail with "Exec format error"');
+    ({ entries, refused } = opts.privateBinfmt ? entriesFor(foreign, req, h, notes) : { entries: [], refused: [] });
+    if (entries.length === 0) notes.push(`no emulators found: foreign programs fail${refused.length > 0 ? ", each with xrun's error naming its architecture" : ' with "Exec format error"'}`);
   }
 
-  const launched = launchedOf(entries);
-  if (entries.length > 0) {
+  const launched = launchedOf(entries, refused);
+  const registers = entries.length + refused.length > 0;
+  if (registers) {
     ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0 });
     mounts.push({ source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, what: 'a binfmt_misc instance private to this user namespace' });
     for (const e of entries) if (e.interpreter.kind === 'emulator') ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: e.line });
@@ -415,20 +474,20 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   if (launched.length > 0 && !root) {
     // --transparent: the launcher's files on a tmpfs of their own, over xrun's empty directory.
     const dir = req.launchDir!;
-    ops.push({ op: 'mount', source: 'tmpfs', target: dir, fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV, data: 'mode=0755,size=64k' });
-    mounts.push({ source: 'tmpfs', target: dir, what: "xrun's launcher and its CPU settings, private to this namespace" });
+    ops.push({ op: 'mount', source: 'tmpfs', target: dir, fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV, data: 'mode=0755,size=1m' });
+    mounts.push({ source: 'tmpfs', target: dir, what: "xrun's launcher and its settings, private to this namespace" });
     const { setup, lines } = launcherOps(launched, req.launcher!, transparentLayout(dir), 'FP');
     ops.push(...setup);
     for (const line of lines) ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
   }
-  if (entries.length > 0) {
+  if (registers) {
     // Entries registered above.
   } else if (!opts.privateBinfmt) {
     notes.push('using the host binfmt_misc entries: this kernel has no binfmt_misc per user namespace');
   }
 
   if (root) {
-    ops.push(...rootOps(root, entries, mounts, notes).ops);
+    ops.push(...rootOps(root, launched, registers, mounts, notes).ops);
   } else if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0) {
     throw new XrunError('usage', `${req.binds.length > 0 ? '--bind' : '--dev-bind'} goes with --rootfs`, { exitCode: EXIT.usage });
   } else {
@@ -436,7 +495,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     // /proc/$pid is the process that getpid() names.
     ops.push({ op: 'mount', source: 'proc', target: '/proc', fstype: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC, optional: true });
     mounts.push({ source: 'proc', target: '/proc', what: "the sandbox's own, over the host's (left as it is where the kernel refuses a new one)" });
-    if (entries.length > 0) ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
+    if (registers) ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
   }
   // Last of the ops that need the outer namespace's root.
   if (idmap.inner) ops.push({ op: 'userns', uidMap: idmap.inner.uidMap, gidMap: idmap.inner.gidMap });
@@ -460,6 +519,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     program,
     idmap,
     binfmt: entries,
+    refused,
     mounts,
     cwd,
     argv,

@@ -146,9 +146,10 @@ describe('--explain', () => {
     const plan = JSON.parse(r.stdout);
     // The interpreter is xrun's CPU launcher in the guest's /dev (test/sandbox/cpu.test.ts); with
     // --cpu default, the emulator itself.
-    expect(plan.binfmt[0].line).toBe(registerLine(ruleFor(archByName('aarch64')!, '/dev/.xrun/aarch64', 'FP')));
+    const aarch64 = (p: { binfmt: { arch: string; line: string; emulator: { path: string } }[] }) => p.binfmt.find((e) => e.arch === 'aarch64')!;
+    expect(aarch64(plan).line).toBe(registerLine(ruleFor(archByName('aarch64')!, '/dev/.xrun/aarch64', 'FP')));
     const plain = JSON.parse((await currentUser.run(['--rootfs', root, '--cpu', 'default', '--explain', '--json', 'true'])).stdout);
-    expect(plain.binfmt[0].line).toBe(registerLine(ruleFor(archByName('aarch64')!, plain.binfmt[0].emulator.path, 'FP')));
+    expect(aarch64(plain).line).toBe(registerLine(ruleFor(archByName('aarch64')!, aarch64(plain).emulator.path, 'FP')));
     expect(plan.root).toBe(root);
     expect(() => statSync(join(root, 'tmp', 'not-made'))).toThrow();
     const text = await currentUser.run(['--rootfs', root, '--explain', 'sh']);
