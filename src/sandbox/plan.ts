@@ -329,8 +329,9 @@ function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, notes
       interpreter: { kind: 'emulator', path: emulator.path, reason: 'the emulator itself, opened now (flag F)' },
     });
   }
-  if (refused.length < arches.length - entries.length) {
-    notes.push(`no emulator for ${arches.filter((a) => !entries.some((e) => e.arch === a.name)).map((a) => a.name).join(', ')}: ${req.launcher ? 'no place for the launcher' : 'xrun-launcher is not built (npm run build)'}, so their programs fail with "Exec format error"`);
+  const silent = arches.filter((a) => !entries.some((e) => e.arch === a.name) && !refused.some((r) => r.arch === a.name));
+  if (silent.length > 0) {
+    notes.push(`no usable emulator for ${silent.map((a) => a.name).join(', ')}, and ${req.launcher ? 'no place for the launcher' : 'xrun-launcher is not built (npm run build)'} to say so: their programs fail with "Exec format error"`);
   }
   return { entries, refused };
 }

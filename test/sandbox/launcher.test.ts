@@ -116,9 +116,10 @@ for (const runner of [currentUser, otherUser]) {
     it('a foreign child whose loader is nowhere: xrun\'s error with the fix, exit 127, never QEMU\'s "Could not open"', async (ctx) => {
       skipIf(ctx, cannotCross(runner) ?? (existsSync(LOADER) ? `the host has ${LOADER} itself (multiarch): it cannot be hidden without changing the host` : undefined));
       const dir = await crossProgram(runner);
-      // Inside, the cross sysroots are hidden under empty file systems of the sandbox's own.
-      const hide = crossSysroots(AARCH64).filter((d) => existsSync(d)).map((d) => `mount -t tmpfs none ${d}`).join(' && ');
-      const r = await runner.run(['--transparent', '--', 'sh', '-c', `${hide} && ./t.mine; echo "status $?"`], { cwd: dir });
+      // Inside, the cross sysroots are hidden under empty file systems, in a user and mount namespace of the
+      // command's own (the private binfmt entries of its parent namespace still apply there).
+      const hide = crossSysroots(AARCH64).filter((d) => existsSync(d)).map((d) => `mount -t tmpfs none ${d} && `).join('');
+      const r = await runner.run(['--transparent', '--', 'unshare', '-rm', 'sh', '-c', `${hide}./t.mine; echo "status $?"`], { cwd: dir });
       expect(r.stderr).toBe(`xrun: ./t.mine: dynamic loader ${LOADER} (aarch64) not found: not on the host or in a cross sysroot (${crossSysroots(AARCH64).join(', ')})\n`
         + 'hint: pass the program\'s root file system with -L DIR (or set QEMU_LD_PREFIX), or install libc6:arm64 or libc6-arm64-cross, which provide it\n');
       expect(r.stdout).toBe('status 127\n');
