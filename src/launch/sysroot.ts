@@ -15,11 +15,13 @@ import { toBytes } from '../bytes.js';
 import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Arch } from '../arch.js';
-import { EXIT, XrunError } from '../errors.js';
 import { readElf } from '../elf-file.js';
 import { isFile } from '../fs-checks.js';
 import { lookupOnDisk, resolveInRoot, type Node } from '../safe-path.js';
 import { planView, type TreeView } from './view.js';
+import { crossSysroots, missingLoader } from '../sysroots.js';
+
+export { crossSysroots } from '../sysroots.js';
 
 export type SysrootSource = 'option' | 'env' | 'enclosing' | 'host' | 'cross' | 'none';
 
@@ -131,20 +133,6 @@ function enclosingDirs(program: string): string[] {
     dir = dirname(dir);
   }
   return dirs;
-}
-
-/** The cross sysroots a distribution installs for `arch`. */
-export function crossSysroots(arch: Arch): string[] {
-  return [...arch.triplets.map((t) => `/usr/${t}`), `/usr/gnemul/qemu-${arch.name}`];
-}
-
-/**
- * The sysroots chooseSysroot tries after the program's own tree, in its
- * order: the host itself (multiarch libraries), then the cross sysroots. The
- * launcher of --transparent tries the same for each foreign child.
- */
-export function fallbackSysroots(arch: Arch): string[] {
-  return ['/', ...crossSysroots(arch)];
 }
 
 interface Found {
@@ -300,16 +288,4 @@ function others(q: SysrootQuery, chosen: string): PassedOver[] {
 
 function viewFor(root: string, q: SysrootQuery, loader: LoaderResolution): TreeView | undefined {
   return planView(root, q.hostRoot, loader.file);
-}
-
-/** A loader found nowhere: names it, says where it was looked for (`why`) and what to pass. */
-export function missingLoader(q: Pick<SysrootQuery, 'arch' | 'program' | 'interpreter'>, why: string, tree?: string): XrunError {
-  const debian = q.arch.debianArches[0];
-  const pkg = debian ? `libc6:${debian} or libc6-${debian}-cross, ` : '';
-  return new XrunError('no-loader', `${q.program}: dynamic loader ${q.interpreter} (${q.arch.name}) not found: ${why}`, {
-    exitCode: EXIT.notFound,
-    hint: tree !== undefined
-      ? `if ${tree} is the program's root file system, check that it holds ${q.interpreter}, or run it there with --rootfs ${tree}`
-      : `pass the program's root file system with -L DIR (or set QEMU_LD_PREFIX), or install ${pkg}which provide it`,
-  });
 }

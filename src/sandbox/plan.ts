@@ -20,7 +20,7 @@ import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
 import { atLeast, formatIdMap, idCount, isIdentityMap, type Features, type IdExtent } from './features.js';
 import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry, type LoaderSearch } from './launcher.js';
-import { fallbackSysroots, missingLoader } from '../launch/sysroot.js';
+import { fallbackSysroots, missingLoader } from '../sysroots.js';
 import { planNameFiles } from './names.js';
 import type { PlannedMount } from './scaffold.js';
 import { Scaffold, describeLayer, type MakeBy } from './scaffold.js';

@@ -13,7 +13,7 @@ import { copyFileSync, existsSync, mkdirSync, symlinkSync, writeFileSync } from 
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { archByName } from '../../src/arch.js';
-import { crossSysroots } from '../../src/launch/sysroot.js';
+import { crossSysroots } from '../../src/sysroots.js';
 import { host, runsNatively } from '../../src/host.js';
 import { pathDirs } from '../../src/paths.js';
 import { busyboxStatic } from '../helpers/fixtures.js';
