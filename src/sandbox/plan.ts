@@ -15,6 +15,7 @@ import { isBlockDevice, isCharDevice, isDir, isFile } from '../fs-checks.js';
 import { isElfMagic } from '../elf.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { kernelCanExec, locate, parseShebang, readElfProgram } from '../program.js';
+import { lookupOnDisk, resolveInRoot } from '../safe-path.js';
 import { registerLine, ruleFor } from '../binfmt/rule.js';
 import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
@@ -45,6 +46,7 @@ const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
 
 /** PATH inside a root file system unless --env says otherwise. */
 export const ROOTFS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+const DISK = { lookup: lookupOnDisk, mkdir: () => undefined };
 
 /**
  * After xrun's terminal hangs up, how long the guest's processes have to end
@@ -232,6 +234,46 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
 }
 
 
+
+/**
+ * Whether programs in the tree at `root` can load the locale `name` (a LANG
+ * or LC_* value): C and POSIX always; musl needs no locale files; glibc needs
+ * the compiled locale in /usr/lib/locale, by its name or with the codeset
+ * normalised as glibc does (C.UTF-8 -> C.utf8), or an archive of them.
+ */
+export function localeInTree(root: string, name: string): boolean {
+  if (name === '' || name === 'C' || name === 'POSIX') return true;
+  if (name.includes('/')) return false;
+  const at = (p: string) => resolveInRoot(root, p, DISK) !== undefined;
+  for (const dir of ['/lib', '/usr/lib']) {
+    const lib = resolveInRoot(root, dir, DISK);
+    if (lib && isDir(lib) && readdirSync(lib).some((f) => f.startsWith('ld-musl-'))) return true;
+  }
+  const m = /^([^.@]*)(?:\.([^@]*))?(@.*)?$/.exec(name);
+  const normal = m?.[2] !== undefined ? `${m[1]}.${m[2].toLowerCase().replace(/[^a-z0-9]/g, '')}${m[3] ?? ''}` : name;
+  return at(`/usr/lib/locale/${name}`) || at(`/usr/lib/locale/${normal}`) || at('/usr/lib/locale/locale-archive');
+}
+
+/**
+ * The guest's clean environment: a root's PATH, HOME and names, and from the
+ * host only what describes the person's terminal, TERM and the locale (LANG,
+ * LC_*: without them readline garbles UTF-8 input), then --env. A locale the
+ * tree lacks stays out (`dropped`): its programs would fall back to C anyway,
+ * warning on every start (perl, bash).
+ */
+export function cleanEnv(host: Readonly<Record<string, string | undefined>>, assignments: Readonly<Record<string, string>>, root: string): { env: Record<string, string>; dropped: string[] } {
+  const dropped: string[] = [];
+  const kept = Object.entries(host).filter((e): e is [string, string] => {
+    const [k, v] = e;
+    if (v === undefined) return false;
+    if (k === 'TERM') return true;
+    if (k !== 'LANG' && !k.startsWith('LC_')) return false;
+    if (localeInTree(root, v)) return true;
+    dropped.push(`${k}=${v}`);
+    return false;
+  });
+  return { env: { PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...Object.fromEntries(kept), ...assignments }, dropped };
+}
 
 /**
  * Finds a program in the guest's view as execvp would there: its path inside
@@ -440,7 +482,9 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     // Relative to the root's '/', never to xrun's own directory on the host:
     // the child chroots and then changes directory (issue 12, relative --cwd escape).
     cwd = posix.resolve('/', req.cwd ?? '/');
-    env = { PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments };
+    const clean = cleanEnv(req.env, req.envAssignments, view);
+    env = clean.env;
+    if (clean.dropped.length > 0) notes.push(`not passed in: ${clean.dropped.join(' ')} (no such locale in the tree: its programs would fall back to C with a warning)`);
     // The command as the guest's execve will find it: in the view the mounts below make, which do not
     // depend on the binfmt entries (those live under /proc and /dev).
     const guest = rootOps(root, [], false, [], []).view;

@@ -14,7 +14,7 @@ import { exists, isDir, isFile } from '../fs-checks.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { pathDirs } from '../paths.js';
 import { Scaffold } from './scaffold.js';
-import { ROOTFS_PATH, locateInView, programArch, type SandboxRequest } from './plan.js';
+import { ROOTFS_PATH, cleanEnv, locateInView, programArch, type SandboxRequest } from './plan.js';
 
 export interface ProotPlan {
   readonly kind: 'proot';
@@ -49,9 +49,7 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
   const root = posix.resolve(req.root!);
   if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
   const cwd = posix.resolve('/', req.cwd ?? '/');
-  const env: Record<string, string> = {
-    PATH: ROOTFS_PATH, HOME: '/root', USER: 'root', LOGNAME: 'root', ...(req.env.TERM ? { TERM: req.env.TERM } : {}), ...req.envAssignments,
-  };
+  const { env } = cleanEnv(req.env, req.envAssignments, root);
   // proot binds onto any path, present in the tree or not, without writing there.
   const names = [...(req.resolvConf !== false ? ['/etc/resolv.conf'] : []), ...(req.hosts !== false ? ['/etc/hosts'] : [])];
   const binds = ['/proc', '/dev', '/sys', ...names.filter((f) => isFile(f))];

@@ -58,6 +58,7 @@ export function planUnshare(req: UnshareRequest, f: Features): SandboxPlan {
     program: { path, hostPath: path, arch: undefined },
     idmap,
     binfmt: [],
+    refused: [],
     mounts: [{ source: 'proc', target: '/proc', what: "the sandbox's own, over the host's (left as it is where the kernel refuses a new one)" }],
     cwd: req.cwd,
     argv,
