@@ -12,7 +12,7 @@ import { emulatorIsStatic, findEmulator } from './emulator.js';
 import { host, runsNatively } from './host.js';
 import { formatIdMap, isIdentityMap, probeFeatures, sandboxBlocker, type Features, type IdExtent } from './sandbox/features.js';
 import { findProot } from './sandbox/proot.js';
-import { chooseIdMap, type IdMapChoice } from './sandbox/plan.js';
+import { chooseIdMap, type IdMapChoice } from './sandbox/idmap.js';
 
 export interface Check {
   readonly name: string;

@@ -2,7 +2,8 @@
 
 import { warn } from '../errors.js';
 import { host } from '../host.js';
-import { cachedEmulators, formatList, fetchEmulators, listEmulators, planFetch } from './emulators.js';
+import { cachedEmulators, fetchEmulators, planFetch } from './emulators-fetch.js';
+import { formatList, listEmulators } from './emulators-list.js';
 import { ensureCacheDir } from '../paths.js';
 import { formatBytes } from './progress.js';
 

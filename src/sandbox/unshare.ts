@@ -15,7 +15,8 @@ import { isDir, isFile } from '../fs-checks.js';
 import { locate } from '../program.js';
 import { lookupOnDisk, resolveInRoot } from '../safe-path.js';
 import { probeFeatures, sandboxBlocker, type Features } from './features.js';
-import { chooseIdMap, HANGUP_GRACE_MS, type SandboxPlan } from './plan.js';
+import { chooseIdMap } from './idmap.js';
+import { HANGUP_GRACE_MS, type SandboxPlan } from './plan.js';
 import { runSandbox } from './run.js';
 import type { SandboxOp } from '../native.js';
 

@@ -2,7 +2,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { atLeast, type Features, parseCanMapIds, parseIdMap, parseKernelVersion, parseSubid, sandboxBlocker } from '../../src/sandbox/features.js';
-import { chooseIdMap } from '../../src/sandbox/plan.js';
+import { chooseIdMap } from '../../src/sandbox/idmap.js';
 
 const base: Features = {
   kernel: parseKernelVersion('6.8.0-45-generic'),

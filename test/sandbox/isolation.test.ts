@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native, type SandboxSpec } from '../../src/native.js';
-import { chooseIdMap } from '../../src/sandbox/plan.js';
+import { chooseIdMap } from '../../src/sandbox/idmap.js';
 import { probeFeatures } from '../../src/sandbox/features.js';
 import { skipIf } from '../helpers/skip.js';
 import { cannotSandbox, cleanupSandboxTests, rootfsFor, scratchFor } from '../helpers/sandbox.js';

@@ -12,7 +12,7 @@ import { archByName } from '../../src/arch.js';
 import { host, runsNatively } from '../../src/host.js';
 import { native } from '../../src/native.js';
 import { probeFeatures } from '../../src/sandbox/features.js';
-import { chooseIdMap } from '../../src/sandbox/plan.js';
+import { chooseIdMap } from '../../src/sandbox/idmap.js';
 import { sandboxBlocker } from '../../src/sandbox/features.js';
 import { busyboxStatic, fixturesSkipReason, rootfs } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';

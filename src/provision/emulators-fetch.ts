@@ -1,24 +1,19 @@
 /**
- * `xrun emulators`: what emulators this machine has, and getting Debian's
- * static ones into xrun's cache without root.
- *
- * The cache is the directory the launcher already searches last
- * (paths.ts emulatorCacheDir, emulator.ts findEmulator), with a
- * manifest recording where each file came from.
+ * `xrun emulators fetch`: Debian's static emulators into xrun's cache without
+ * root: the package verified from a signed Release, data.tar streamed, each
+ * emulator checked to be a static ELF, the manifest updated under a lock.
  */
 
 import {
-  closeSync, createReadStream, fchmodSync, fstatSync, openSync, readFileSync, readdirSync, realpathSync, renameSync,
-  rmSync, writeFileSync, writeSync,
+  closeSync, createReadStream, fchmodSync, fstatSync, openSync, renameSync, rmSync, writeFileSync, writeSync,
 } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { execa } from 'execa';
-import { ARCHES, archByName, archForDebian, type Arch } from '../arch.js';
-import { emulatorIsStatic, findEmulator } from '../emulator.js';
+import { ARCHES, archByName, archForDebian } from '../arch.js';
+import { emulatorIsStatic } from '../emulator.js';
 import { EXIT, XrunError, errnoCode, errnoText } from '../errors.js';
 import type { Host } from '../host.js';
-import { emulatorCacheDir, ensureCacheDir, pathDirs } from '../paths.js';
+import { emulatorCacheDir, ensureCacheDir } from '../paths.js';
 import { arBytesOfFd, readAr } from './ar.js';
 import { sha256File } from './download.js';
 import { archiveSource, fetchPackage, type ArchiveSource } from './archive.js';
@@ -27,153 +22,8 @@ import { entryComponents } from '../safe-path.js';
 import { readTar } from './tar.js';
 import { withLock } from './lock.js';
 import { makeStaging, removeStaleStaging } from './staging.js';
-
+import { MANIFEST, PACKAGE, readManifest, type Manifest, type ManifestEntry } from './emulator-cache.js';
 type Env = Readonly<Record<string, string | undefined>>;
-
-export const PACKAGE = 'qemu-user-static';
-export const MANIFEST = 'manifest.json';
-
-/** What the cache's manifest says about one emulator. */
-export interface ManifestEntry {
-  readonly file: string;
-  readonly package: string;
-  readonly version: string;
-  readonly debArch: string;
-  readonly suite: string;
-  readonly mirror: string;
-  readonly debSha256: string;
-  readonly signed: boolean;
-  readonly fetchedAt: string;
-  /** SHA256 of the emulator file as installed: what makes a cached copy verifiable offline. */
-  readonly sha256?: string;
-}
-
-export interface Manifest {
-  readonly format: 1;
-  readonly emulators: Readonly<Record<string, ManifestEntry>>;
-  /** Every emulator the package last fetched has: what `fetch all` means without asking the mirror. */
-  readonly available?: readonly string[];
-}
-
-/** Reads the cache's manifest; an absent or unreadable one is empty. */
-export function readManifest(dir: string): Manifest {
-  try {
-    const m = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
-    if (m && m.format === 1 && typeof m.emulators === 'object') return m;
-  } catch {
-    // Absent or damaged: the files are still usable, only their provenance is unknown.
-  }
-  return { format: 1, emulators: {} };
-}
-
-// ---- list ----
-
-export interface ListedEmulator {
-  readonly arch: string;
-  readonly path: string;
-  readonly source: 'path' | 'cache';
-  readonly static: boolean | null;
-  /** First line of --version, or the package version recorded in the cache's manifest. */
-  readonly version: string | null;
-  /** The one a launch for this arch would use. */
-  readonly selected: boolean;
-}
-
-const NAME = /^qemu-(.+?)(-static)?$/;
-
-/** The emulator files in PATH's directories and in the cache, in lookup order. */
-export function scanEmulators(env: Env, hostArch: string): { arch: Arch; path: string; source: 'path' | 'cache' }[] {
-  const out: { arch: Arch; path: string; source: 'path' | 'cache' }[] = [];
-  const seen = new Set<string>();
-  const scan = (dir: string, source: 'path' | 'cache') => {
-    let names: string[];
-    try {
-      names = readdirSync(dir).sort();
-    } catch {
-      return;
-    }
-    // One directory under two names (/bin and /usr/bin on merged-/usr systems) is listed once.
-    const real = safeRealpath(resolve(dir));
-    for (const name of names) {
-      const m = NAME.exec(name);
-      const arch = m ? archByName(m[1]!) : undefined;
-      if (!arch) continue;
-      const key = join(real, name);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      out.push({ arch, path: resolve(dir, name), source });
-    }
-  };
-  for (const d of pathDirs(env.PATH)) scan(d, 'path');
-  scan(emulatorCacheDir(hostArch, env), 'cache');
-  return out;
-}
-
-async function versionLine(path: string): Promise<string | null> {
-  try {
-    const r = await execa(path, ['--version'], { timeout: 10_000, reject: false, stdin: 'ignore' });
-    return r.exitCode === 0 ? (r.stdout.split('\n')[0] ?? '').trim() || null : null;
-  } catch {
-    return null;
-  }
-}
-
-/** Every emulator found, with its version and whether it is static. */
-export async function listEmulators(env: Env, hostArch: string): Promise<ListedEmulator[]> {
-  const found = scanEmulators(env, hostArch);
-  const manifest = readManifest(emulatorCacheDir(hostArch, env));
-  const selected = new Map<string, string>();
-  for (const arch of new Set(found.map((f) => f.arch))) {
-    const emu = findEmulator(arch, { env, hostArch });
-    if (emu) selected.set(arch.name, safeRealpath(emu.path));
-  }
-  const versions: (string | null)[] = new Array(found.length).fill(null);
-  // A few at a time: each is a process start.
-  let next = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (next < found.length) {
-      const i = next++;
-      const f = found[i]!;
-      const recorded = f.source === 'cache' ? manifest.emulators[f.arch.name] : undefined;
-      versions[i] = recorded ? `${recorded.package} ${recorded.version}` : await versionLine(f.path);
-    }
-  }));
-  // Two names may resolve to one file (a qemu-arm -> qemu-arm-static link): only the first listed is marked.
-  const marked = new Set<string>();
-  return found.map((f, i) => {
-    const isSelected = !marked.has(f.arch.name) && selected.get(f.arch.name) === safeRealpath(f.path);
-    if (isSelected) marked.add(f.arch.name);
-    return {
-      arch: f.arch.name,
-      path: f.path,
-      source: f.source,
-      static: emulatorIsStatic(f.path) ?? null,
-      version: versions[i] ?? null,
-      selected: isSelected,
-    };
-  });
-}
-
-function safeRealpath(p: string): string {
-  try {
-    return realpathSync(p);
-  } catch {
-    return p;
-  }
-}
-
-/** The list as a table for people. */
-export function formatList(list: readonly ListedEmulator[]): string {
-  if (list.length === 0) return 'no emulators found (on PATH or in the cache)\nhint: run `xrun emulators fetch ARCH` (no root needed)\n';
-  const rows = [['', 'ARCH', 'SOURCE', 'LINKAGE', 'VERSION', 'PATH'], ...list.map((e) => [
-    e.selected ? '*' : '', e.arch, e.source, e.static === null ? '?' : e.static ? 'static' : 'dynamic', e.version ?? '?', e.path,
-  ])];
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  const lines = rows.map((r) => r.map((cell, c) => (c === r.length - 1 ? cell : cell.padEnd(widths[c]!))).join('  ').trimEnd());
-  return `${lines.join('\n')}\n* = used for that architecture\n`;
-}
-
-// ---- fetch ----
 
 export interface FetchPlan {
   readonly hostArch: string;
