@@ -54,14 +54,19 @@ void ResetSignalsForExec() {
   sigprocmask(SIG_SETMASK, &none, nullptr);
 }
 
+// Makes `fd` inheritable across exec.
+static void ClearCloexec(int fd) {
+  int fdflags = fcntl(fd, F_GETFD);
+  if (fdflags >= 0 && (fdflags & FD_CLOEXEC)) fcntl(fd, F_SETFD, fdflags & ~FD_CLOEXEC);
+}
+
 // Node marks every descriptor it inherited close-on-exec at start-up
 // (uv_disable_stdio_inheritance), stdio included, and libuv may set O_NONBLOCK
 // on stdio pipes and terminals (shared with the parent shell through the open
 // file description). The program must get plain, inherited stdio back.
 void RestoreStdioForExec() {
   for (int fd = 0; fd <= 2; fd++) {
-    int fdflags = fcntl(fd, F_GETFD);
-    if (fdflags >= 0 && (fdflags & FD_CLOEXEC)) fcntl(fd, F_SETFD, fdflags & ~FD_CLOEXEC);
+    ClearCloexec(fd);
     int flags = fcntl(fd, F_GETFL);
     if (flags >= 0 && (flags & O_NONBLOCK)) fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
   }
@@ -77,9 +82,9 @@ void CloseStdioForExec(unsigned mask) {
   }
 }
 
-// A JavaScript array of descriptors among 0-2 (absent: none) as a bit mask.
-bool StdioMask(const Napi::Value& v, unsigned* mask) {
-  *mask = 0;
+// A JavaScript array of descriptors, each within [lo, hi] (absent: none).
+static bool FdArray(const Napi::Value& v, int64_t lo, int64_t hi, std::vector<int>* out) {
+  out->clear();
   if (v.IsUndefined() || v.IsNull()) return true;
   if (!v.IsArray()) return false;
   Napi::Array a = v.As<Napi::Array>();
@@ -87,9 +92,18 @@ bool StdioMask(const Napi::Value& v, unsigned* mask) {
     Napi::Value item = a.Get(i);
     if (!item.IsNumber()) return false;
     int64_t fd = item.As<Napi::Number>().Int64Value();
-    if (fd < 0 || fd > 2) return false;
-    *mask |= 1u << fd;
+    if (fd < lo || fd > hi) return false;
+    out->push_back(static_cast<int>(fd));
   }
+  return true;
+}
+
+// A JavaScript array of descriptors among 0-2 (absent: none) as a bit mask.
+bool StdioMask(const Napi::Value& v, unsigned* mask) {
+  std::vector<int> fds;
+  *mask = 0;
+  if (!FdArray(v, 0, 2, &fds)) return false;
+  for (int fd : fds) *mask |= 1u << fd;
   return true;
 }
 
@@ -99,25 +113,13 @@ bool StdioMask(const Napi::Value& v, unsigned* mask) {
 // make's jobserver pipe and socket activation reach the program.
 void KeepFdsForExec(const std::vector<int>& fds) {
   for (int fd : fds) {
-    int fdflags = fcntl(fd, F_GETFD);
-    if (fdflags >= 0 && (fdflags & FD_CLOEXEC)) fcntl(fd, F_SETFD, fdflags & ~FD_CLOEXEC);
+    ClearCloexec(fd);
   }
 }
 
 // A JavaScript array of descriptors above 2 (absent: none).
 bool FdList(const Napi::Value& v, std::vector<int>* out) {
-  out->clear();
-  if (v.IsUndefined() || v.IsNull()) return true;
-  if (!v.IsArray()) return false;
-  Napi::Array a = v.As<Napi::Array>();
-  for (uint32_t i = 0; i < a.Length(); i++) {
-    Napi::Value item = a.Get(i);
-    if (!item.IsNumber()) return false;
-    int64_t fd = item.As<Napi::Number>().Int64Value();
-    if (fd < 3 || fd > 0x7fffffff) return false;
-    out->push_back(static_cast<int>(fd));
-  }
-  return true;
+  return FdArray(v, 3, 0x7fffffff, out);
 }
 
 }  // namespace xrun
