@@ -27,13 +27,9 @@ with_proot() { proot -q qemu-aarch64-static -r "$root" -w / /bin/sh -c "$loop"; 
 methods=(floor with_xrun)
 if command -v proot >/dev/null; then methods+=(with_proot); else echo "skipped: proot not installed"; fi
 
-declare -A times
-seconds() { local t0=$EPOCHREALTIME; "$@" >/dev/null; awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {print b - a}'; }
-# Interleaved rounds, so machine noise falls on every method alike.
-for ((r = 0; r < rounds; r++)); do
-  for m in "${methods[@]}"; do times[$m]+="$(seconds "$m") "; done
-done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# shellcheck source=bench/timing.sh
+. "$here/timing.sh"
+run_rounds "$rounds"
 
 base=$(echo "${times[floor]}" | median)
 label() { case $1 in floor) echo 'floor (binfmt_misc + chroot)';; with_xrun) echo 'xrun --rootfs';; with_proot) echo 'proot -q';; esac; }
