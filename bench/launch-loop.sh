@@ -25,8 +25,13 @@ bb=$work/busybox
 n=${N:-100}
 loop="i=0; while [ \$i -lt $n ]; do \"\$@\" || exit 1; i=\$((i+1)); done"
 
-# The by-hand forms use xrun's own rule, so only the launcher differs.
-rule=$("$xrun" --rootfs "$root" --explain --json /bin/true | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.parse(s).binfmt[0].line))')
+# The by-hand forms use xrun's own aarch64 rule with the emulator itself as the interpreter (xrun's
+# names its launcher, which exists only inside xrun's sandbox), so only the launcher differs.
+rule=$("$xrun" --rootfs "$root" --explain --json /bin/true | QEMU=$qemu node -e '
+let s = ""; process.stdin.on("data", (d) => (s += d)).on("end", () => {
+  const f = JSON.parse(s).binfmt.find((e) => e.arch === "aarch64").line.split(":");
+  f[6] = process.env.QEMU; process.stdout.write(f.join(":"));
+})')
 register='mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && printf "%s" "$RULE" > /proc/sys/fs/binfmt_misc/register'
 export RULE=$rule ROOT=$root
 
@@ -39,13 +44,9 @@ hand_transparent() { unshare --user --map-root-user --mount sh -c "$register && 
 xrun_transparent() { "$xrun" --transparent -- sh -c "$loop" sh "$work/true"; }
 
 methods=(hand_direct xrun_direct hand_rootfs xrun_rootfs hand_transparent xrun_transparent)
-declare -A times
-seconds() { local t0=$EPOCHREALTIME; "$@" >/dev/null; awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {print b - a}'; }
-# Interleaved rounds, so machine noise falls on every method alike.
-for ((r = 0; r < rounds; r++)); do
-  for m in "${methods[@]}"; do times[$m]+="$(seconds "$m") "; done
-done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# shellcheck source=bench/timing.sh
+. "$here/timing.sh"
+run_rounds "$rounds"
 
 label() {
   case $1 in
