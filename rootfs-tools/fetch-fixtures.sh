@@ -289,7 +289,9 @@ resolve_metapackages() {
     [[ $meta == linux-image-* ]] || continue
     real=$(APT_CONFIG=$work/apt.conf apt-cache depends --important "$meta" | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
     [[ -n $real ]] || die "cannot resolve $meta to a kernel package"
-    RESOLVED[$meta]="$real:${meta#*:}"
+    # apt-cache qualifies the dependency with its architecture when several are configured
+    # (linux-image-6.1.0-50-amd64:amd64): keep the name only, the arch is added once here.
+    RESOLVED[$meta]="${real%%:*}:${meta#*:}"
   done
 }
 
