@@ -153,6 +153,7 @@ function cExpected(n: number, argv0: string): string {
 const CONTROL = 'Package: xrun-hello\nVersion: 1.0\nArchitecture: arm64\nMaintainer: xrun tests <tests@xrun.invalid>\nDescription: built, indexed and installed by arm64 dpkg and apt\n';
 
 // apt on private state under /tmp: a flat repository of one package, and dpkg on a private database and root.
+// The tree has no diff or ldconfig, which dpkg looks for on PATH: --force-bad-path lets it go on.
 const APT_CONF = `Dir::State "/tmp/apt/state";
 Dir::State::status "/tmp/adm/status";
 Dir::Cache "/tmp/apt/cache";
@@ -166,7 +167,6 @@ Debug::NoLocking "true";
 DPkg::Options { "--admindir=/tmp/adm"; "--instdir=/tmp/inst"; "--force-bad-path"; };
 `;
 
-// The tree has no diff or ldconfig (dpkg checks PATH for them): --force-bad-path says that is fine.
 const DPKG_APT = [
   'LD_SHOW_AUXV=1 dpkg --version > dpkg.auxv',
   'LD_SHOW_AUXV=1 apt-get --version > apt.auxv',
