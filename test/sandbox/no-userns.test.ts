@@ -7,7 +7,7 @@
  */
 
 import { execa } from 'execa';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -151,3 +151,19 @@ for (const runner of [currentUser, otherUser]) {
     });
   });
 }
+
+describe('the proot engine and an emulator path with a space', () => {
+  it('is refused with the reason and the fix, not run wrongly (proot splits -q at spaces)', async (ctx) => {
+    skipIf(ctx, cannot(currentUser) ?? (hasProot ? undefined : 'proot is not installed (apt-get install proot)'));
+    const dir = mkdtempSync(join(tmpdir(), 'xrun emulator '));
+    scratch.push(dir);
+    chmodSync(dir, 0o755);
+    const emulator = join(dir, 'qemu-aarch64-static');
+    copyFileSync(EMULATOR, emulator);
+    const root = await rootFor(currentUser);
+    const r = await runWithoutUserns(currentUser, ['--qemu', emulator, '--rootfs', root, '/bin/true'], '/usr/bin:/bin');
+    expect(r.exitCode).toBe(126);
+    expect(r.stderr).toBe(`xrun: ${emulator}: proot cannot run an emulator whose path has a space (it splits -q at spaces)\n`
+      + 'hint: copy or link the emulator to a path without spaces and pass it with --qemu PATH\n');
+  });
+});
