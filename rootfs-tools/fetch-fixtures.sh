@@ -30,9 +30,10 @@
 #                                      maintainer script makes (absolute, as update-alternatives makes
 #                                      them): arm64
 #   trixie/<debarch>/                  Debian 13 (arm64: built with pointer authentication): busybox,
-#                                      perl-base, xz-utils, gzip and everything they depend on (resolved as
-#                                      for node/), merged-/usr links, applet links and a skeleton, for
-#                                      chroot and `qemu -L`: arm64
+#                                      perl-base, xz-utils, gzip, libc-bin (getent) and everything they
+#                                      depend on (resolved as for node/), merged-/usr links, applet links,
+#                                      a skeleton and libc-bin's nsswitch.conf, for chroot and `qemu -L`:
+#                                      arm64; rebuilt when TRIXIE_PACKAGES gains a package
 #   .stamps/<group>.<name>             written last; an item without its stamp is rebuilt
 #
 # The system's apt configuration and state are never touched: apt-get runs on a private
@@ -63,7 +64,7 @@ readonly BLAS_ARCHES=(arm64)
 # Debian 13's arm64 packages are built with -mbranch-protection=standard (pointer authentication),
 # which makes QEMU's choice of emulated CPU matter (docs/cpu.md).
 readonly TRIXIE_ARCHES=(arm64)
-readonly TRIXIE_PACKAGES=(busybox perl-base xz-utils gzip)
+readonly TRIXIE_PACKAGES=(busybox perl-base xz-utils gzip libc-bin)
 # PT_INTERP of Debian's dynamic busybox, relative to the tree: checked so that a layout change
 # in the archive fails here rather than as a puzzling ENOENT under qemu.
 declare -rA LOADER=([arm64]=lib/ld-linux-aarch64.so.1 [s390x]=lib/ld64.so.1 [armhf]=lib/ld-linux-armhf.so.3
@@ -121,7 +122,18 @@ stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
 is_present() {
   local stamp
   stamp=$(stamp_of "$1")
-  [[ -f $stamp && -d $cache/$1 ]] && [[ $(head -n1 -- "$stamp") == "xrun-fixtures $RECIPE" ]]
+  [[ -f $stamp && -d $cache/$1 ]] && [[ $(head -n1 -- "$stamp") == "xrun-fixtures $RECIPE" ]] &&
+    stamp_lists_packages "$1" "$stamp"
+}
+
+# A trixie tree's stamp lists the .deb files it was made from: one that lacks a package of
+# TRIXIE_PACKAGES was made by an older list, and only that group is rebuilt.
+stamp_lists_packages() {
+  local pkg
+  [[ ${1%/*} == trixie ]] || return 0
+  for pkg in "${TRIXIE_PACKAGES[@]}"; do
+    grep -q "^${pkg}_" -- "$2" || return 1
+  done
 }
 
 packages_of() {
@@ -357,10 +369,13 @@ unpack_resolved() {
 fetch_trixie_tree() {
   local item=$1 arch=${1#*/} tmp=$work/item.trixie-${1#*/} n
   n=$(unpack_resolved "$item" "$tmp" trixie "$arch" "${TRIXIE_PACKAGES[@]}")
-  [[ -x $tmp/usr/bin/perl && -x $tmp/bin/busybox && -x $tmp/usr/bin/xz && -x $tmp/bin/gzip ]] ||
-    die "$item: perl, busybox, xz or gzip missing from the tree"
+  [[ -x $tmp/usr/bin/perl && -x $tmp/bin/busybox && -x $tmp/usr/bin/xz && -x $tmp/bin/gzip && -x $tmp/usr/bin/getent ]] ||
+    die "$item: perl, busybox, xz, gzip or getent missing from the tree"
   [[ -e $tmp/${LOADER[$arch]} ]] || die "$item: loader ${LOADER[$arch]} missing from the tree"
   make_rootfs_skeleton "$tmp"
+  # What libc-bin's postinst does: without it glibc asks DNS first and never reads /etc/hosts when DNS answers.
+  [[ -f $tmp/usr/share/libc-bin/nsswitch.conf ]] || die "$item: no usr/share/libc-bin/nsswitch.conf in libc-bin"
+  cp -- "$tmp/usr/share/libc-bin/nsswitch.conf" "$tmp/etc/nsswitch.conf"
   install_item "$item" "$tmp"
   printf 'fetch-fixtures: %s (%s, %d packages in all)\n' "$item" "${TRIXIE_PACKAGES[*]}" "$n" >&2
 }

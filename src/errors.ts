@@ -123,6 +123,12 @@ export function errnoName(errno: number): string {
   return errnoNames.get(Math.abs(errno)) ?? `errno ${errno}`;
 }
 
+/** A warning decided while planning, printed by `warn()` before the run. */
+export interface PlanWarning {
+  readonly message: string;
+  readonly hint?: string;
+}
+
 /** A warning: `xrun: warning: <message>`, and a hint line as errors have, escaped as errors are. The one place warnings are printed. */
 export function warn(message: string, hint?: string): void {
   process.stderr.write(`xrun: warning: ${printable(message)}\n${hint ? `hint: ${printable(hint)}\n` : ''}`);

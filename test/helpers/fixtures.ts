@@ -29,7 +29,7 @@ export const VM_ARCHES = ['amd64'] as const;
  * arm64-trixie node 20.
  */
 export const NODE_TREES = ['arm64-bookworm', 'arm64-trixie'] as const;
-/** Debian 13 root file systems (PAC-built on arm64): busybox, perl-base, xz-utils, gzip and their dependencies: trixie/<debarch>/. */
+/** Debian 13 root file systems (PAC-built on arm64): busybox, perl-base, xz-utils, gzip, libc-bin (getent, with its nsswitch.conf) and their dependencies: trixie/<debarch>/. */
 export const TRIXIE_ARCHES = ['arm64'] as const;
 
 export type StaticArch = (typeof STATIC_ARCHES)[number];
