@@ -2,19 +2,25 @@
 # Fetch real foreign binaries from Debian's archive for xrun's tests and the README's example.
 #
 # Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
-#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs, vm, node, tree, blas, trixie) or items (sysroot/s390x)
+#   --only ITEMS   comma-separated groups (busybox-static, qemu-user-static, sysroot, rootfs, vm, node, tree,
+#                  blas, trixie) or items (sysroot/s390x)
 #   --print-dir    print the cache directory and exit
 # Environment:
 #   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
 #   XRUN_MIRROR    Debian mirror (default http://deb.debian.org/debian)
 #
 # Layout, relied on by test/helpers/fixtures.ts:
-#   busybox-static/<debarch>/busybox   static busybox: arm64 armel armhf i386 mips64el mipsel ppc64el s390x
+#   busybox-static/<debarch>/busybox   static busybox: amd64 arm64 armel armhf i386 mips64el mipsel ppc64el s390x
+#   qemu-user-static/<debarch>/        Debian's static x86 emulators built for another host, for a VM of
+#                                      that host: qemu-x86_64-static, qemu-i386-static: arm64
 #   sysroot/<debarch>/                 dpkg -x of busybox (dynamic) + libc6, for qemu -L: arm64 s390x
 #   rootfs/<debarch>/                  the same plus applet links and a skeleton, for chroot: arm64
-#   vm/<debarch>/                      Debian's own kernel for a qemu-system guest: amd64
-#                                      vmlinuz, modules/<name>.ko (MODULES below), busybox (static),
-#                                      release (the kernel's uname -r)
+#   vm/<debarch>[-<suite>]/            Debian's own kernel for a qemu-system guest, bookworm's unless a
+#                                      suite is named: amd64 (Debian 12, 6.1), amd64-trixie and
+#                                      arm64-trixie (Debian 13, 6.12); vmlinuz, modules/<name>.ko (what
+#                                      MODULES needs that is not built in, uncompressed: their .modinfo
+#                                      depends= gives the load order), busybox (static, the kernel's
+#                                      arch), release (the kernel's uname -r)
 #   node/<debarch>-<suite>/            Debian's nodejs and everything it depends on (apt resolves them
 #                                      against an empty dpkg status), each .deb dpkg -x'ed into one tree,
 #                                      plus merged-/usr links bin lib sbin -> usr/...: usr/bin/node runs
@@ -47,14 +53,16 @@ readonly KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # Bump when a recipe below changes, so caches built by an older script are rebuilt.
 readonly RECIPE=1
 
-readonly STATIC_ARCHES=(arm64 armel armhf i386 mips64el mipsel ppc64el s390x)
+readonly STATIC_ARCHES=(amd64 arm64 armel armhf i386 mips64el mipsel ppc64el s390x)
+readonly QEMU_HOSTS=(arm64)
+readonly QEMU_KEPT=(qemu-x86_64-static qemu-i386-static)
 readonly SYSROOT_ARCHES=(arm64 s390x)
 readonly ROOTFS_ARCHES=(arm64)
-readonly VM_ARCHES=(amd64)
-# What a busybox initramfs loads, in this order, to mount the host's tree over virtio 9p and put a
-# tmpfs overlay on it; binfmt_misc for host entries. Debian builds all of these as modules.
-readonly MODULES=(virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 9pnet
-  9pnet_virtio netfs fscache 9p overlay binfmt_misc)
+readonly VM_ARCHES=(amd64 amd64-trixie arm64-trixie)
+# What a busybox initramfs needs to mount the host's tree over virtio 9p (PCI, on x86 and on arm64's
+# virt machine) and put a tmpfs overlay on it; binfmt_misc for host entries. Each is kept with the
+# modules it depends on (its .modinfo depends=), unless the kernel has it built in.
+readonly MODULES=(virtio_pci 9pnet_virtio 9p overlay binfmt_misc)
 # Metapackages, resolved after apt-get update to the package they depend on (the versioned kernel).
 declare -A RESOLVED=()
 # <debarch>-<suite>; these items take their suite from the name, not from SUITE.
@@ -107,6 +115,7 @@ usage() {
 all_items() {
   local a
   for a in "${STATIC_ARCHES[@]}"; do echo "busybox-static/$a"; done
+  for a in "${QEMU_HOSTS[@]}"; do echo "qemu-user-static/$a"; done
   for a in "${SYSROOT_ARCHES[@]}"; do echo "sysroot/$a"; done
   for a in "${ROOTFS_ARCHES[@]}"; do echo "rootfs/$a"; done
   for a in "${VM_ARCHES[@]}"; do echo "vm/$a"; done
@@ -136,14 +145,24 @@ stamp_lists_packages() {
   done
 }
 
+# Items fetched with an apt of their own (their suite or dependency closure differs from SUITE's
+# one shared download): node and trixie trees, and VMs of another suite.
+own_apt() {
+  [[ ${1%/*} == node || ${1%/*} == trixie || $1 == vm/*-* ]]
+}
+
 packages_of() {
   local arch=${1#*/}
   case ${1%/*} in
     busybox-static) echo "busybox-static:$arch" ;;
+    qemu-user-static) echo "qemu-user-static:$arch" ;;
     # libc6 also depends on libgcc-s1, which busybox never loads: leaving it out keeps the tree small.
     sysroot | rootfs) echo "busybox:$arch libc6:$arch" ;;
     # The metapackage names the suite's current kernel; resolve_metapackages finds which.
-    vm) echo "${RESOLVED[linux-image-$arch:$arch]:-linux-image-$arch:$arch} busybox-static:$arch" ;;
+    vm)
+      arch=${arch%%-*}
+      echo "${RESOLVED[linux-image-$arch:$arch]:-linux-image-$arch:$arch} busybox-static:$arch"
+      ;;
     tree) echo "busybox:$arch libc6:$arch libcrypt1:$arch perl-base:$arch" ;;
     blas) echo "busybox:$arch libc6:$arch libblas3:$arch libgfortran5:$arch libgcc-s1:$arch" ;;
     *) die "no recipe for $1" ;;
@@ -153,14 +172,14 @@ packages_of() {
 # Only called once check_debs has passed, so it cannot fail inside a $(...) where a die would be lost.
 deb_of() {
   local pkg=${1%:*} arch=${1#*:} debs
-  debs=("$work/debs/${pkg}_"*"_$arch.deb")
+  debs=("$debs_dir/${pkg}_"*"_$arch.deb")
   echo "${debs[0]}"
 }
 
 check_debs() {
   local p debs
   for p in "$@"; do
-    debs=("$work/debs/${p%:*}_"*"_${p#*:}.deb")
+    debs=("$debs_dir/${p%:*}_"*"_${p#*:}.deb")
     if ((${#debs[@]} != 1)) || [[ ! -f ${debs[0]} ]]; then
       die "apt-get download left no single .deb for $p"
     fi
@@ -250,6 +269,16 @@ build_item() {
       [[ -x $tmp.deb/bin/busybox ]] || die "$item: no bin/busybox in busybox-static"
       mv -- "$tmp.deb/bin/busybox" "$tmp/busybox"
       ;;
+    qemu-user-static)
+      pkg=$(packages_of "$item")
+      dpkg -x "$(deb_of "$pkg")" "$tmp.deb"
+      mkdir -m 755 -- "$tmp"
+      for pkg in "${QEMU_KEPT[@]}"; do
+        [[ -x $tmp.deb/usr/bin/$pkg ]] || die "$item: no usr/bin/$pkg in qemu-user-static"
+        mv -- "$tmp.deb/usr/bin/$pkg" "$tmp/$pkg"
+      done
+      rm -rf -- "$tmp.deb"
+      ;;
     sysroot)
       extract_tree "$item" "$tmp"
       ;;
@@ -274,24 +303,51 @@ build_item() {
   esac
 }
 
-# Debian's kernel package: its vmlinuz and the modules MODULES names, flattened; and a static busybox.
+# Debian's kernel package: its vmlinuz and the modules MODULES needs, flattened and uncompressed, with
+# their load order; and a static busybox.
 build_vm() {
-  local item=$1 tmp=$2 arch=${1#*/} pkg deb m ko release
+  local item=$1 tmp=$2 pkg deb dir m release
   mkdir -m 755 -- "$tmp" "$tmp/modules"
   for pkg in $(packages_of "$item"); do dpkg -x "$(deb_of "$pkg")" "$tmp.deb"; done
-  [[ -x $tmp.deb/bin/busybox ]] || die "$item: no bin/busybox in busybox-static"
-  mv -- "$tmp.deb/bin/busybox" "$tmp/busybox"
+  # Debian 13 moved busybox to usr/bin.
+  for deb in bin usr/bin ""; do [[ -z $deb || -x $tmp.deb/$deb/busybox ]] && break; done
+  [[ -n $deb ]] || die "$item: no bin/busybox or usr/bin/busybox in busybox-static"
+  mv -- "$tmp.deb/$deb/busybox" "$tmp/busybox"
   deb=("$tmp.deb/boot/vmlinuz-"*)
   [[ -f ${deb[0]} ]] || die "$item: no boot/vmlinuz-* in the kernel package"
   release=${deb[0]##*/vmlinuz-}
   mv -- "${deb[0]}" "$tmp/vmlinuz"
   echo "$release" >"$tmp/release"
-  for m in "${MODULES[@]}"; do
-    ko=$(find "$tmp.deb/lib/modules/$release" -name "$m.ko" -print -quit)
-    [[ -n $ko ]] || die "$item: module $m.ko not in the kernel package for $arch"
-    mv -- "$ko" "$tmp/modules/$m.ko"
-  done
+  # Debian 13 moved the modules to usr/lib.
+  dir=$tmp.deb/lib/modules/$release
+  [[ -d $dir ]] || dir=$tmp.deb/usr/lib/modules/$release
+  [[ -f $dir/modules.builtin ]] || die "$item: no modules.builtin for $release in the kernel package"
+  vm_modules=()
+  for m in "${MODULES[@]}"; do add_vm_module "$item" "$tmp" "$dir" "$m"; done
   rm -rf -- "$tmp.deb"
+}
+
+# add_vm_module ITEM TMP MODDIR NAME: NAME and the modules it depends on into TMP/modules (vm_modules
+# lists those done); nothing for a module the kernel has built in (listed in modules.builtin).
+add_vm_module() {
+  local item=$1 tmp=$2 dir=$3 m=$4 ko deps d
+  [[ " ${vm_modules[*]} " != *" $m "* ]] || return 0
+  ko=$(find "$dir" \( -name "$m.ko*" -o -name "${m//_/-}.ko*" \) -print -quit)
+  if [[ -z $ko ]]; then
+    grep -Eq "/($m|${m//_/-})\.ko\$" "$dir/modules.builtin" ||
+      die "$item: module $m is neither in the kernel package nor built in"
+    return 0
+  fi
+  case $ko in
+    *.ko) cp -- "$ko" "$tmp/modules/$m.ko" ;;
+    *.ko.xz) xz -dc -- "$ko" >"$tmp/modules/$m.ko" ;;
+    *.ko.zst) zstd -qdc -- "$ko" >"$tmp/modules/$m.ko" ;;
+    *) die "$item: $ko: unknown module compression" ;;
+  esac
+  # .modinfo holds NUL-separated key=value strings; depends= lists module names, comma-separated.
+  deps=$(tr '\0' '\n' <"$tmp/modules/$m.ko" | sed -n 's/^depends=//p' | head -n1)
+  for d in ${deps//,/ }; do add_vm_module "$item" "$tmp" "$dir" "$d"; done
+  vm_modules+=("$m")
 }
 
 # apt-get download takes the metapackage itself; the kernel is the package it depends on.
@@ -299,7 +355,7 @@ resolve_metapackages() {
   local meta real
   for meta in "$@"; do
     [[ $meta == linux-image-* ]] || continue
-    real=$(APT_CONFIG=$work/apt.conf apt-cache depends --important "$meta" | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
+    real=$(APT_CONFIG=$apt_dir/apt.conf apt-cache depends --important "$meta" | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
     [[ -n $real ]] || die "cannot resolve $meta to a kernel package"
     # apt-cache qualifies the dependency with its architecture when several are configured
     # (linux-image-6.1.0-50-amd64:amd64): keep the name only, the arch is added once here.
@@ -378,6 +434,24 @@ fetch_trixie_tree() {
   cp -- "$tmp/usr/share/libc-bin/nsswitch.conf" "$tmp/etc/nsswitch.conf"
   install_item "$item" "$tmp"
   printf 'fetch-fixtures: %s (%s, %d packages in all)\n' "$item" "${TRIXIE_PACKAGES[*]}" "$n" >&2
+}
+
+# vm/<debarch>-<suite>: a kernel of another suite than SUITE, with an apt of its own (dynamic scope
+# hands apt_dir and debs_dir to the shared helpers).
+fetch_vm() {
+  local item=$1 name=${1#*/} dir=$work/apt-${1//\//-}
+  local arch=${name%%-*} suite=${name#*-} pkgs
+  local apt_dir=$dir debs_dir=$dir/debs
+  setup_apt "$dir" "$suite" "$arch"
+  run_apt "$dir" update
+  resolve_metapackages "linux-image-$arch:$arch"
+  read -ra pkgs <<<"$(packages_of "$item")"
+  cd "$debs_dir"
+  run_apt "$dir" download "${pkgs[@]}"
+  check_debs "${pkgs[@]}"
+  build_item "$item" "$work/item.${item//\//-}"
+  install_item "$item" "$work/item.${item//\//-}"
+  printf 'fetch-fixtures: %s (%s)\n' "$item" "$(describe_debs "$item")" >&2
 }
 
 # "busybox 1:1.35.0-4+deb12u1+b1, libc6 2.36-9+deb12u14"
@@ -493,10 +567,12 @@ main() {
   # Under the lock nobody else has a scratch directory: any left are from a killed run.
   rm -rf -- "$cache"/.work.* "$cache/apt-error.log"
   work=$(mktemp -d "$cache/.work.XXXXXX")
+  # Where resolve_metapackages and deb_of look; fetch_vm points them at its own apt.
+  apt_dir=$work debs_dir=$work/debs
 
   local arches=() pkgs=() trees=() a p i
   for item in "${missing[@]}"; do
-    if [[ ${item%/*} == node || ${item%/*} == trixie ]]; then trees+=("$item"); continue; fi
+    if own_apt "$item"; then trees+=("$item"); continue; fi
     a=${item#*/}
     [[ " ${arches[*]} " == *" $a "* ]] || arches+=("$a")
     for p in $(packages_of "$item"); do
@@ -521,7 +597,7 @@ main() {
     check_debs "${pkgs[@]}"
 
     for item in "${missing[@]}"; do
-      [[ ${item%/*} != node && ${item%/*} != trixie ]] || continue
+      ! own_apt "$item" || continue
       step="building $item"
       build_item "$item" "$work/item.${item//\//-}"
       install_item "$item" "$work/item.${item//\//-}"
@@ -531,7 +607,11 @@ main() {
 
   for item in "${trees[@]}"; do
     step="fetching $item"
-    if [[ ${item%/*} == trixie ]]; then fetch_trixie_tree "$item"; else fetch_node_tree "$item"; fi
+    case ${item%/*} in
+      trixie) fetch_trixie_tree "$item" ;;
+      vm) fetch_vm "$item" ;;
+      *) fetch_node_tree "$item" ;;
+    esac
   done
   step='finishing'
 }
