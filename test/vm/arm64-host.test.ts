@@ -1,0 +1,134 @@
+/**
+ * An arm64 host, for real: Debian 13's arm64 kernel booted in
+ * qemu-system-aarch64 (the `virt` board) with an arm64 userland (Debian 13's
+ * nodejs and its libraries, busybox as the shell) and this checkout and the
+ * fixtures bound read-only. There the arm64 build of xrun (prebuilds/linux-arm64)
+ * runs under arm64 node and starts Debian's x86_64 static busybox through
+ * Debian's qemu-x86_64-static for arm64: directly, and under --rootfs in an
+ * x86_64 tree whose shell runs foreign children. One boot runs every case;
+ * each test reads what its case left in the VM's output share.
+ */
+
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { busyboxStatic, fixturesDir, fixturesSkipReason, nodeTree, qemuUserStatic } from '../helpers/fixtures.js';
+import { skipIf } from '../helpers/skip.js';
+import { NOBODY } from '../helpers/users.js';
+import { arm64Host, runInVm, vmKernelDir, vmUnavailable, vmSummary, VM_STEP, type VmResult } from '../helpers/vm.js';
+import { XRUN } from '../launch/run.js';
+
+const REPO = fileURLToPath(new URL('../..', import.meta.url));
+const GUEST = "sh -c 'uname -m; ls /'";
+
+function host() {
+  return arm64Host('arm64-trixie', { tree: nodeTree('arm64-trixie'), binds: [REPO, fixturesDir()] });
+}
+
+async function unavailable(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'the VM shares the host tree as root sees it; run as root';
+  const missing = fixturesSkipReason(['vm/arm64-trixie', 'node/arm64-trixie', 'busybox-static/amd64', 'qemu-user-static/arm64']);
+  if (missing) return missing;
+  try {
+    readFileSync(join(REPO, 'prebuilds', 'linux-arm64', 'xrun.node'), { flag: 'r' }).subarray(0, 1);
+  } catch {
+    return 'no prebuilds/linux-arm64/xrun.node (npm run build cross-compiles it with g++-aarch64-linux-gnu)';
+  }
+  return vmUnavailable(host());
+}
+
+/**
+ * The guest's script. The x86_64 tree: busybox with applet links, a marker
+ * file, and the skeleton a root file system has; its listing is taken with the
+ * guest's own arm64 ls to compare with what the x86_64 shell under --rootfs sees.
+ */
+function script(): string {
+  return `
+set -u
+export PATH='${dirname(qemuUserStatic('arm64', 'x86_64'))}':/usr/bin:/bin XDG_CACHE_HOME=/tmp/cache
+x() { /usr/bin/node '${XRUN}' "$@"; }
+# busybox's setpriv changes no ids: su, with a passwd line for nobody in the guest's overlay;
+# POSIXLY_CORRECT keeps su from taking xrun's options as its own.
+echo 'nobody:x:${NOBODY}:${NOBODY}:nobody:/nonexistent:/bin/sh' >> /etc/passwd
+echo 'nogroup:x:${NOBODY}:' >> /etc/group
+u() {
+  HOME=/tmp XDG_CACHE_HOME=/tmp/ucache POSIXLY_CORRECT=1 su -p -s /bin/sh nobody \
+    -c 'unset POSIXLY_CORRECT; exec /usr/bin/node "$0" "$@"' '${XRUN}' "$@"
+}
+${VM_STEP}
+uname -m > "$OUT/machine"
+uname -r > "$OUT/kernel"
+/usr/bin/node -p 'process.arch + " " + process.version' > "$OUT/node"
+BB='${busyboxStatic('amd64')}'
+step direct x "$BB" uname -m
+for root in /tmp/xroot /tmp/uroot; do
+  mkdir -p $root/bin $root/etc $root/tmp $root/proc $root/dev $root/sys
+  cp "$BB" $root/bin/busybox
+  for a in sh uname ls cat id; do ln -s busybox $root/bin/$a; done
+  echo 'root:x:0:0:root:/:/bin/sh' > $root/etc/passwd
+  : > $root/x86_64-tree
+done
+chown -R ${NOBODY}:${NOBODY} /tmp/uroot
+ls /tmp/xroot > "$OUT/listing"
+step rootfs x --rootfs /tmp/xroot ${GUEST}
+step user-rootfs u --rootfs /tmp/uroot ${GUEST}
+step doctor x doctor --json
+step user-id u "$BB" id -u
+`;
+}
+
+let vm: VmResult | undefined;
+let why: string | undefined;
+
+beforeAll(async () => {
+  why = await unavailable();
+  if (why) return;
+  vm = await runInVm(host(), script(), { timeoutMs: 1_200_000 });
+  console.warn(vmSummary('arm64-host', vm));
+}, 1_300_000);
+
+/** A case's stdout, stderr and exit code; fails with the console's tail when the case never ran. */
+function outcome(name: string): { out: string; err: string; rc: number } {
+  const f = vm!.files;
+  if (f[`${name}.rc`] === undefined) {
+    throw new Error(`case ${name} did not run in the VM; script log:\n${f['script.log'] ?? ''}\nconsole:\n${vm!.console.slice(-3000)}`);
+  }
+  return { out: f[`${name}.out`] ?? '', err: f[`${name}.err`] ?? '', rc: Number(f[`${name}.rc`]) };
+}
+
+describe(`an arm64 host: Debian 13's arm64 kernel (${vmKernelDir('arm64-trixie')}) and node`, () => {
+  it('boots the fixture kernel on an aarch64 machine and runs arm64 node 20 there', (ctx) => {
+    skipIf(ctx, why);
+    expect(vm!.files.machine).toBe('aarch64\n');
+    expect(vm!.files.kernel?.trim()).toBe(readFileSync(join(vmKernelDir('arm64-trixie'), 'release'), 'utf8').trim());
+    expect(vm!.files.node).toMatch(/^arm64 v20\./);
+  });
+
+  it('xrun runs an x86_64 static busybox through qemu-x86_64-static built for arm64', (ctx) => {
+    skipIf(ctx, why);
+    const r = outcome('direct');
+    expect(r.out, r.err).toBe('x86_64\n');
+    expect(r.rc, r.err).toBe(0);
+    const u = outcome('user-id');
+    expect(u.out, u.err).toBe(`${NOBODY}\n`);
+  });
+
+  for (const [who, name] of [['root', 'rootfs'], ['uid 65534', 'user-rootfs']] as const) {
+    it(`--rootfs with an x86_64 tree, as ${who}: the tree's shell runs foreign children inside it`, (ctx) => {
+      skipIf(ctx, why);
+      const r = outcome(name);
+      expect(vm!.files.listing).toContain('x86_64-tree\n');
+      expect(r.out, r.err).toBe(`x86_64\n${vm!.files.listing}`);
+      expect(r.rc, r.err).toBe(0);
+    });
+  }
+
+  it('doctor --json there names the arm64 host and its x86_64 emulator', (ctx) => {
+    skipIf(ctx, why);
+    const d = outcome('doctor');
+    const parsed = JSON.parse(d.out);
+    const list = (Array.isArray(parsed) ? parsed : parsed.checks) as { name: string; ok: boolean; detail: string }[];
+    expect(list.find((c) => c.name === 'host')?.detail).toMatch(/aarch64/);
+  });
+});
