@@ -218,10 +218,18 @@ export async function runInVm(host: VmHost, script: string, opts: { timeoutMs: n
   let r;
   if (QEMU_ARCH[host.qemu] === arch() && kvmUsable()) {
     // /dev/kvm can open and still not boot a guest (nested virtualisation refusing
-    // MSRs, or hanging): a guest that has not reached its script in 30 s gets TCG.
+    // MSRs or instructions, or hanging): a guest that stops with "KVM internal
+    // error" (seen here: the vCPU halts and qemu waits) or has not reached its
+    // script in 30 s gets TCG.
     const child = boot('kvm');
+    let seen = '';
+    child.all?.on('data', (chunk: Buffer) => {
+      seen = (seen + chunk.toString('latin1')).slice(-4096);
+    });
     const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline && child.exitCode === null && !existsSync(join(out, 'booted'))) await sleep(250);
+    while (Date.now() < deadline && child.exitCode === null && !existsSync(join(out, 'booted')) && !seen.includes('KVM internal error')) {
+      await sleep(250);
+    }
     if (existsSync(join(out, 'booted'))) {
       accel = 'kvm';
       r = await child;
@@ -249,6 +257,15 @@ export const VM_STEP = `step() {
   "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"; echo $? > "$OUT/$name.rc"
   echo "$t0 $(cut -d' ' -f1 /proc/uptime)" > "$OUT/$name.uptime"
 }`;
+
+/** What `step NAME` left: stdout, stderr and exit code; throws with the console's tail when it never ran. */
+export function stepOutcome(vm: VmResult, name: string): { out: string; err: string; rc: number } {
+  const f = vm.files;
+  if (f[`${name}.rc`] === undefined) {
+    throw new Error(`case ${name} did not run in the VM; script log:\n${f['script.log'] ?? ''}\nconsole:\n${vm.console.slice(-3000)}`);
+  }
+  return { out: f[`${name}.out`] ?? '', err: f[`${name}.err`] ?? '', rc: Number(f[`${name}.rc`]) };
+}
 
 /** One line for the test log: accelerator, boot and total time, and each step's time (from `<step>.uptime`). */
 export function vmSummary(name: string, vm: VmResult): string {

@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { busyboxStatic, fixturesDir, fixturesSkipReason, nodeTree, qemuUserStatic } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { NOBODY } from '../helpers/users.js';
-import { arm64Host, runInVm, vmKernelDir, vmUnavailable, vmSummary, VM_STEP, type VmResult } from '../helpers/vm.js';
+import { arm64Host, runInVm, vmKernelDir, vmUnavailable, stepOutcome, vmSummary, VM_STEP, type VmResult } from '../helpers/vm.js';
 import { XRUN } from '../launch/run.js';
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -88,14 +88,7 @@ beforeAll(async () => {
   console.warn(vmSummary('arm64-host', vm));
 }, 1_300_000);
 
-/** A case's stdout, stderr and exit code; fails with the console's tail when the case never ran. */
-function outcome(name: string): { out: string; err: string; rc: number } {
-  const f = vm!.files;
-  if (f[`${name}.rc`] === undefined) {
-    throw new Error(`case ${name} did not run in the VM; script log:\n${f['script.log'] ?? ''}\nconsole:\n${vm!.console.slice(-3000)}`);
-  }
-  return { out: f[`${name}.out`] ?? '', err: f[`${name}.err`] ?? '', rc: Number(f[`${name}.rc`]) };
-}
+const outcome = (name: string) => stepOutcome(vm!, name);
 
 describe(`an arm64 host: Debian 13's arm64 kernel (${vmKernelDir('arm64-trixie')}) and node`, () => {
   it('boots the fixture kernel on an aarch64 machine and runs arm64 node 20 there', (ctx) => {

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixturesSkipReason, rootfs } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { NOBODY, cleanupRunners, runtimeFor65534 } from '../helpers/users.js';
-import { runInVm, vmKernelDir, vmUnavailable, x86Host, vmSummary, VM_STEP, type VmResult } from '../helpers/vm.js';
+import { runInVm, vmKernelDir, vmUnavailable, x86Host, stepOutcome, vmSummary, VM_STEP, type VmResult } from '../helpers/vm.js';
 import { XRUN } from '../launch/run.js';
 
 const GUEST = "sh -c 'uname -m; id -u; /bin/true && echo child-ok'";
@@ -71,14 +71,7 @@ beforeAll(async () => {
 
 afterAll(() => cleanupRunners());
 
-/** A case's stdout, stderr and exit code; fails with the console's tail when the case never ran. */
-function outcome(name: string): { out: string; err: string; rc: number } {
-  const f = vm!.files;
-  if (f[`${name}.rc`] === undefined) {
-    throw new Error(`case ${name} did not run in the VM; script log:\n${f['script.log'] ?? ''}\nconsole:\n${vm!.console.slice(-3000)}`);
-  }
-  return { out: f[`${name}.out`] ?? '', err: f[`${name}.err`] ?? '', rc: Number(f[`${name}.rc`]) };
-}
+const outcome = (name: string) => stepOutcome(vm!, name);
 
 describe(`Debian 12's kernel (${vmKernelDir('amd64')})`, () => {
   it('boots the fixture kernel: Linux 6.1, which has no binfmt_misc per user namespace', (ctx) => {
