@@ -62,6 +62,7 @@ uname -r > "$OUT/kernel"
 /usr/bin/node -p 'process.arch + " " + process.version' > "$OUT/node"
 BB='${busyboxStatic('amd64')}'
 step direct x "$BB" uname -m
+step explain x --explain --json "$BB" uname -m
 for root in /tmp/xroot /tmp/uroot; do
   mkdir -p $root/bin $root/etc $root/tmp $root/proc $root/dev $root/sys
   cp "$BB" $root/bin/busybox
@@ -117,11 +118,21 @@ describe(`an arm64 host: Debian 13's arm64 kernel (${vmKernelDir('arm64-trixie')
     });
   }
 
-  it('doctor --json there names the arm64 host and its x86_64 emulator', (ctx) => {
+  it('the plan: an aarch64 host, the x86_64 program emulated by the fixture emulator', (ctx) => {
+    skipIf(ctx, why);
+    const e = outcome('explain');
+    const plan = JSON.parse(e.out);
+    expect(plan).toMatchObject({ kind: 'direct', mode: 'emulated', host: { arch: 'aarch64' }, program: { arch: 'x86_64' } });
+    expect(plan.emulator).toMatchObject({ path: qemuUserStatic('arm64', 'x86_64'), static: true });
+  });
+
+  it('doctor --json there: the arm64 kernel, and the addon xrun loaded is the arm64 prebuilt one', (ctx) => {
     skipIf(ctx, why);
     const d = outcome('doctor');
-    const parsed = JSON.parse(d.out);
-    const list = (Array.isArray(parsed) ? parsed : parsed.checks) as { name: string; ok: boolean; detail: string }[];
-    expect(list.find((c) => c.name === 'host')?.detail).toMatch(/aarch64/);
+    const checks = JSON.parse(d.out).checks as { name: string; ok: boolean; detail: string }[];
+    const host = checks.find((c) => c.name === 'host')?.detail;
+    expect(host).toMatch(/^aarch64 /);
+    expect(host).toContain(`Linux ${vm!.files.kernel!.trim()}`);
+    expect(checks.find((c) => c.name === 'native addon')).toMatchObject({ ok: true, detail: `loaded ${join(REPO, 'prebuilds', 'linux-arm64', 'xrun.node')}` });
   });
 });
