@@ -11,8 +11,8 @@
 #
 # Layout, relied on by test/helpers/fixtures.ts:
 #   busybox-static/<debarch>/busybox   static busybox: amd64 arm64 armel armhf i386 mips64el mipsel ppc64el s390x
-#   qemu-user-static/<debarch>/        Debian's static x86 emulators built for another host, for a VM of
-#                                      that host: qemu-x86_64-static, qemu-i386-static: arm64
+#   qemu-user-static/<debarch>/        Debian's qemu-x86_64-static built to run on another host, for a VM
+#                                      of that host: arm64
 #   sysroot/<debarch>/                 dpkg -x of busybox (dynamic) + libc6, for qemu -L: arm64 s390x
 #   rootfs/<debarch>/                  the same plus applet links and a skeleton, for chroot: arm64
 #   vm/<debarch>[-<suite>]/            Debian's own kernel for a qemu-system guest, bookworm's unless a
@@ -55,7 +55,7 @@ readonly RECIPE=1
 
 readonly STATIC_ARCHES=(amd64 arm64 armel armhf i386 mips64el mipsel ppc64el s390x)
 readonly QEMU_HOSTS=(arm64)
-readonly QEMU_KEPT=(qemu-x86_64-static qemu-i386-static)
+readonly QEMU_KEPT=(qemu-x86_64-static)
 readonly SYSROOT_ARCHES=(arm64 s390x)
 readonly ROOTFS_ARCHES=(arm64)
 readonly VM_ARCHES=(amd64 amd64-trixie arm64-trixie)
@@ -303,16 +303,17 @@ build_item() {
   esac
 }
 
-# Debian's kernel package: its vmlinuz and the modules MODULES needs, flattened and uncompressed, with
-# their load order; and a static busybox.
+# Debian's kernel package: its vmlinuz and the modules MODULES needs, flattened and uncompressed; and a
+# static busybox.
 build_vm() {
-  local item=$1 tmp=$2 pkg deb dir m release
+  local item=$1 tmp=$2 pkg deb dir m release bb vm_modules=()
   mkdir -m 755 -- "$tmp" "$tmp/modules"
   for pkg in $(packages_of "$item"); do dpkg -x "$(deb_of "$pkg")" "$tmp.deb"; done
   # Debian 13 moved busybox to usr/bin.
-  for deb in bin usr/bin ""; do [[ -z $deb || -x $tmp.deb/$deb/busybox ]] && break; done
-  [[ -n $deb ]] || die "$item: no bin/busybox or usr/bin/busybox in busybox-static"
-  mv -- "$tmp.deb/$deb/busybox" "$tmp/busybox"
+  bb=$tmp.deb/bin/busybox
+  [[ -x $bb ]] || bb=$tmp.deb/usr/bin/busybox
+  [[ -x $bb ]] || die "$item: no bin/busybox or usr/bin/busybox in busybox-static"
+  mv -- "$bb" "$tmp/busybox"
   deb=("$tmp.deb/boot/vmlinuz-"*)
   [[ -f ${deb[0]} ]] || die "$item: no boot/vmlinuz-* in the kernel package"
   release=${deb[0]##*/vmlinuz-}
@@ -322,13 +323,12 @@ build_vm() {
   dir=$tmp.deb/lib/modules/$release
   [[ -d $dir ]] || dir=$tmp.deb/usr/lib/modules/$release
   [[ -f $dir/modules.builtin ]] || die "$item: no modules.builtin for $release in the kernel package"
-  vm_modules=()
   for m in "${MODULES[@]}"; do add_vm_module "$item" "$tmp" "$dir" "$m"; done
   rm -rf -- "$tmp.deb"
 }
 
-# add_vm_module ITEM TMP MODDIR NAME: NAME and the modules it depends on into TMP/modules (vm_modules
-# lists those done); nothing for a module the kernel has built in (listed in modules.builtin).
+# add_vm_module ITEM TMP MODDIR NAME: NAME and the modules it depends on into TMP/modules (build_vm's
+# vm_modules lists those done); nothing for a module the kernel has built in (modules.builtin lists it).
 add_vm_module() {
   local item=$1 tmp=$2 dir=$3 m=$4 ko deps d
   [[ " ${vm_modules[*]} " != *" $m "* ]] || return 0

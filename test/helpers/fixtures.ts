@@ -20,7 +20,7 @@ export const ROOTFS_ARCHES = ['arm64'] as const;
 export const TREE_ARCHES = ['arm64', 'armhf', 'mips64el', 'ppc64el', 's390x'] as const;
 /** Debian architectures with a tree holding libblas3 behind Debian's (absolute) alternatives links: blas/<debarch>/. */
 export const BLAS_ARCHES = ['arm64'] as const;
-/** Debian hosts with a static qemu-x86_64-static and qemu-i386-static built for them: qemu-user-static/<debarch>/. */
+/** Debian hosts with Debian's qemu-x86_64-static built for them: qemu-user-static/<debarch>/. */
 export const QEMU_HOSTS = ['arm64'] as const;
 /**
  * Debian's own kernels that boot in qemu-system: vm/<debarch>[-<suite>]/ (vmlinuz, modules/, busybox,
@@ -90,9 +90,9 @@ export function busyboxStatic(debarch: string, env: Env = process.env): string {
   return join(fixturesDir(env), 'busybox-static', known(STATIC_ARCHES, debarch, 'busybox-static'), 'busybox');
 }
 
-/** Debian's static `qemu-<x86 arch>-static` built to run on `host` (a Debian architecture). */
-export function qemuUserStatic(host: string, qemuArch: 'x86_64' | 'i386', env: Env = process.env): string {
-  return join(fixturesDir(env), 'qemu-user-static', known(QEMU_HOSTS, host, 'qemu-user-static'), `qemu-${qemuArch}-static`);
+/** Debian's static qemu-x86_64-static built to run on `host` (a Debian architecture). */
+export function qemuX86_64Static(host: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'qemu-user-static', known(QEMU_HOSTS, host, 'qemu-user-static'), 'qemu-x86_64-static');
 }
 
 /** A tree with a dynamic busybox at bin/busybox and the libc6 it loads; its PT_INTERP resolves inside. */

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { busyboxStatic, fixturesDir, fixturesSkipReason, nodeTree, qemuUserStatic } from '../helpers/fixtures.js';
+import { busyboxStatic, fixturesDir, fixturesSkipReason, nodeTree, qemuX86_64Static } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { NOBODY } from '../helpers/users.js';
 import { arm64Host, runInVm, vmKernelDir, vmUnavailable, stepOutcome, vmSummary, VM_STEP, type VmResult } from '../helpers/vm.js';
@@ -46,7 +46,7 @@ async function unavailable(): Promise<string | undefined> {
 function script(): string {
   return `
 set -u
-export PATH='${dirname(qemuUserStatic('arm64', 'x86_64'))}':/usr/bin:/bin XDG_CACHE_HOME=/tmp/cache
+export PATH='${dirname(qemuX86_64Static('arm64'))}':/usr/bin:/bin XDG_CACHE_HOME=/tmp/cache
 x() { /usr/bin/node '${XRUN}' "$@"; }
 # busybox's setpriv changes no ids: su, with a passwd line for nobody in the guest's overlay;
 # POSIXLY_CORRECT keeps su from taking xrun's options as its own.
@@ -123,7 +123,7 @@ describe(`an arm64 host: Debian 13's arm64 kernel (${vmKernelDir('arm64-trixie')
     const e = outcome('explain');
     const plan = JSON.parse(e.out);
     expect(plan).toMatchObject({ kind: 'direct', mode: 'emulated', host: { arch: 'aarch64' }, program: { arch: 'x86_64' } });
-    expect(plan.emulator).toMatchObject({ path: qemuUserStatic('arm64', 'x86_64'), static: true });
+    expect(plan.emulator).toMatchObject({ path: qemuX86_64Static('arm64'), static: true });
   });
 
   it('doctor --json there: the arm64 kernel, and the addon xrun loaded is the arm64 prebuilt one', (ctx) => {
