@@ -28,7 +28,8 @@ function host() {
 
 async function unavailable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'the VM shares the host tree as root sees it; run as root';
-  const missing = fixturesSkipReason(['vm/arm64-trixie', 'node/arm64-trixie', 'busybox-static/amd64', 'qemu-user-static/arm64']);
+  const missing = fixturesSkipReason(['vm/arm64-trixie', 'node/arm64-trixie', 'busybox-static/amd64', 'busybox-static/armhf',
+    'qemu-user-static/arm64']);
   if (missing) return missing;
   try {
     readFileSync(join(REPO, 'prebuilds', 'linux-arm64', 'xrun.node'), { flag: 'r' }).subarray(0, 1);
@@ -75,6 +76,9 @@ ls /tmp/xroot > "$OUT/listing"
 step rootfs x --rootfs /tmp/xroot ${GUEST}
 step user-rootfs u --rootfs /tmp/uroot ${GUEST}
 step doctor x doctor --json
+# 32-bit arm on this arm64 kernel: what the kernel does alone, then what xrun does.
+step armhf-kernel '${busyboxStatic('armhf')}' uname -m
+step armhf x '${busyboxStatic('armhf')}' uname -m
 step user-id u "$BB" id -u
 `;
 }
@@ -134,5 +138,23 @@ describe(`an arm64 host: Debian 13's arm64 kernel (${vmKernelDir('arm64-trixie')
     expect(host).toMatch(/^aarch64 /);
     expect(host).toContain(`Linux ${vm!.files.kernel!.trim()}`);
     expect(checks.find((c) => c.name === 'native addon')).toMatchObject({ ok: true, detail: `loaded ${join(REPO, 'prebuilds', 'linux-arm64', 'xrun.node')}` });
+  });
+
+  it("32-bit arm: xrun's probe agrees with what the kernel does with an armhf busybox alone", (ctx) => {
+    skipIf(ctx, why);
+    const alone = outcome('armhf-kernel');
+    const r = outcome('armhf');
+    const checks = JSON.parse(outcome('doctor').out).checks as { name: string; ok: boolean; detail: string }[];
+    const arm = checks.find((c) => c.name === 'compat arm')?.detail;
+    if (alone.rc === 0) {
+      // The kernel runs it: a compat task sees the host's machine (armv8l only under the linux32
+      // personality); so must xrun, without QEMU (which says armv7l).
+      expect(alone.out).toBe(vm!.files.machine);
+      expect(arm).toMatch(/ran an arm test program itself/);
+    } else {
+      expect(arm).toMatch(/does not run arm/);
+    }
+    expect(r.rc, r.err).toBe(0);
+    expect(r.out).toBe(alone.rc === 0 ? alone.out : 'armv7l\n');
   });
 });
