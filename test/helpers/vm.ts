@@ -14,12 +14,12 @@
  */
 
 import { execa } from 'execa';
-import { chmodSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:fs';
 import { arch, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fixturesDir, type VmFixture } from './fixtures.js';
+import { fixturesDir, fixturesSkipReason, type VmFixture } from './fixtures.js';
 
 /** A kind of guest machine: which kernel fixture, how qemu-system boots it, and what its root is. */
 export interface VmHost {
@@ -74,7 +74,7 @@ export function vmKernelDir(fixture: VmFixture): string {
 /** Whether KVM can be used here (CI machines have no /dev/kvm: TCG then). */
 export function kvmUsable(): boolean {
   try {
-    openSync('/dev/kvm', constants.O_RDWR);
+    closeSync(openSync('/dev/kvm', constants.O_RDWR));
     return true;
   } catch {
     return false;
@@ -84,8 +84,10 @@ export function kvmUsable(): boolean {
 /** The guest architecture a qemu-system binary emulates, as Node names the host's. */
 const QEMU_ARCH: Record<VmHost['qemu'], string> = { 'qemu-system-x86_64': 'x64', 'qemu-system-aarch64': 'arm64' };
 
-/** Why `host` cannot boot here (its qemu-system or fixture missing), for a visible skip. */
+/** Why `host` cannot boot here (its kernel fixture or qemu-system missing), for a visible skip. */
 export async function vmUnavailable(host: VmHost): Promise<string | undefined> {
+  const missing = fixturesSkipReason([`vm/${host.fixture}`]);
+  if (missing) return missing;
   const r = await execa(host.qemu, ['--version'], { reject: false });
   if (r.exitCode !== 0) {
     const pkg = host.qemu === 'qemu-system-x86_64' ? 'qemu-system-x86' : 'qemu-system-arm';
