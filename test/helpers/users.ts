@@ -158,7 +158,7 @@ function withLentRange(argv: readonly string[]): string[] {
  * namespace (withLentRange). Otherwise: the current user, with the ranges
  * their /etc/subuid and /etc/subgid give them, if any.
  */
-export const subidUser: Runner & { readonly subuid: IdRange | undefined } = isRoot
+export const subidUser: Runner & { readonly subuid: IdRange | undefined; readonly subgid: IdRange | undefined } = isRoot
   ? {
       who: 'unprivileged with subordinate ids',
       uid: NOBODY,
@@ -168,6 +168,7 @@ export const subidUser: Runner & { readonly subuid: IdRange | undefined } = isRo
         return undefined;
       },
       subuid: LENT,
+      subgid: LENT,
       run(args, opts = {}) {
         const [cmd, ...rest] = withLentRange(argvAs65534(args, opts.env ?? {}));
         return spawn(cmd!, rest, { ...opts, env: {} });
@@ -186,6 +187,9 @@ export const subidUser: Runner & { readonly subuid: IdRange | undefined } = isRo
       },
       get subuid() {
         return probeFeatures().subuid;
+      },
+      get subgid() {
+        return probeFeatures().subgid;
       },
     };
 

@@ -1,7 +1,9 @@
 /**
  * `xrun rootfs debian` as an unprivileged user (slow: a minbase download of
  * about 30 MB on the first run; debootstrap's .debs are cached in
- * $TMPDIR/xrun-test-debootstrap-cache for reruns).
+ * $TMPDIR/xrun-test-debootstrap-cache for reruns). Copies of the tree get the
+ * real `useradd -m u1` from a user with subordinate ids (issue 16): its home
+ * belongs to a subordinate id on the host, and `xrun rootfs rm` removes it.
  */
 
 import { chownSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -76,7 +78,7 @@ async function copyWithUser(ctx: TestContext, name: string): Promise<string> {
 
   // On the host, u1's home belongs to a subordinate id (1000 inside is the range's 1000th id).
   const st = statSync(join(copy, 'home', 'u1'));
-  expect([st.uid, st.gid]).toEqual([subidUser.subuid!.start + 999, subidUser.subuid!.start + 999]);
+  expect([st.uid, st.gid]).toEqual([subidUser.subuid!.start + 999, subidUser.subgid!.start + 999]);
   return copy;
 }
 
