@@ -2,19 +2,25 @@
 # Fetch real foreign binaries from Debian's archive for xrun's tests and the README's example.
 #
 # Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
-#   --only ITEMS   comma-separated groups (busybox-static, sysroot, rootfs, vm, node, tree, blas, trixie, tools) or items (sysroot/s390x)
+#   --only ITEMS   comma-separated groups (busybox-static, qemu-user-static, sysroot, rootfs, vm, node, tree,
+#                  blas, trixie, tools) or items (sysroot/s390x)
 #   --print-dir    print the cache directory and exit
 # Environment:
 #   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
 #   XRUN_MIRROR    Debian mirror (default http://deb.debian.org/debian)
 #
 # Layout, relied on by test/helpers/fixtures.ts:
-#   busybox-static/<debarch>/busybox   static busybox: arm64 armel armhf i386 mips64el mipsel ppc64el s390x
+#   busybox-static/<debarch>/busybox   static busybox: amd64 arm64 armel armhf i386 mips64el mipsel ppc64el s390x
+#   qemu-user-static/<debarch>/        Debian's qemu-x86_64-static built to run on another host, for a VM
+#                                      of that host: arm64
 #   sysroot/<debarch>/                 dpkg -x of busybox (dynamic) + libc6, for qemu -L: arm64 s390x
 #   rootfs/<debarch>/                  the same plus applet links and a skeleton, for chroot: arm64
-#   vm/<debarch>/                      Debian's own kernel for a qemu-system guest: amd64
-#                                      vmlinuz, modules/<name>.ko (MODULES below), busybox (static),
-#                                      release (the kernel's uname -r)
+#   vm/<debarch>[-<suite>]/            Debian's own kernel for a qemu-system guest, bookworm's unless a
+#                                      suite is named: amd64 (Debian 12, 6.1), amd64-trixie and
+#                                      arm64-trixie (Debian 13, 6.12); vmlinuz, modules/<name>.ko (what
+#                                      MODULES needs that is not built in, uncompressed: their .modinfo
+#                                      depends= gives the load order), busybox (static, the kernel's
+#                                      arch), release (the kernel's uname -r)
 #   node/<debarch>-<suite>/            Debian's nodejs and everything it depends on (apt resolves them
 #                                      against an empty dpkg status), each .deb dpkg -x'ed into one tree,
 #                                      plus merged-/usr links bin lib sbin -> usr/...: usr/bin/node runs
@@ -30,9 +36,10 @@
 #                                      maintainer script makes (absolute, as update-alternatives makes
 #                                      them): arm64
 #   trixie/<debarch>/                  Debian 13 (arm64: built with pointer authentication): busybox,
-#                                      perl-base, xz-utils, gzip and everything they depend on (resolved as
-#                                      for node/), merged-/usr links, applet links and a skeleton, for
-#                                      chroot and `qemu -L`: arm64
+#                                      perl-base, xz-utils, gzip, libc-bin (getent) and everything they
+#                                      depend on (resolved as for node/), merged-/usr links, applet links,
+#                                      a skeleton and libc-bin's nsswitch.conf, for chroot and `qemu -L`:
+#                                      arm64; rebuilt when TRIXIE_PACKAGES gains a package
 #   tools/<debarch>-<suite>/           a distribution's own tools, to check that an emulated CPU model runs
 #                                      them: python3.X-minimal, gcc-N with libc6-dev (cc1, as, ld: compiles
 #                                      and links), apt, dpkg, busybox, and everything they depend on
@@ -53,14 +60,16 @@ readonly KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # Bump when a recipe below changes, so caches built by an older script are rebuilt.
 readonly RECIPE=1
 
-readonly STATIC_ARCHES=(arm64 armel armhf i386 mips64el mipsel ppc64el s390x)
+readonly STATIC_ARCHES=(amd64 arm64 armel armhf i386 mips64el mipsel ppc64el s390x)
+readonly QEMU_HOSTS=(arm64)
+readonly QEMU_KEPT=(qemu-x86_64-static)
 readonly SYSROOT_ARCHES=(arm64 s390x)
 readonly ROOTFS_ARCHES=(arm64)
-readonly VM_ARCHES=(amd64)
-# What a busybox initramfs loads, in this order, to mount the host's tree over virtio 9p and put a
-# tmpfs overlay on it; binfmt_misc for host entries. Debian builds all of these as modules.
-readonly MODULES=(virtio virtio_ring virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci 9pnet
-  9pnet_virtio netfs fscache 9p overlay binfmt_misc)
+readonly VM_ARCHES=(amd64 amd64-trixie arm64-trixie)
+# What a busybox initramfs needs to mount the host's tree over virtio 9p (PCI, on x86 and on arm64's
+# virt machine) and put a tmpfs overlay on it; binfmt_misc for host entries. Each is kept with the
+# modules it depends on (its .modinfo depends=), unless the kernel has it built in.
+readonly MODULES=(virtio_pci 9pnet_virtio 9p overlay binfmt_misc)
 # Metapackages, resolved after apt-get update to the package they depend on (the versioned kernel).
 declare -A RESOLVED=()
 # <debarch>-<suite>; these items take their suite from the name, not from SUITE.
@@ -70,7 +79,7 @@ readonly BLAS_ARCHES=(arm64)
 # Debian 13's arm64 packages are built with -mbranch-protection=standard (pointer authentication),
 # which makes QEMU's choice of emulated CPU matter (docs/cpu.md).
 readonly TRIXIE_ARCHES=(arm64)
-readonly TRIXIE_PACKAGES=(busybox perl-base xz-utils gzip)
+readonly TRIXIE_PACKAGES=(busybox perl-base xz-utils gzip libc-bin)
 # <debarch>-<suite>, and per suite the tools a userland's CPU model must run (docs/cpu.md).
 readonly TOOLS_TREES=(arm64-trixie arm64-bookworm)
 declare -rA TOOLS_PACKAGES=([trixie]='busybox python3.13-minimal gcc-14 libc6-dev apt dpkg'
@@ -117,6 +126,7 @@ usage() {
 all_items() {
   local a
   for a in "${STATIC_ARCHES[@]}"; do echo "busybox-static/$a"; done
+  for a in "${QEMU_HOSTS[@]}"; do echo "qemu-user-static/$a"; done
   for a in "${SYSROOT_ARCHES[@]}"; do echo "sysroot/$a"; done
   for a in "${ROOTFS_ARCHES[@]}"; do echo "rootfs/$a"; done
   for a in "${VM_ARCHES[@]}"; do echo "vm/$a"; done
@@ -133,17 +143,38 @@ stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
 is_present() {
   local stamp
   stamp=$(stamp_of "$1")
-  [[ -f $stamp && -d $cache/$1 ]] && [[ $(head -n1 -- "$stamp") == "xrun-fixtures $RECIPE" ]]
+  [[ -f $stamp && -d $cache/$1 ]] && [[ $(head -n1 -- "$stamp") == "xrun-fixtures $RECIPE" ]] &&
+    stamp_lists_packages "$1" "$stamp"
+}
+
+# A trixie tree's stamp lists the .deb files it was made from: one that lacks a package of
+# TRIXIE_PACKAGES was made by an older list, and only that group is rebuilt.
+stamp_lists_packages() {
+  local pkg
+  [[ ${1%/*} == trixie ]] || return 0
+  for pkg in "${TRIXIE_PACKAGES[@]}"; do
+    grep -q "^${pkg}_" -- "$2" || return 1
+  done
+}
+
+# Items fetched with an apt of their own (their suite or dependency closure differs from SUITE's
+# one shared download): node and trixie trees, and VMs of another suite.
+own_apt() {
+  [[ ${1%/*} == node || ${1%/*} == trixie || ${1%/*} == tools || $1 == vm/*-* ]]
 }
 
 packages_of() {
   local arch=${1#*/}
   case ${1%/*} in
     busybox-static) echo "busybox-static:$arch" ;;
+    qemu-user-static) echo "qemu-user-static:$arch" ;;
     # libc6 also depends on libgcc-s1, which busybox never loads: leaving it out keeps the tree small.
     sysroot | rootfs) echo "busybox:$arch libc6:$arch" ;;
     # The metapackage names the suite's current kernel; resolve_metapackages finds which.
-    vm) echo "${RESOLVED[linux-image-$arch:$arch]:-linux-image-$arch:$arch} busybox-static:$arch" ;;
+    vm)
+      arch=${arch%%-*}
+      echo "${RESOLVED[linux-image-$arch:$arch]:-linux-image-$arch:$arch} busybox-static:$arch"
+      ;;
     tree) echo "busybox:$arch libc6:$arch libcrypt1:$arch perl-base:$arch" ;;
     blas) echo "busybox:$arch libc6:$arch libblas3:$arch libgfortran5:$arch libgcc-s1:$arch" ;;
     *) die "no recipe for $1" ;;
@@ -153,14 +184,14 @@ packages_of() {
 # Only called once check_debs has passed, so it cannot fail inside a $(...) where a die would be lost.
 deb_of() {
   local pkg=${1%:*} arch=${1#*:} debs
-  debs=("$work/debs/${pkg}_"*"_$arch.deb")
+  debs=("$debs_dir/${pkg}_"*"_$arch.deb")
   echo "${debs[0]}"
 }
 
 check_debs() {
   local p debs
   for p in "$@"; do
-    debs=("$work/debs/${p%:*}_"*"_${p#*:}.deb")
+    debs=("$debs_dir/${p%:*}_"*"_${p#*:}.deb")
     if ((${#debs[@]} != 1)) || [[ ! -f ${debs[0]} ]]; then
       die "apt-get download left no single .deb for $p"
     fi
@@ -250,6 +281,16 @@ build_item() {
       [[ -x $tmp.deb/bin/busybox ]] || die "$item: no bin/busybox in busybox-static"
       mv -- "$tmp.deb/bin/busybox" "$tmp/busybox"
       ;;
+    qemu-user-static)
+      pkg=$(packages_of "$item")
+      dpkg -x "$(deb_of "$pkg")" "$tmp.deb"
+      mkdir -m 755 -- "$tmp"
+      for pkg in "${QEMU_KEPT[@]}"; do
+        [[ -x $tmp.deb/usr/bin/$pkg ]] || die "$item: no usr/bin/$pkg in qemu-user-static"
+        mv -- "$tmp.deb/usr/bin/$pkg" "$tmp/$pkg"
+      done
+      rm -rf -- "$tmp.deb"
+      ;;
     sysroot)
       extract_tree "$item" "$tmp"
       ;;
@@ -274,24 +315,51 @@ build_item() {
   esac
 }
 
-# Debian's kernel package: its vmlinuz and the modules MODULES names, flattened; and a static busybox.
+# Debian's kernel package: its vmlinuz and the modules MODULES needs, flattened and uncompressed; and a
+# static busybox.
 build_vm() {
-  local item=$1 tmp=$2 arch=${1#*/} pkg deb m ko release
+  local item=$1 tmp=$2 pkg deb dir m release bb vm_modules=()
   mkdir -m 755 -- "$tmp" "$tmp/modules"
   for pkg in $(packages_of "$item"); do dpkg -x "$(deb_of "$pkg")" "$tmp.deb"; done
-  [[ -x $tmp.deb/bin/busybox ]] || die "$item: no bin/busybox in busybox-static"
-  mv -- "$tmp.deb/bin/busybox" "$tmp/busybox"
+  # Debian 13 moved busybox to usr/bin.
+  bb=$tmp.deb/bin/busybox
+  [[ -x $bb ]] || bb=$tmp.deb/usr/bin/busybox
+  [[ -x $bb ]] || die "$item: no bin/busybox or usr/bin/busybox in busybox-static"
+  mv -- "$bb" "$tmp/busybox"
   deb=("$tmp.deb/boot/vmlinuz-"*)
   [[ -f ${deb[0]} ]] || die "$item: no boot/vmlinuz-* in the kernel package"
   release=${deb[0]##*/vmlinuz-}
   mv -- "${deb[0]}" "$tmp/vmlinuz"
   echo "$release" >"$tmp/release"
-  for m in "${MODULES[@]}"; do
-    ko=$(find "$tmp.deb/lib/modules/$release" -name "$m.ko" -print -quit)
-    [[ -n $ko ]] || die "$item: module $m.ko not in the kernel package for $arch"
-    mv -- "$ko" "$tmp/modules/$m.ko"
-  done
+  # Debian 13 moved the modules to usr/lib.
+  dir=$tmp.deb/lib/modules/$release
+  [[ -d $dir ]] || dir=$tmp.deb/usr/lib/modules/$release
+  [[ -f $dir/modules.builtin ]] || die "$item: no modules.builtin for $release in the kernel package"
+  for m in "${MODULES[@]}"; do add_vm_module "$item" "$tmp" "$dir" "$m"; done
   rm -rf -- "$tmp.deb"
+}
+
+# add_vm_module ITEM TMP MODDIR NAME: NAME and the modules it depends on into TMP/modules (build_vm's
+# vm_modules lists those done); nothing for a module the kernel has built in (modules.builtin lists it).
+add_vm_module() {
+  local item=$1 tmp=$2 dir=$3 m=$4 ko deps d
+  [[ " ${vm_modules[*]} " != *" $m "* ]] || return 0
+  ko=$(find "$dir" \( -name "$m.ko*" -o -name "${m//_/-}.ko*" \) -print -quit)
+  if [[ -z $ko ]]; then
+    grep -Eq "/($m|${m//_/-})\.ko\$" "$dir/modules.builtin" ||
+      die "$item: module $m is neither in the kernel package nor built in"
+    return 0
+  fi
+  case $ko in
+    *.ko) cp -- "$ko" "$tmp/modules/$m.ko" ;;
+    *.ko.xz) xz -dc -- "$ko" >"$tmp/modules/$m.ko" ;;
+    *.ko.zst) zstd -qdc -- "$ko" >"$tmp/modules/$m.ko" ;;
+    *) die "$item: $ko: unknown module compression" ;;
+  esac
+  # .modinfo holds NUL-separated key=value strings; depends= lists module names, comma-separated.
+  deps=$(tr '\0' '\n' <"$tmp/modules/$m.ko" | sed -n 's/^depends=//p' | head -n1)
+  for d in ${deps//,/ }; do add_vm_module "$item" "$tmp" "$dir" "$d"; done
+  vm_modules+=("$m")
 }
 
 # apt-get download takes the metapackage itself; the kernel is the package it depends on.
@@ -299,7 +367,7 @@ resolve_metapackages() {
   local meta real
   for meta in "$@"; do
     [[ $meta == linux-image-* ]] || continue
-    real=$(APT_CONFIG=$work/apt.conf apt-cache depends --important "$meta" | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
+    real=$(APT_CONFIG=$apt_dir/apt.conf apt-cache depends --important "$meta" | sed -n 's/^ *Depends: \(linux-image-[^ ]*\)$/\1/p' | head -n1)
     [[ -n $real ]] || die "cannot resolve $meta to a kernel package"
     # apt-cache qualifies the dependency with its architecture when several are configured
     # (linux-image-6.1.0-50-amd64:amd64): keep the name only, the arch is added once here.
@@ -332,7 +400,7 @@ debs_of() {
   for pkg in $(packages_of "$1"); do deb_of "$pkg"; done
 }
 
-# Items whose packages apt resolves, each in its own apt state, rather than downloads by name.
+# Items whose packages apt resolves (each in its own apt state), rather than downloads by name.
 is_resolved_tree() {
   case ${1%/*} in node | trixie | tools) return 0 ;; *) return 1 ;; esac
 }
@@ -374,10 +442,13 @@ unpack_resolved() {
 fetch_trixie_tree() {
   local item=$1 arch=${1#*/} tmp=$work/item.trixie-${1#*/} n
   n=$(unpack_resolved "$item" "$tmp" trixie "$arch" "${TRIXIE_PACKAGES[@]}")
-  [[ -x $tmp/usr/bin/perl && -x $tmp/bin/busybox && -x $tmp/usr/bin/xz && -x $tmp/bin/gzip ]] ||
-    die "$item: perl, busybox, xz or gzip missing from the tree"
+  [[ -x $tmp/usr/bin/perl && -x $tmp/bin/busybox && -x $tmp/usr/bin/xz && -x $tmp/bin/gzip && -x $tmp/usr/bin/getent ]] ||
+    die "$item: perl, busybox, xz, gzip or getent missing from the tree"
   [[ -e $tmp/${LOADER[$arch]} ]] || die "$item: loader ${LOADER[$arch]} missing from the tree"
   make_rootfs_skeleton "$tmp"
+  # What libc-bin's postinst does: without it glibc asks DNS first and never reads /etc/hosts when DNS answers.
+  [[ -f $tmp/usr/share/libc-bin/nsswitch.conf ]] || die "$item: no usr/share/libc-bin/nsswitch.conf in libc-bin"
+  cp -- "$tmp/usr/share/libc-bin/nsswitch.conf" "$tmp/etc/nsswitch.conf"
   install_item "$item" "$tmp"
   printf 'fetch-fixtures: %s (%s, %d packages in all)\n' "$item" "${TRIXIE_PACKAGES[*]}" "$n" >&2
 }
@@ -398,6 +469,24 @@ fetch_tools_tree() {
   make_rootfs_skeleton "$tmp"
   install_item "$item" "$tmp"
   printf 'fetch-fixtures: %s (%s, %d packages in all)\n' "$item" "${pkgs[*]}" "$n" >&2
+}
+
+# vm/<debarch>-<suite>: a kernel of another suite than SUITE, with an apt of its own (dynamic scope
+# hands apt_dir and debs_dir to the shared helpers).
+fetch_vm() {
+  local item=$1 name=${1#*/} dir=$work/apt-${1//\//-}
+  local arch=${name%%-*} suite=${name#*-} pkgs
+  local apt_dir=$dir debs_dir=$dir/debs
+  setup_apt "$dir" "$suite" "$arch"
+  run_apt "$dir" update
+  resolve_metapackages "linux-image-$arch:$arch"
+  read -ra pkgs <<<"$(packages_of "$item")"
+  cd "$debs_dir"
+  run_apt "$dir" download "${pkgs[@]}"
+  check_debs "${pkgs[@]}"
+  build_item "$item" "$work/item.${item//\//-}"
+  install_item "$item" "$work/item.${item//\//-}"
+  printf 'fetch-fixtures: %s (%s)\n' "$item" "$(describe_debs "$item")" >&2
 }
 
 # "busybox 1:1.35.0-4+deb12u1+b1, libc6 2.36-9+deb12u14"
@@ -513,10 +602,12 @@ main() {
   # Under the lock nobody else has a scratch directory: any left are from a killed run.
   rm -rf -- "$cache"/.work.* "$cache/apt-error.log"
   work=$(mktemp -d "$cache/.work.XXXXXX")
+  # Where resolve_metapackages and deb_of look; fetch_vm points them at its own apt.
+  apt_dir=$work debs_dir=$work/debs
 
   local arches=() pkgs=() trees=() a p i
   for item in "${missing[@]}"; do
-    if is_resolved_tree "$item"; then trees+=("$item"); continue; fi
+    if own_apt "$item"; then trees+=("$item"); continue; fi
     a=${item#*/}
     [[ " ${arches[*]} " == *" $a "* ]] || arches+=("$a")
     for p in $(packages_of "$item"); do
@@ -541,7 +632,7 @@ main() {
     check_debs "${pkgs[@]}"
 
     for item in "${missing[@]}"; do
-      ! is_resolved_tree "$item" || continue
+      ! own_apt "$item" || continue
       step="building $item"
       build_item "$item" "$work/item.${item//\//-}"
       install_item "$item" "$work/item.${item//\//-}"
@@ -554,6 +645,7 @@ main() {
     case ${item%/*} in
       trixie) fetch_trixie_tree "$item" ;;
       tools) fetch_tools_tree "$item" ;;
+      vm) fetch_vm "$item" ;;
       *) fetch_node_tree "$item" ;;
     esac
   done

@@ -8,8 +8,9 @@ packages=(
   cmake g++ make
   # the emulators: static (the ones xrun prefers) and dynamic (tests show why not)
   qemu-user-static qemu-user
-  # the old-kernel harness: Debian 12's own kernel booted in a VM, this tree shared over 9p
-  qemu-system-x86
+  # the VM harness: Debian's own kernels booted with this tree shared over 9p (Debian 12's and 13's
+  # amd64 kernels; Debian 13's arm64 kernel, an arm64 host running the arm64 build of xrun)
+  qemu-system-x86 qemu-system-arm
   # rootfs mode: subordinate id ranges; debootstrap builds foreign Debian trees
   uidmap debootstrap
   # fixtures and provisioning: verify and unpack Debian packages and images

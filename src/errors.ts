@@ -123,7 +123,13 @@ export function errnoName(errno: number): string {
   return errnoNames.get(Math.abs(errno)) ?? `errno ${errno}`;
 }
 
-/** A warning: `xrun: warning: <message>`, and a hint line as errors have. The one place warnings are printed. */
+/** A warning decided while planning, printed by `warn()` before the run. */
+export interface PlanWarning {
+  readonly message: string;
+  readonly hint?: string;
+}
+
+/** A warning: `xrun: warning: <message>`, and a hint line as errors have, escaped as errors are. The one place warnings are printed. */
 export function warn(message: string, hint?: string): void {
-  process.stderr.write(`xrun: warning: ${message}\n${hint ? `hint: ${hint}\n` : ''}`);
+  process.stderr.write(`xrun: warning: ${printable(message)}\n${hint ? `hint: ${printable(hint)}\n` : ''}`);
 }

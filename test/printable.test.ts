@@ -4,12 +4,14 @@
  * one-line error format.
  */
 
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { printable } from '../src/text.js';
 import { buildElf } from './helpers/elf-builder.js';
+import { busyboxStatic, fixturesAvailable } from './helpers/fixtures.js';
+import { skipIf } from './helpers/skip.js';
 import { xrun } from './launch/run.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'xrun-printable-'));
@@ -77,5 +79,20 @@ describe('a file name with ESC and a newline', () => {
     expect(r.exitCode).toBe(126);
     expectClean(r.stderr);
     expect(r.stderr).toContain('not-elf-\\e]0;title\\x07\\nxrun: all is well');
+  });
+});
+
+describe('a warning naming a file with ESC and a newline', () => {
+  it('is escaped as errors are: warn() lines passed raw through the emulator path', async (ctx) => {
+    const qemu = '/usr/bin/qemu-aarch64-static';
+    skipIf(ctx, !fixturesAvailable() ? 'fixtures missing' : existsSync(qemu) ? undefined : `${qemu} not installed`);
+    const hostile = join(dir, 'q\x1b[2J\nxrun: all is well');
+    symlinkSync(qemu, hostile);
+    // QEMU 7.2 has no pauth-qarma3: the refusal is a warning that names the emulator, and the policy's model runs.
+    const r = await xrun(['--qemu', hostile, '--cpu', 'max,pauth-qarma3=on', busyboxStatic('arm64'), 'echo', 'ran']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('ran\n');
+    expectClean(r.stderr);
+    expect(r.stderr).toMatch(/^xrun: warning: \S+\/q\\e\[2J\\nxrun: all is well refuses -cpu max,pauth-qarma3=on/);
   });
 });

@@ -102,6 +102,20 @@ export function planInstall(req: InstallRequest, existing: readonly BinfmtEntry[
         hint: 'install the static one (apt-get install qemu-user-static) or pass --force',
       });
     }
+    // A host entry runs the emulator for every user's foreign programs: one fetched without a verified
+    // signature (--insecure, or a file the cache's manifest does not know) is not trusted for that.
+    if (emulator?.source === 'cache' && emulator.verified !== true && !req.force) {
+      const reason = emulator.verified === false
+        ? "it was fetched with --insecure: its package's signature was never verified"
+        : "the cache's manifest does not know it: where it came from is unknown";
+      if (all) {
+        skipped.push({ arch: arch.name, why: `${emulator.path}: ${reason}` });
+        continue;
+      }
+      throw new XrunError('verify', `refusing ${emulator.path} for ${arch.name}: ${reason}`, {
+        hint: `fetch it again, verified (needs gpgv and debian-archive-keyring): xrun emulators fetch ${arch.name}; or pass --force`,
+      });
+    }
     const interpreter = emulator?.path ?? `/usr/bin/qemu-${arch.name}-static`;
     const rule = ruleFor(arch, interpreter, flags);
     const own = existing.find((e) => e.name === entryName(arch));

@@ -16,7 +16,6 @@
  * mode, as a child process of the built CLI: no host binfmt_misc entry.
  */
 
-import { existsSync, lstatSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { archByName, archForDebian } from '../arch.js';
@@ -27,7 +26,7 @@ import { cacheDir, ensureCacheDir, ensureDir, packageRoot } from '../paths.js';
 import { archiveSource } from './archive.js';
 import { findCommand } from '../which.js';
 import { stage } from './progress.js';
-import { LOCALHOST_LINES } from '../etc-files.js';
+import { addNameFiles } from './name-files.js';
 import { prepareTarget } from './rootfs-import.js';
 
 /** `xrun rootfs debian` options. */
@@ -111,23 +110,6 @@ async function runStage(label: string, file: string, args: readonly string[], en
   }
 }
 
-/**
- * /etc/hosts naming localhost, as Debian's installer writes it (debootstrap
- * writes none and no package ships one). A tree with one gets the host's
- * copy mounted over it in --rootfs; a tree without one would need a private
- * layer over /etc, where dpkg could not add files.
- */
-function addHosts(dir: string): void {
-  const hosts = join(dir, 'etc', 'hosts');
-  try {
-    lstatSync(hosts);
-    return;
-  } catch {
-    // None yet.
-  }
-  if (existsSync(join(dir, 'etc'))) writeFileSync(hosts, LOCALHOST_LINES, { mode: 0o644, flag: 'wx' });
-}
-
 /** Builds the root file system; returns the exit code. */
 export async function bootstrapDebian(dir: string, opts: DebianOptions): Promise<number> {
   const plan = planDebian(dir, opts);
@@ -145,7 +127,8 @@ export async function bootstrapDebian(dir: string, opts: DebianOptions): Promise
   stage(`stage 1/2: debootstrap --foreign ${plan.suite} ${plan.debArch} (packages cached in ${plan.cacheDir})`);
   await runStage('stage 1/2', plan.stage1.file, plan.stage1.args, plan.stage1.env, plan.dir);
   const t1 = (Date.now() - started) / 1000;
-  addHosts(plan.dir);
+  // Before stage 2: it runs dpkg under --rootfs, which needs no layer over /etc then.
+  addNameFiles(plan.dir);
   stage(`stage 2/2: debootstrap --second-stage under xrun --rootfs (emulated ${plan.debArch})`);
   await runStage('stage 2/2', plan.stage2.file, plan.stage2.args, {}, plan.dir);
   process.stderr.write(`xrun: Debian ${plan.suite} ${plan.debArch} (minbase) in ${plan.dir}: stage 1 ${t1.toFixed(0)} s, total ${((Date.now() - started) / 1000).toFixed(0)} s\n`);

@@ -22,7 +22,7 @@ import { entryComponents } from '../safe-path.js';
 import { readTar } from './tar.js';
 import { withLock } from './lock.js';
 import { makeStaging, removeStaleStaging } from './staging.js';
-import { MANIFEST, PACKAGE, readManifest, type Manifest, type ManifestEntry } from './emulator-cache.js';
+import { MANIFEST, PACKAGE, readManifest, type Manifest, type ManifestEntry } from '../emulator-cache.js';
 type Env = Readonly<Record<string, string | undefined>>;
 
 export interface FetchPlan {

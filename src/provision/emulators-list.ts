@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { archByName, type Arch } from '../arch.js';
 import { emulatorIsStatic, findEmulator } from '../emulator.js';
 import { emulatorCacheDir, pathDirs } from '../paths.js';
-import { readManifest } from './emulator-cache.js';
+import { readManifest } from '../emulator-cache.js';
 type Env = Readonly<Record<string, string | undefined>>;
 
 export interface ListedEmulator {

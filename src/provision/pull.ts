@@ -29,6 +29,7 @@ import { ReferenceError, parseReference, referenceString, type Reference } from 
 import { Registry } from './registry.js';
 import { makeStaging } from './staging.js';
 import type { ExtractStats } from './extract.js';
+import { addNameFiles, describeNameFiles } from './name-files.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -55,6 +56,8 @@ export interface PullResult {
   readonly downloaded: number;
   readonly dir: string;
   readonly stats: ExtractStats;
+  /** /etc/hosts and /etc/resolv.conf given to the tree (name-files.ts); none for a reused tree. */
+  readonly etc: { readonly added: readonly string[]; readonly failed: readonly string[] };
   readonly seconds: number;
 }
 
@@ -183,7 +186,7 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
       reference: what, digest: resolved.digest, ...(resolved.indexDigest ? { indexDigest: resolved.indexDigest } : {}), platform,
       layers: layers.map((l) => ({ digest: l.digest, size: l.size, cached: true })), downloaded: config.bytes, dir: reused,
       stats: { files: 0, directories: 0, symlinks: 0, hardlinks: 0, whiteouts: 0, devices: 0, fifos: 0, unsupported: {}, chownFailures: 0, bytes: 0 },
-      seconds: (Date.now() - started) / 1000,
+      etc: { added: [], failed: [] }, seconds: (Date.now() - started) / 1000,
     };
   }
   for (const l of layers) {
@@ -211,10 +214,11 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
   const staging = stage(target);
   try {
     const stats = await applyPlan(plan, staging.path, what);
+    const etc = addNameFiles(staging.path);
     staging.commit();
     return {
       reference: what, digest: resolved.digest, ...(resolved.indexDigest ? { indexDigest: resolved.indexDigest } : {}), platform,
-      layers: pulled, downloaded, dir: target.dir, stats, seconds: (Date.now() - started) / 1000,
+      layers: pulled, downloaded, dir: target.dir, stats, etc, seconds: (Date.now() - started) / 1000,
     };
   } catch (err) {
     staging.abort();
@@ -227,7 +231,8 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
 export function formatPull(r: PullResult): string {
   const cached = r.layers.filter((l) => l.cached).length;
   return `pulled ${r.reference} (${platformString(r.platform)}, ${r.digest.slice(0, 19)}) into ${r.dir}: ${r.layers.length} layer${r.layers.length === 1 ? '' : 's'}` +
-    `${cached ? ` (${cached} from the cache)` : ''}, downloaded ${formatBytes(r.downloaded)}; ${r.stats.files} files in ${r.seconds.toFixed(1)} s`;
+    `${cached ? ` (${cached} from the cache)` : ''}, downloaded ${formatBytes(r.downloaded)}; ${r.stats.files} files in ${r.seconds.toFixed(1)} s` +
+    `${describeNameFiles(r.etc) ? `; ${describeNameFiles(r.etc)}` : ''}`;
 }
 
 // ---- the blob cache ----

@@ -15,6 +15,7 @@ import { ImageError, platformFor, platformString, type Platform } from './oci.js
 import { status } from './progress.js';
 import { entryComponents } from '../safe-path.js';
 import { makeStaging, removeStaleStaging } from './staging.js';
+import { addNameFiles, describeNameFiles } from './name-files.js';
 import { readTar, TarFormatError } from './tar.js';
 
 export interface ImportResult {
@@ -236,10 +237,11 @@ export async function importRootfs(source: string, dir: string, opts: { arch?: s
         stats = await applyPlan(plan, staging.path, what);
       }
     }
+    const names = describeNameFiles(addNameFiles(staging.path));
     staging.commit();
     return {
       dir: target.dir, kind: plan.kind, ...(plan.platform ? { platform: plan.platform } : {}), layers: plan.kind === 'tarball' ? 1 : plan.layers.length,
-      stats, notes: plan.notes, seconds: (Date.now() - started) / 1000,
+      stats, notes: [...plan.notes, ...(names ? [names] : [])], seconds: (Date.now() - started) / 1000,
     };
   } catch (err) {
     staging?.abort();

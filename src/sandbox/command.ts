@@ -103,6 +103,7 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatSandboxPlan(plan));
     return 0;
   }
+  for (const w of plan.warnings) warn(w.message, w.hint);
   return runSandbox(plan);
 }
 

@@ -30,6 +30,7 @@ export function formatSandboxPlan(plan: SandboxPlan): string {
   out += planRow('env', plan.mode === 'rootfs' ? plan.env.join(' ') : 'inherited, plus --env and QEMU_LD_PREFIX when -L is given');
   out += planRow('hang-up', plan.hangup.reason);
   for (const note of plan.notes) out += planRow('note', note);
+  for (const w of plan.warnings) out += planRow('warning', `${w.message}${w.hint ? `; ${w.hint}` : ''}`);
   out += planRow('host', 'unchanged: every mount and binfmt entry lives in namespaces that end with the program');
   return out;
 }

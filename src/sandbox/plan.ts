@@ -9,7 +9,7 @@ import { posix } from 'node:path';
 import { ARCHES, archByName, type Arch } from '../arch.js';
 import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { findEmulator, type Emulator } from '../emulator.js';
-import { EXIT, XrunError, formatError, type ErrorCode } from '../errors.js';
+import { EXIT, XrunError, formatError, type ErrorCode, type PlanWarning } from '../errors.js';
 import { readHead } from '../elf-file.js';
 import { isBlockDevice, isCharDevice, isDir, isFile } from '../fs-checks.js';
 import { isElfMagic } from '../elf.js';
@@ -131,6 +131,8 @@ export interface SandboxPlan {
   readonly argv: readonly string[];
   readonly env: readonly string[];
   readonly notes: readonly string[];
+  /** Printed before the run (with --explain, shown with the plan). */
+  readonly warnings: readonly PlanWarning[];
   /** How the child resolves the ops' paths inside the root, and why. */
   readonly resolve: { readonly by: 'openat2' | 'walk'; readonly reason: string };
   /** What happens when xrun's terminal hangs up. */
@@ -317,7 +319,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
    * --rootfs: the ops from the overlay and `root` to the entries registered
    * inside, with `launched`, and the guest's view they make.
    */
-  function rootOps(root: string, launched: readonly LaunchedEntry[], registers: boolean, mounts: PlannedMount[], notes: string[]): { ops: SandboxOp[]; view: Scaffold } {
+  function rootOps(root: string, launched: readonly LaunchedEntry[], registers: boolean, mounts: PlannedMount[], notes: string[]): { ops: SandboxOp[]; view: Scaffold; warning: PlanWarning | undefined } {
     const ops: SandboxOp[] = [];
     const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
     if (req.overlay) {
@@ -359,7 +361,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     }
     // Mounted once inside: their sources are on the guest's /dev.
     const inside: SandboxOp[] = [];
-    planNameFiles({ resolvConf: req.resolvConf !== false, hosts: req.hosts !== false, bound }, scaffold, ops, inside, mounts, notes);
+    const warning = planNameFiles({ resolvConf: req.resolvConf !== false, hosts: req.hosts !== false, bound }, scaffold, ops, inside, mounts, notes);
     mounts.splice(layersAt, 0, ...scaffold.layers().map((l) => ({ source: 'tmpfs', target: l.at, what: describeLayer(l) })));
     ops.push({ op: 'enter' });
     ops.push(...inside);
@@ -368,7 +370,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     for (const line of launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').lines) {
       ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
     }
-    return { ops, view: scaffold };
+    return { ops, view: scaffold, warning };
   }
 
   let root: string | undefined;
@@ -435,8 +437,11 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     notes.push('using the host binfmt_misc entries: this kernel has no binfmt_misc per user namespace');
   }
 
+  const warnings: PlanWarning[] = [];
   if (root) {
-    ops.push(...rootOps(root, launched, registers, mounts, notes).ops);
+    const made = rootOps(root, launched, registers, mounts, notes);
+    ops.push(...made.ops);
+    if (made.warning) warnings.push(made.warning);
   } else if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0) {
     throw new XrunError('usage', `${req.binds.length > 0 ? '--bind' : '--dev-bind'} goes with --rootfs`, { exitCode: EXIT.usage });
   } else {
@@ -474,6 +479,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     argv,
     env: envList,
     notes,
+    warnings,
     resolve,
     hangup: {
       graceMs: HANGUP_GRACE_MS,

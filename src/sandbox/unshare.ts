@@ -65,6 +65,7 @@ export function planUnshare(req: UnshareRequest, f: Features): SandboxPlan {
     argv,
     env,
     notes: [],
+    warnings: [],
     resolve: { by: 'openat2', reason: 'host paths: nothing is resolved inside a root' },
     hangup: { graceMs: HANGUP_GRACE_MS, reason: `every process inside gets SIGHUP; what still runs ${HANGUP_GRACE_MS} ms later is killed` },
     spec: { ops, candidates: [path], argv, env, resolve: 'openat2', ...idSpec, hangupGraceMs: HANGUP_GRACE_MS },

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** Debian architectures with a static busybox: busybox-static/<debarch>/busybox. */
-export const STATIC_ARCHES = ['arm64', 'armel', 'armhf', 'i386', 'mips64el', 'mipsel', 'ppc64el', 's390x'] as const;
+export const STATIC_ARCHES = ['amd64', 'arm64', 'armel', 'armhf', 'i386', 'mips64el', 'mipsel', 'ppc64el', 's390x'] as const;
 /** Debian architectures with a dynamic busybox + libc6 tree for `qemu -L`: sysroot/<debarch>/. */
 export const SYSROOT_ARCHES = ['arm64', 's390x'] as const;
 /** Debian architectures with a chroot-able root file system: rootfs/<debarch>/. */
@@ -20,8 +20,13 @@ export const ROOTFS_ARCHES = ['arm64'] as const;
 export const TREE_ARCHES = ['arm64', 'armhf', 'mips64el', 'ppc64el', 's390x'] as const;
 /** Debian architectures with a tree holding libblas3 behind Debian's (absolute) alternatives links: blas/<debarch>/. */
 export const BLAS_ARCHES = ['arm64'] as const;
-/** Debian architectures whose own kernel boots in qemu-system: vm/<debarch>/ (vmlinuz, modules/, busybox, release). */
-export const VM_ARCHES = ['amd64'] as const;
+/** Debian hosts with Debian's qemu-x86_64-static built for them: qemu-user-static/<debarch>/. */
+export const QEMU_HOSTS = ['arm64'] as const;
+/**
+ * Debian's own kernels that boot in qemu-system: vm/<debarch>[-<suite>]/ (vmlinuz, modules/, busybox,
+ * release): amd64 is Debian 12's (6.1), the -trixie ones Debian 13's (6.12).
+ */
+export const VM_FIXTURES = ['amd64', 'amd64-trixie', 'arm64-trixie'] as const;
 
 /**
  * Debian's nodejs with every library it loads, one tree per `<debarch>-<suite>`: node/<name>/usr/bin/node
@@ -29,7 +34,7 @@ export const VM_ARCHES = ['amd64'] as const;
  * arm64-trixie node 20.
  */
 export const NODE_TREES = ['arm64-bookworm', 'arm64-trixie'] as const;
-/** Debian 13 root file systems (PAC-built on arm64): busybox, perl-base, xz-utils, gzip and their dependencies: trixie/<debarch>/. */
+/** Debian 13 root file systems (PAC-built on arm64): busybox, perl-base, xz-utils, gzip, libc-bin (getent, with its nsswitch.conf) and their dependencies: trixie/<debarch>/. */
 export const TRIXIE_ARCHES = ['arm64'] as const;
 /**
  * A distribution's own tools, one root file system per `<debarch>-<suite>`: busybox (applet links), python3.X
@@ -43,7 +48,8 @@ export type RootfsArch = (typeof ROOTFS_ARCHES)[number];
 export type NodeTree = (typeof NODE_TREES)[number];
 export type TreeArch = (typeof TREE_ARCHES)[number];
 export type BlasArch = (typeof BLAS_ARCHES)[number];
-export type VmArch = (typeof VM_ARCHES)[number];
+export type VmFixture = (typeof VM_FIXTURES)[number];
+export type QemuHost = (typeof QEMU_HOSTS)[number];
 export type TrixieArch = (typeof TRIXIE_ARCHES)[number];
 export type ToolsTree = (typeof TOOLS_TREES)[number];
 
@@ -55,7 +61,8 @@ export type FixtureItem =
   | `node/${NodeTree}`
   | `tree/${TreeArch}`
   | `blas/${BlasArch}`
-  | `vm/${VmArch}`
+  | `qemu-user-static/${QemuHost}`
+  | `vm/${VmFixture}`
   | `trixie/${TrixieArch}`
   | `tools/${ToolsTree}`;
 
@@ -66,7 +73,8 @@ export const ALL_ITEMS: readonly FixtureItem[] = [
   ...NODE_TREES.map((t) => `node/${t}` as const),
   ...TREE_ARCHES.map((a) => `tree/${a}` as const),
   ...BLAS_ARCHES.map((a) => `blas/${a}` as const),
-  ...VM_ARCHES.map((a) => `vm/${a}` as const),
+  ...QEMU_HOSTS.map((a) => `qemu-user-static/${a}` as const),
+  ...VM_FIXTURES.map((a) => `vm/${a}` as const),
   ...TRIXIE_ARCHES.map((a) => `trixie/${a}` as const),
   ...TOOLS_TREES.map((t) => `tools/${t}` as const),
 ];
@@ -88,6 +96,11 @@ export function fixturesDir(env: Env = process.env): string {
  */
 export function busyboxStatic(debarch: string, env: Env = process.env): string {
   return join(fixturesDir(env), 'busybox-static', known(STATIC_ARCHES, debarch, 'busybox-static'), 'busybox');
+}
+
+/** Debian's static qemu-x86_64-static built to run on `host` (a Debian architecture). */
+export function qemuX86_64Static(host: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'qemu-user-static', known(QEMU_HOSTS, host, 'qemu-user-static'), 'qemu-x86_64-static');
 }
 
 /** A tree with a dynamic busybox at bin/busybox and the libc6 it loads; its PT_INTERP resolves inside. */

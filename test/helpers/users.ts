@@ -5,12 +5,14 @@
  * repository's own location does not matter.
  */
 
-import { execa } from 'execa';
-import { chmodSync, chownSync, cpSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execa, type Result } from 'execa';
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunOptions, RunResult } from '../launch/run.js';
+import { probeFeatures, type IdRange } from '../../src/sandbox/features.js';
+import { findCommand } from '../../src/which.js';
 
 export const NOBODY = 65534;
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
@@ -50,10 +52,12 @@ export function runtimeFor65534(): string {
   return dir;
 }
 
-/** Removes the runtime copy; call from afterAll. */
+/** Removes the runtime copy and the lent subordinate range's file; call from afterAll. */
 export function cleanupRunners(): void {
   if (runtimeCopy) rmSync(runtimeCopy, { recursive: true, force: true });
   runtimeCopy = undefined;
+  if (lentFile) rmSync(lentFile, { recursive: true, force: true });
+  lentFile = undefined;
 }
 
 function spawn(cmd: string, args: string[], opts: RunOptions & { termWhen?: string }): Promise<RunResult> {
@@ -123,6 +127,77 @@ export const otherUser: Runner = isRoot
       },
       scratch: () => mkdtempSync(join(tmpdir(), 'xrun-sb-')),
     };
+
+/** The range subidUser lends uid 65534 when the tests run as root: above any id a test tree holds. */
+const LENT: IdRange = { start: 300000, count: 65536 };
+let lentFile: string | undefined;
+
+/** A directory holding `subid`: "65534:300000:65536", the line an administrator would add to /etc/subuid and /etc/subgid. */
+function lentRange(): string {
+  if (lentFile) return join(lentFile, 'subid');
+  lentFile = mkdtempSync(join(tmpdir(), 'xrun-subid-'));
+  chmodSync(lentFile, 0o755);
+  writeFileSync(join(lentFile, 'subid'), `${NOBODY}:${LENT.start}:${LENT.count}\n`, { mode: 0o644 });
+  return join(lentFile, 'subid');
+}
+
+/**
+ * `ARGV...` in a private mount namespace where /etc/subuid and /etc/subgid
+ * lend uid 65534 a range: files bound over them, never written, gone when
+ * the command ends. Needs root (the tests' own uid).
+ */
+function withLentRange(argv: readonly string[]): string[] {
+  return ['unshare', '--mount', '--propagation', 'private', 'sh', '-c',
+    'mount --bind "$1" /etc/subuid && mount --bind "$1" /etc/subgid && shift && exec "$@"', 'sh', lentRange(), ...argv];
+}
+
+/**
+ * A user with subordinate ids, as `useradd` inside a tree and `rootfs rm`
+ * need. As root: uid 65534 (as otherUser) with a range lent per command the
+ * way an administrator would give one, but only in a private mount
+ * namespace (withLentRange). Otherwise: the current user, with the ranges
+ * their /etc/subuid and /etc/subgid give them, if any.
+ */
+export const subidUser: Runner & { readonly subuid: IdRange | undefined; readonly subgid: IdRange | undefined } = isRoot
+  ? {
+      who: 'unprivileged with subordinate ids',
+      uid: NOBODY,
+      get unavailable() {
+        if (!findCommand('newuidmap') || !findCommand('newgidmap')) return 'newuidmap/newgidmap (package uidmap) not installed';
+        if (!existsSync('/etc/subuid') || !existsSync('/etc/subgid')) return 'no /etc/subuid or /etc/subgid on this host to bind a lent range over';
+        return undefined;
+      },
+      subuid: LENT,
+      subgid: LENT,
+      run(args, opts = {}) {
+        const [cmd, ...rest] = withLentRange(argvAs65534(args, opts.env ?? {}));
+        return spawn(cmd!, rest, { ...opts, env: {} });
+      },
+      argv: (args, env = {}) => withLentRange(argvAs65534(args, env)),
+      scratch: () => otherUser.scratch(),
+    }
+  : {
+      ...currentUser,
+      who: 'unprivileged with subordinate ids',
+      get unavailable() {
+        const f = probeFeatures();
+        if (!f.subuid || !f.subgid) return `not root, and no /etc/subuid and /etc/subgid ranges for ${f.user} to test with`;
+        if (!f.newuidmap || !f.newgidmap) return 'newuidmap/newgidmap (package uidmap) not installed';
+        return undefined;
+      },
+      get subuid() {
+        return probeFeatures().subuid;
+      },
+      get subgid() {
+        return probeFeatures().subgid;
+      },
+    };
+
+/** `CMD ARGS...` on the host as the runner's user (dropped from root through uid/gid, without supplementary groups); never rejects. */
+export function hostAs(runner: Runner, cmd: string, args: readonly string[]): Promise<Result<{ reject: false }>> {
+  const drop = isRoot && runner.uid !== 0;
+  return execa(cmd, args, { reject: false, stdin: 'ignore', ...(drop ? { uid: runner.uid, gid: runner.uid } : {}) }) as Promise<Result<{ reject: false }>>;
+}
 
 /** A copy of `src` at `dest` (cp -a), owned by the runner's user. */
 export async function copyFor(runner: Runner, src: string, dest: string): Promise<void> {

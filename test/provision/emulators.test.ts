@@ -180,6 +180,28 @@ describe('emulators fetch fails closed', () => {
     const manifest = JSON.parse(readFileSync(join(home, '.cache/xrun/emulators', hostArch, 'manifest.json'), 'utf8'));
     expect(manifest.emulators.riscv64).toMatchObject({ signed: false });
   }, 600_000);
+
+  it('an --insecure emulator ends up registered for the whole host by --install-binfmt: now refused, a verified one accepted', async (ctx) => {
+    skipIf(ctx, cannot ?? (existsSync(riscv()) && existsSync(cacheFile()) ? undefined : 'the fetches above failed'));
+    // An empty PATH: the host's own qemu-*-static must not be the one chosen.
+    const emptyPath = join(home, 'empty-path-binfmt');
+    mkdirSync(emptyPath, { recursive: true });
+    const env = { PATH: emptyPath };
+    const refused = await xrun(['--install-binfmt', '--arch', 'riscv64', '--dry-run'], { home, env });
+    expect(refused.exitCode).toBe(125);
+    expect(refused.stderr).toBe(`xrun: refusing ${riscv()} for riscv64: it was fetched with --insecure: its package's signature was never verified\n`
+      + 'hint: fetch it again, verified (needs gpgv and debian-archive-keyring): xrun emulators fetch riscv64; or pass --force');
+    expect(refused.stdout).toBe('');
+    const all = await xrun(['--install-binfmt', '--arch', 'all', '--dry-run'], { home, env });
+    expect(all.exitCode).toBe(0);
+    expect(all.stderr).toContain(`xrun: skipped riscv64: ${riscv()}: it was fetched with --insecure`);
+    const rules = all.stdout.split('\n');
+    expect(rules.find((l) => l.startsWith(':xrun-aarch64:'))).toContain(`:${cacheFile()}:`);
+    expect(all.stdout).not.toMatch(/^:xrun-riscv64:/m);
+    const forced = await xrun(['--install-binfmt', '--arch', 'riscv64', '--dry-run', '--force'], { home, env });
+    expect(forced.exitCode).toBe(0);
+    expect(forced.stdout).toMatch(/^:xrun-riscv64:M::/m);
+  });
 });
 
 describe('emulators list', () => {

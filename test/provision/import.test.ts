@@ -348,6 +348,47 @@ describe('rootfs import, then xrun --rootfs', () => {
     const uname = await run(['--rootfs', dir, '/bin/sh', '-c', 'uname -m']);
     expect(uname.stdout.trim()).toBe('aarch64');
   });
+
+  it('the tree gets /etc/hosts (localhost) and an empty resolv.conf, so --rootfs needs no layer over /etc and files can be added there', async (ctx) => {
+    skipIf(ctx, unprivileged);
+    const dir = join(work, 'names-root');
+    writeFileSync(join(work, 'names.tar'), dockerSaveOld());
+    const r = await run(['rootfs', 'import', join(work, 'names.tar'), dir]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).toMatch(/^xrun: added \/etc\/hosts and \/etc\/resolv\.conf \(for --rootfs to mount the host's over them\)$/m);
+    expect(readFileSync(join(dir, 'etc/hosts'), 'utf8')).toMatch(/^127\.0\.0\.1\tlocalhost$/m);
+    expect(readFileSync(join(dir, 'etc/resolv.conf'), 'utf8')).toBe('');
+    const hosts = readFileSync(join(dir, 'etc/hosts'), 'utf8');
+    const add = await run(['--rootfs', dir, '/bin/sh', '-c', 'echo made > /etc/made-inside && grep -c localhost /etc/hosts']);
+    expect(add.stderr).toBe('');
+    expect(add.exitCode).toBe(0);
+    expect(readFileSync(join(dir, 'etc/made-inside'), 'utf8')).toBe('made\n');
+    // The host's copy was mounted over the tree's file, which is left as it was.
+    expect(readFileSync(join(dir, 'etc/hosts'), 'utf8')).toBe(hosts);
+  });
+
+  it("what the image has at those paths is kept: a dangling resolv.conf link, its own hosts; an /etc that is a link is not followed", async (ctx) => {
+    skipIf(ctx, unprivileged);
+    const own = join(work, 'own-names');
+    writeFileSync(join(work, 'own-names.tar'), tar([
+      { name: 'etc/', type: 'directory' },
+      { name: 'etc/hosts', content: '10.0.0.1 mine\n' },
+      { name: 'etc/resolv.conf', type: 'symlink', linkname: '../run/systemd/resolve/stub-resolv.conf' },
+    ]));
+    const r = await run(['rootfs', 'import', join(work, 'own-names.tar'), own]);
+    expect(r.exitCode).toBe(0);
+    expect(r.stderr).not.toMatch(/added/);
+    expect(readFileSync(join(own, 'etc/hosts'), 'utf8')).toBe('10.0.0.1 mine\n');
+    expect(readlinkSync(join(own, 'etc/resolv.conf'))).toBe('../run/systemd/resolve/stub-resolv.conf');
+    // /etc a link out of the tree (absolute): nothing is written where it points on the host.
+    const outside = join(work, 'etc-outside');
+    mkdirSync(outside);
+    const linked = join(work, 'linked-etc');
+    writeFileSync(join(work, 'linked-etc.tar'), tar([{ name: 'etc', type: 'symlink', linkname: outside }]));
+    expect((await run(['rootfs', 'import', join(work, 'linked-etc.tar'), linked])).exitCode).toBe(0);
+    expect(readdirSync(outside)).toEqual([]);
+    expect(readlinkSync(join(linked, 'etc'))).toBe(outside);
+  });
 });
 
 

@@ -13,6 +13,7 @@ import { parseKernelVersion, probeFeatures } from '../../src/sandbox/features.js
 import { native } from '../../src/native.js';
 import { hostsFor } from '../../src/sandbox/names.js';
 import { planSandbox } from '../../src/sandbox/plan.js';
+import { formatSandboxPlan } from '../../src/sandbox/explain.js';
 import { busyboxStatic, trixie } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { cannotSandbox, cleanupSandboxTests, rootfsFor, scratchFor } from '../helpers/sandbox.js';
@@ -113,11 +114,11 @@ for (const runner of [currentUser, otherUser]) {
       expect(existsSync(join(root, 'stray'))).toBe(false);
     });
 
-    it('resolv.conf a dangling link and no /etc/hosts: localhost resolves inside, the host resolver configuration is seen, the tree is unchanged', async (ctx) => {
+    it('resolv.conf a dangling link and no /etc/hosts: getent hosts localhost resolves inside, the host resolver configuration is seen, the tree is unchanged', async (ctx) => {
       skipIf(ctx, cannotSandbox(runner));
-      skipIf(ctx, !existsSync(join(trixie('arm64'), 'usr', 'bin', 'perl')) && 'fixture trixie/arm64 missing (rootfs-tools/fetch-fixtures.sh)');
-      // A copy of a Debian 13 tree (glibc's NSS, perl), made as systemd-resolved images are: resolv.conf links into
-      // /run, which the tree does not have, and no /etc/hosts, as debootstrap leaves it.
+      skipIf(ctx, !existsSync(join(trixie('arm64'), 'usr', 'bin', 'getent')) && 'fixture trixie/arm64 missing or without getent (rootfs-tools/fetch-fixtures.sh)');
+      // A copy of a Debian 13 tree (glibc's NSS with libc-bin's nsswitch.conf, getent, perl), made as systemd-resolved
+      // images are: resolv.conf links into /run, which the tree does not have, and no /etc/hosts, as debootstrap leaves it.
       const root = join(scratchFor(runner), 'root');
       await copyFor(runner, trixie('arm64'), root);
       rmSync(join(root, 'etc', 'resolv.conf'), { force: true });
@@ -125,10 +126,18 @@ for (const runner of [currentUser, otherUser]) {
       symlinkSync('../run/systemd/resolve/stub-resolv.conf', join(root, 'etc', 'resolv.conf'));
       if (runner.uid !== currentUser.uid) await execa('chown', ['-h', `${runner.uid}:${runner.uid}`, join(root, 'etc', 'resolv.conf')]);
       const before = await listing(root);
+      // getent asks for IPv6 first (::1 where the hosts file names it), so perl's gethostbyname checks the IPv4 answer.
       const lookup = 'my @a = gethostbyname("localhost") or die "localhost: not found\\n"; print join(".", unpack("C4", $a[4])), "\\n"';
-      const r = await runner.run(['--rootfs', root, 'perl', '-e', lookup]);
+      const r = await runner.run(['--rootfs', root, 'sh', '-c', 'getent hosts localhost && perl -e "$0"', lookup]);
       expect(r.stderr).toBe('');
-      expect(r.stdout).toBe('127.0.0.1\n');
+      const [getent, perl, ...rest] = r.stdout.split('\n');
+      expect(getent).toMatch(/^(::1|127\.0\.0\.1)\s+localhost(\s|$)/);
+      expect(perl).toBe('127.0.0.1');
+      expect(rest).toEqual(['']);
+      expect(r.exitCode).toBe(0);
+      // The control: a name nobody has is not found (getent's exit 2), so the lines above came from the hosts file.
+      const none = await runner.run(['--rootfs', root, 'getent', 'hosts', 'no-such-host.invalid']);
+      expect(none.exitCode).toBe(2);
       if (existsSync('/etc/resolv.conf')) {
         const conf = await runner.run(['--rootfs', root, 'cat', '/etc/resolv.conf']);
         expect(conf.stdout).toBe(readFileSync('/etc/resolv.conf', 'utf8'));
@@ -228,6 +237,40 @@ describe('the plan', () => {
     expect(r.stdout).toBe('bound');
     expect(r.stderr).toBe('touch: /stray: Read-only file system');
     expect(await listing(root)).toBe(before);
+  });
+
+  it('a layer over /etc for the name files alone, in a tree with a package manager: a warning naming the cost and the one-time fix; none otherwise', (ctx) => {
+    skipIf(ctx, cannotSandbox(currentUser));
+    skipIf(ctx, !(existsSync('/etc/hosts') && existsSync('/etc/resolv.conf')) && 'the host has no /etc/hosts or /etc/resolv.conf to give');
+    const root = scratchFor(currentUser);
+    for (const d of ['bin', 'proc', 'sys', 'dev', 'etc', 'var/lib/dpkg']) mkdirSync(join(root, d), { recursive: true });
+    copyFileSync(busyboxStatic('arm64'), join(root, 'bin', 'sh'));
+    writeFileSync(join(root, 'etc', 'resolv.conf'), '');
+    const req = { mode: 'rootfs' as const, root, program: '/bin/sh', args: [], envAssignments: {}, binds: [] as string[], env: process.env };
+    const warnings = (more: Partial<typeof req> & { hosts?: boolean; resolvConf?: boolean } = {}) => planSandbox({ ...req, ...more }, probeFeatures()).warnings;
+    // No package database: the layer is there (--explain says so), no warning.
+    expect(warnings()).toEqual([]);
+    writeFileSync(join(root, 'var', 'lib', 'dpkg', 'status'), '');
+    expect(warnings()).toEqual([{
+      message: `${root} has no /etc/hosts: this run covers /etc with a private read-only layer to give it, so nothing can be added, removed or renamed right in /etc ("Read-only file system": dpkg fails on packages with files there, as do ldconfig and useradd)`,
+      hint: `give the tree the file once (xrun mounts over it and never changes it): touch ${root}/etc/hosts; or pass --no-hosts`,
+    }]);
+    // Shown by --explain too, with the plan.
+    expect(formatSandboxPlan(planSandbox(req, probeFeatures()))).toMatch(/^warning +\S+ has no \/etc\/hosts: .*; give the tree the file once/m);
+    expect(warnings({ hosts: false })).toEqual([]);
+    // A --bind into /etc needs the layer anyway: the user's own choice, not warned about.
+    const src = scratchFor(currentUser);
+    expect(warnings({ binds: [`${src}:/etc/x.d`] })).toEqual([]);
+    // Both files missing: both named, with both fixes.
+    rmSync(join(root, 'etc', 'resolv.conf'));
+    const both = warnings();
+    expect(both).toHaveLength(1);
+    expect(both[0]!.message).toMatch(/ has no \/etc\/resolv\.conf or \/etc\/hosts: this run covers \/etc with a private read-only layer to give them, /);
+    expect(both[0]!.hint).toBe(`give the tree the files once (xrun mounts over them and never changes them): touch ${root}/etc/resolv.conf ${root}/etc/hosts; or pass --no-resolv-conf --no-hosts`);
+    // The files given (as `touch` gives them): no layer over /etc, nothing to warn about.
+    for (const f of ['hosts', 'resolv.conf']) writeFileSync(join(root, 'etc', f), '');
+    expect(warnings()).toEqual([]);
+    expect(planSandbox(req, probeFeatures()).spec.ops.filter((o) => o.op === 'layer')).toEqual([]);
   });
 
   it('hostsFor: the host file kept when it names localhost, localhost added when not', () => {

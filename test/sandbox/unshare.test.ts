@@ -5,23 +5,23 @@
  * not a tree, `/`, and links to trees are refused, and no link inside a tree
  * is followed out of it.
  *
- * The unprivileged case needs subordinate ids. As root, the test lends uid
- * 65534 a range the way an administrator would, but only in a private mount
- * namespace: /etc/subuid and /etc/subgid are bound over there, never written.
+ * The unprivileged case needs subordinate ids: subidUser (test/helpers/users.ts)
+ * lends uid 65534 a range when the tests run as root, without writing
+ * /etc/subuid. This tree has no useradd, so the first test does what
+ * `useradd -m u1` leaves; test/provision/debian-rootfs.test.ts runs the real one
+ * in a Debian tree.
  */
 
 import { execa } from 'execa';
-import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { probeFeatures, sandboxBlocker } from '../../src/sandbox/features.js';
 import { fixturesAvailable, rootfs } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
-import { NOBODY, cleanupRunners, copyFor, currentUser, otherUser, runtimeFor65534 } from '../helpers/users.js';
+import { cleanupRunners, copyFor, currentUser, hostAs, otherUser, subidUser } from '../helpers/users.js';
 
-const XRUN = fileURLToPath(new URL('../../bin/xrun', import.meta.url));
 const features = probeFeatures();
 const blocker = sandboxBlocker(features);
 const isRoot = process.getuid?.() === 0;
@@ -41,41 +41,25 @@ const USERADD = 'mkdir -p /home/u1/.cache && echo "# u1" > /home/u1/.profile && 
 
 describe('rootfs rm, as a user with subordinate ids', () => {
   it('after useradd -m u1 inside a tree, rm -rf of its home fails and xrun rootfs rm leaves nothing', async (ctx) => {
-    skipIf(ctx, cannot() ?? (!isRoot && !features.subuid && 'not root, and no /etc/subuid range for this user to test with')
-      ?? (features.newuidmap && features.newgidmap ? undefined : 'newuidmap/newgidmap (package uidmap) not installed'));
-    const dir = otherUser.unavailable ? currentUser.scratch() : otherUser.scratch();
+    skipIf(ctx, cannot() ?? subidUser.unavailable);
+    const dir = subidUser.scratch();
     dirs.push(dir);
     const tree = join(dir, 'tree');
-    const script = [
-      `"$NODE" "$XRUN" --rootfs "$T" sh -c '${USERADD}'`,
-      'stat -c %u "$T/home/u1" > "$D/owner"',
-      'rm -rf "$T/home/u1" 2>/dev/null; test -e "$T/home/u1" && echo plain-rm-left-it > "$D/plain"',
-      '"$NODE" "$XRUN" rootfs rm "$T"; echo $? > "$D/code"',
-    ].join('; ');
-    let r;
-    if (isRoot) {
-      await copyFor(otherUser, rootfs('arm64'), tree);
-      const subuid = join(dir, 'subuid');
-      writeFileSync(subuid, `${NOBODY}:300000:65536\n`);
-      const inner = `mount --bind "$D/subuid" /etc/subuid && mount --bind "$D/subuid" /etc/subgid && exec setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups -- sh -c '${script.replace(/'/g, "'\\''")}'`;
-      r = await execa('unshare', ['--mount', '--propagation', 'private', 'sh', '-c', inner], {
-        reject: false, stdin: 'ignore',
-        env: { NODE: process.execPath, XRUN: join(runtimeFor65534(), 'bin', 'xrun'), T: tree, D: dir, HOME: dir, PATH: process.env.PATH },
-      });
-    } else {
-      await execa('cp', ['-a', rootfs('arm64'), tree]);
-      r = await execa('sh', ['-c', script], {
-        reject: false, stdin: 'ignore',
-        env: { NODE: process.execPath, XRUN, T: tree, D: dir, PATH: process.env.PATH },
-      });
-    }
-    expect(r.stderr).toBe('');
-    // u1's home belongs to a subordinate id on the host, which the user cannot remove as themselves...
-    const owner = Number(readFileSync(join(dir, 'owner'), 'utf8'));
-    expect(owner).not.toBe(isRoot ? NOBODY : process.getuid!());
-    expect(readFileSync(join(dir, 'plain'), 'utf8')).toBe('plain-rm-left-it\n');
+    await copyFor(subidUser, rootfs('arm64'), tree);
+    const made = await subidUser.run(['--rootfs', tree, 'sh', '-c', USERADD]);
+    expect(made.stderr).toBe('');
+    expect(made.exitCode).toBe(0);
+    // u1's home belongs to a subordinate id on the host (1000 inside is the range's 1000th id)...
+    expect(statSync(join(tree, 'home', 'u1')).uid).toBe(subidUser.subuid!.start + 999);
+    // ...which the user cannot remove as themselves...
+    const plain = await hostAs(subidUser, 'rm', ['-rf', join(tree, 'home', 'u1')]);
+    expect(plain.stderr).toMatch(/Permission denied/);
+    expect(plain.exitCode).not.toBe(0);
+    expect(existsSync(join(tree, 'home', 'u1'))).toBe(true);
     // ...and rootfs rm removes everything.
-    expect(readFileSync(join(dir, 'code'), 'utf8')).toBe('0\n');
+    const r = await subidUser.run(['rootfs', 'rm', tree]);
+    expect(r.stderr).toBe('');
+    expect(r.exitCode).toBe(0);
     expect(existsSync(tree)).toBe(false);
   });
 });

@@ -8,12 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { machine } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixturesSkipReason, rootfs } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { NOBODY, cleanupRunners, runtimeFor65534 } from '../helpers/users.js';
-import { runInVm, vmKernelDir, type VmResult } from '../helpers/vm.js';
+import { runInVm, vmKernelDir, vmUnavailable, x86Host, stepOutcome, vmSummary, VM_STEP, type VmResult } from '../helpers/vm.js';
 import { XRUN } from '../launch/run.js';
 
 const GUEST = "sh -c 'uname -m; id -u; /bin/true && echo child-ok'";
@@ -23,8 +22,8 @@ async function unavailable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'the VM shares the host tree as root sees it; run as root';
   const missing = fixturesSkipReason(['vm/amd64', 'rootfs/arm64']);
   if (missing) return missing;
-  const qemu = await execa('qemu-system-x86_64', ['--version'], { reject: false });
-  if (qemu.exitCode !== 0) return 'qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)';
+  const qemu = await vmUnavailable(x86Host('amd64'));
+  if (qemu) return qemu;
   for (const tool of ['/usr/bin/qemu-aarch64-static', '/usr/bin/proot']) {
     try {
       readFileSync(tool, { flag: 'r' }).subarray(0, 1);
@@ -42,7 +41,7 @@ set -u
 NODE='${process.execPath}'
 x() { "$NODE" '${XRUN}' "$@"; }
 u() { path=$1; shift; setpriv --reuid=${NOBODY} --regid=${NOBODY} --clear-groups -- env -i HOME=/tmp PATH="$path" "$NODE" '${user}' "$@"; }
-step() { name=$1; shift; "$@" > "$OUT/$name.out" 2> "$OUT/$name.err"; echo $? > "$OUT/$name.rc"; }
+${VM_STEP}
 uname -r > "$OUT/kernel"
 cat /proc/sys/kernel/unprivileged_userns_clone > "$OUT/userns-clone" 2>/dev/null
 cp -a '${rootfs('arm64')}' /tmp/root
@@ -66,20 +65,13 @@ let why: string | undefined;
 beforeAll(async () => {
   why = await unavailable();
   if (why) return;
-  vm = await runInVm('amd64', script(), { timeoutMs: 600_000 });
-  console.warn(`old-kernel VM: ${vm.accel}, ${vm.seconds.toFixed(1)} s`);
+  vm = await runInVm(x86Host('amd64'), script(), { timeoutMs: 600_000 });
+  console.warn(vmSummary('old-kernel', vm));
 }, 700_000);
 
 afterAll(() => cleanupRunners());
 
-/** A case's stdout, stderr and exit code; fails with the console's tail when the case never ran. */
-function outcome(name: string): { out: string; err: string; rc: number } {
-  const f = vm!.files;
-  if (f[`${name}.rc`] === undefined) {
-    throw new Error(`case ${name} did not run in the VM; script log:\n${f['script.log'] ?? ''}\nconsole:\n${vm!.console.slice(-3000)}`);
-  }
-  return { out: f[`${name}.out`] ?? '', err: f[`${name}.err`] ?? '', rc: Number(f[`${name}.rc`]) };
-}
+const outcome = (name: string) => stepOutcome(vm!, name);
 
 describe(`Debian 12's kernel (${vmKernelDir('amd64')})`, () => {
   it('boots the fixture kernel: Linux 6.1, which has no binfmt_misc per user namespace', (ctx) => {
