@@ -32,9 +32,13 @@ if command -v proot >/dev/null; then methods+=(with_proot); else echo "skipped: 
 run_rounds "$rounds"
 
 base=$(echo "${times[floor]}" | median)
+cbase=$(echo "${cpus[floor]}" | median)
 label() { case $1 in floor) echo 'floor (binfmt_misc + chroot)';; with_xrun) echo 'xrun --rootfs';; with_proot) echo 'proot -q';; esac; }
-echo "200 execs of /bin/true in an arm64 rootfs, median of $rounds rounds:"
+echo "200 execs of /bin/true in an arm64 rootfs, median of $rounds rounds, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end:"
+printf '  %-30s %8s %13s %8s %13s\n' '' 'wall' '' 'cpu' ''
 for m in "${methods[@]}"; do
   t=$(echo "${times[$m]}" | median)
-  printf '  %-30s %6.2f s  (%.2fx floor)\n' "$(label "$m")" "$t" "$(awk -v t="$t" -v b="$base" 'BEGIN {print t / b}')"
+  c=$(echo "${cpus[$m]}" | median)
+  printf '  %-30s %6.2f s  (%.2fx floor) %6.2f s  (%.2fx floor)\n' "$(label "$m")" "$t" "$(awk -v t="$t" -v b="$base" 'BEGIN {print t / b}')" \
+    "$c" "$(awk -v t="$c" -v b="$cbase" 'BEGIN {print t / b}')"
 done

@@ -3,7 +3,7 @@
 #
 # Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
 #   --only ITEMS   comma-separated groups (busybox-static, qemu-user-static, sysroot, rootfs, vm, node, tree,
-#                  blas, trixie) or items (sysroot/s390x)
+#                  blas, trixie, tools) or items (sysroot/s390x)
 #   --print-dir    print the cache directory and exit
 # Environment:
 #   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
@@ -40,6 +40,13 @@
 #                                      depend on (resolved as for node/), merged-/usr links, applet links,
 #                                      a skeleton and libc-bin's nsswitch.conf, for chroot and `qemu -L`:
 #                                      arm64; rebuilt when TRIXIE_PACKAGES gains a package
+#   tools/<debarch>-<suite>/           a distribution's own tools, to check that an emulated CPU model runs
+#                                      them: python3.X-minimal, gcc-N with libc6-dev (cc1, as, ld: compiles
+#                                      and links), apt, dpkg, busybox, and everything they depend on
+#                                      (resolved as for node/), merged-/usr links, applet links and a
+#                                      skeleton, for chroot:
+#                                        arm64-trixie    Debian 13 (PAC-built), python3.13, gcc-14
+#                                        arm64-bookworm  Debian 12, python3.11, gcc-12
 #   .stamps/<group>.<name>             written last; an item without its stamp is rebuilt
 #
 # The system's apt configuration and state are never touched: apt-get runs on a private
@@ -73,6 +80,10 @@ readonly BLAS_ARCHES=(arm64)
 # which makes QEMU's choice of emulated CPU matter (docs/cpu.md).
 readonly TRIXIE_ARCHES=(arm64)
 readonly TRIXIE_PACKAGES=(busybox perl-base xz-utils gzip libc-bin)
+# <debarch>-<suite>, and per suite the tools a userland's CPU model must run (docs/cpu.md).
+readonly TOOLS_TREES=(arm64-trixie arm64-bookworm)
+declare -rA TOOLS_PACKAGES=([trixie]='busybox python3.13-minimal gcc-14 libc6-dev apt dpkg'
+  [bookworm]='busybox python3.11-minimal gcc-12 libc6-dev apt dpkg')
 # PT_INTERP of Debian's dynamic busybox, relative to the tree: checked so that a layout change
 # in the archive fails here rather than as a puzzling ENOENT under qemu.
 declare -rA LOADER=([arm64]=lib/ld-linux-aarch64.so.1 [s390x]=lib/ld64.so.1 [armhf]=lib/ld-linux-armhf.so.3
@@ -123,6 +134,7 @@ all_items() {
   for a in "${TREE_ARCHES[@]}"; do echo "tree/$a"; done
   for a in "${BLAS_ARCHES[@]}"; do echo "blas/$a"; done
   for a in "${TRIXIE_ARCHES[@]}"; do echo "trixie/$a"; done
+  for a in "${TOOLS_TREES[@]}"; do echo "tools/$a"; done
 }
 
 stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
@@ -148,7 +160,7 @@ stamp_lists_packages() {
 # Items fetched with an apt of their own (their suite or dependency closure differs from SUITE's
 # one shared download): node and trixie trees, and VMs of another suite.
 own_apt() {
-  [[ ${1%/*} == node || ${1%/*} == trixie || $1 == vm/*-* ]]
+  [[ ${1%/*} == node || ${1%/*} == trixie || ${1%/*} == tools || $1 == vm/*-* ]]
 }
 
 packages_of() {
@@ -381,11 +393,16 @@ install_item() {
 # The .deb files an item was made from, one path a line.
 debs_of() {
   local pkg
-  if [[ ${1%/*} == node || ${1%/*} == trixie ]]; then
+  if is_resolved_tree "$1"; then
     printf '%s\n' "$work/apt-${1//\//-}/cache/archives/"*.deb
     return
   fi
   for pkg in $(packages_of "$1"); do deb_of "$pkg"; done
+}
+
+# Items whose packages apt resolves (each in its own apt state), rather than downloads by name.
+is_resolved_tree() {
+  case ${1%/*} in node | trixie | tools) return 0 ;; *) return 1 ;; esac
 }
 
 # node/<debarch>-<suite>: apt resolves nodejs's dependencies against an empty dpkg status (so every
@@ -434,6 +451,24 @@ fetch_trixie_tree() {
   cp -- "$tmp/usr/share/libc-bin/nsswitch.conf" "$tmp/etc/nsswitch.conf"
   install_item "$item" "$tmp"
   printf 'fetch-fixtures: %s (%s, %d packages in all)\n' "$item" "${TRIXIE_PACKAGES[*]}" "$n" >&2
+}
+
+# tools/<debarch>-<suite>: TOOLS_PACKAGES of the suite and their dependencies, resolved as for node
+# trees, made into a root file system like rootfs/<debarch>.
+fetch_tools_tree() {
+  local item=$1 tree=${1#*/} tmp=$work/item.tools-${1#*/} n p missing=()
+  local arch=${tree%%-*} suite=${tree#*-}
+  local -a pkgs
+  read -ra pkgs <<<"${TOOLS_PACKAGES[$suite]}"
+  n=$(unpack_resolved "$item" "$tmp" "$suite" "$arch" "${pkgs[@]}")
+  for p in bin/busybox usr/bin/apt-get usr/bin/dpkg usr/bin/dpkg-deb "usr/bin/${pkgs[1]%-minimal}" "usr/bin/${pkgs[2]}"; do
+    [[ -x $tmp/$p ]] || missing+=("$p")
+  done
+  ((${#missing[@]} == 0)) || die "$item: ${missing[*]} missing from the tree"
+  [[ -e $tmp/${LOADER[$arch]} ]] || die "$item: loader ${LOADER[$arch]} missing from the tree"
+  make_rootfs_skeleton "$tmp"
+  install_item "$item" "$tmp"
+  printf 'fetch-fixtures: %s (%s, %d packages in all)\n' "$item" "${pkgs[*]}" "$n" >&2
 }
 
 # vm/<debarch>-<suite>: a kernel of another suite than SUITE, with an apt of its own (dynamic scope
@@ -609,6 +644,7 @@ main() {
     step="fetching $item"
     case ${item%/*} in
       trixie) fetch_trixie_tree "$item" ;;
+      tools) fetch_tools_tree "$item" ;;
       vm) fetch_vm "$item" ;;
       *) fetch_node_tree "$item" ;;
     esac

@@ -9,7 +9,7 @@ import { chmodSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { LaunchOptions } from '../launch/options.js';
 import type { SandboxOptions } from './options.js';
-import { cpuWarnings } from '../cpu.js';
+import { cpuWarnings, describeCpu } from '../cpu.js';
 import { launcherPath } from '../native.js';
 import { cacheDir, tryCacheDir } from '../paths.js';
 import { entryCovers, listEntries, worksInContainers } from '../binfmt/entries.js';
@@ -131,6 +131,7 @@ function noSandbox(req: SandboxRequest, opts: SandboxCommandOptions, why: string
     return 0;
   }
   warn(`${why}: confining with proot instead, which is slower (every exec and path goes through ptrace)`, fix);
+  if (plan.cpu && plan.emulator) for (const w of cpuWarnings(plan.cpu, plan.emulator.path)) warn(w);
   return execProgram(plan.exec.path, plan.exec.argv, plan.env);
 }
 
@@ -138,6 +139,7 @@ function formatProotPlan(plan: ProotPlan): string {
   let out = planRow('mode', `rootfs through proot: ${plan.because}`);
   out += planRow('program', `${plan.program.path} (${plan.program.hostPath} on the host)${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
   if (plan.emulator) out += planRow('emulator', `${plan.emulator.path} (${plan.emulator.reason})`);
+  if (plan.cpu) out += planRow('cpu', `${plan.cpu.arch}: ${describeCpu(plan.cpu)}`);
   out += planRow('cwd', plan.cwd);
   out += planRow('exec', plan.exec.argv.map(shellQuote).join(' '));
   out += planRow('env', plan.env.join(' '));

@@ -4,10 +4,16 @@
  * the guest starts to the emulator. It is a real sandbox for this purpose (the
  * guest's children run in the root, never on the host), but each exec and
  * path lookup is slower than the kernel's own binfmt lookup.
+ *
+ * The emulated CPU rides on `-q`: proot splits its value at spaces into the
+ * emulator's command line and puts it before every foreign exec, children
+ * whose environment was cleared included, so `-q 'qemu -cpu MODEL'` holds
+ * where a QEMU_CPU in the environment would be lost.
  */
 
 import { accessSync, constants } from 'node:fs';
 import { join, posix } from 'node:path';
+import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { findEmulator, type Emulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
 import { exists, isDir, isFile } from '../fs-checks.js';
@@ -24,6 +30,8 @@ export interface ProotPlan {
   readonly proot: string;
   readonly program: { readonly path: string; readonly hostPath: string; readonly arch: string | undefined };
   readonly emulator: Emulator | undefined;
+  /** The CPU the emulator gets for every program; undefined when nothing is emulated. */
+  readonly cpu: CpuChoice | undefined;
   readonly cwd: string;
   readonly exec: { readonly path: string; readonly argv: readonly string[] };
   readonly env: readonly string[];
@@ -44,7 +52,7 @@ export function findProot(pathEnv: string | undefined): string | undefined {
   return undefined;
 }
 
-/** Plans `proot [-q EMULATOR] -0 -r ROOT ... PROGRAM ARGS` for a --rootfs request. */
+/** Plans `proot -0 -r ROOT ... [-q 'EMULATOR -cpu MODEL'] PROGRAM ARGS` for a --rootfs request. */
 export function planProot(req: SandboxRequest, proot: string, because: string, h: Host = host()): ProotPlan {
   const root = posix.resolve(req.root!);
   if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
@@ -70,6 +78,7 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
   const arch = programArch(view, found.hostPath, found.path);
   const notes: string[] = [];
   let emulator: Emulator | undefined;
+  let cpu: CpuChoice | undefined;
   if (arch && !runsNatively(h, arch)) {
     emulator = findEmulator(arch, { qemu: req.qemu, env: req.env, hostArch: h.arch.name });
     if (!emulator) {
@@ -78,7 +87,14 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
         hint: `install it (Debian/Ubuntu: apt-get install qemu-user-static), run \`xrun emulators fetch ${arch.name}\` (no root needed), or pass --qemu PATH`,
       });
     }
-    notes.push(`proot -q runs every program the guest starts through ${emulator.path}`);
+    if (/\s/.test(emulator.path)) {
+      throw new XrunError('qemu-option', `${emulator.path}: proot cannot run an emulator whose path has a space (it splits -q at spaces)`, {
+        exitCode: EXIT.cannotExecute,
+        hint: 'copy or link the emulator to a path without spaces and pass it with --qemu PATH',
+      });
+    }
+    cpu = chooseCpu(arch, emulator.path, { specs: parseCpuSpecs(req.cpu ?? [], req.env), env: req.env });
+    notes.push(`proot -q runs every program the guest starts through ${emulator.path}${cpu.model !== undefined ? ` -cpu ${cpu.model}, env -i children too` : ''}`);
   } else if (arch) {
     notes.push(`${arch.name} runs natively here: no emulator`);
   }
@@ -86,7 +102,7 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
     proot,
     // -0: root inside, as the namespace sandbox's id map gives.
     '-0', '-r', root, ...binds.flatMap((b) => ['-b', b]), '-w', cwd,
-    ...(emulator ? ['-q', emulator.path] : []),
+    ...(emulator ? ['-q', [emulator.path, ...(cpu?.model !== undefined ? ['-cpu', cpu.model] : [])].join(' ')] : []),
     found.path, ...req.args,
   ];
   return {
@@ -96,6 +112,7 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
     proot,
     program: { path: found.path, hostPath: found.hostPath, arch: arch?.name },
     emulator,
+    cpu,
     cwd,
     exec: { path: proot, argv },
     env: Object.entries(env).map(([k, v]) => `${k}=${v}`),

@@ -36,6 +36,11 @@ export const VM_FIXTURES = ['amd64', 'amd64-trixie', 'arm64-trixie'] as const;
 export const NODE_TREES = ['arm64-bookworm', 'arm64-trixie'] as const;
 /** Debian 13 root file systems (PAC-built on arm64): busybox, perl-base, xz-utils, gzip, libc-bin (getent, with its nsswitch.conf) and their dependencies: trixie/<debarch>/. */
 export const TRIXIE_ARCHES = ['arm64'] as const;
+/**
+ * A distribution's own tools, one root file system per `<debarch>-<suite>`: busybox (applet links), python3.X
+ * (python3.13 on trixie, python3.11 on bookworm), gcc-N with libc6-dev (cc1, as, ld), apt and dpkg: tools/<name>/.
+ */
+export const TOOLS_TREES = ['arm64-trixie', 'arm64-bookworm'] as const;
 
 export type StaticArch = (typeof STATIC_ARCHES)[number];
 export type SysrootArch = (typeof SYSROOT_ARCHES)[number];
@@ -46,6 +51,7 @@ export type BlasArch = (typeof BLAS_ARCHES)[number];
 export type VmFixture = (typeof VM_FIXTURES)[number];
 export type QemuHost = (typeof QEMU_HOSTS)[number];
 export type TrixieArch = (typeof TRIXIE_ARCHES)[number];
+export type ToolsTree = (typeof TOOLS_TREES)[number];
 
 /** One fetched unit, named as the script's `--only` takes it, e.g. `sysroot/s390x`. */
 export type FixtureItem =
@@ -57,7 +63,8 @@ export type FixtureItem =
   | `blas/${BlasArch}`
   | `qemu-user-static/${QemuHost}`
   | `vm/${VmFixture}`
-  | `trixie/${TrixieArch}`;
+  | `trixie/${TrixieArch}`
+  | `tools/${ToolsTree}`;
 
 export const ALL_ITEMS: readonly FixtureItem[] = [
   ...STATIC_ARCHES.map((a) => `busybox-static/${a}` as const),
@@ -69,6 +76,7 @@ export const ALL_ITEMS: readonly FixtureItem[] = [
   ...QEMU_HOSTS.map((a) => `qemu-user-static/${a}` as const),
   ...VM_FIXTURES.map((a) => `vm/${a}` as const),
   ...TRIXIE_ARCHES.map((a) => `trixie/${a}` as const),
+  ...TOOLS_TREES.map((t) => `tools/${t}` as const),
 ];
 
 /**
@@ -126,6 +134,11 @@ export function blas(debarch: string, env: Env = process.env): string {
 /** A Debian 13 root file system (merged /usr, busybox applets, perl, xz, gzip): `chroot R /bin/sh`, or `qemu -L R`. */
 export function trixie(debarch: string, env: Env = process.env): string {
   return join(fixturesDir(env), 'trixie', known(TRIXIE_ARCHES, debarch, 'trixie'));
+}
+
+/** A root file system with `name`'s python3, gcc, apt and dpkg (e.g. `arm64-trixie`): `chroot R /bin/sh`. */
+export function toolsTree(name: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'tools', known(TOOLS_TREES, name, 'tools'));
 }
 
 function known<A extends string>(arches: readonly A[], debarch: string, group: string): A {

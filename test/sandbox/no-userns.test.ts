@@ -7,7 +7,7 @@
  */
 
 import { execa } from 'execa';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -56,6 +56,14 @@ function runWithoutUserns(runner: Runner, args: readonly string[], path: string)
   return execa(cmd[0]!, cmd.slice(1), { reject: false, stdin: 'ignore', stripFinalNewline: false });
 }
 
+const hwcapOf = (out: string) => /^AT_HWCAP:\s*(\S+)$/m.exec(out)?.[1];
+
+/** AT_HWCAP of the tree's busybox straight under `qemu -cpu model` (or QEMU's default), as glibc's loader prints it. */
+async function qemuHwcap(root: string, model: string | undefined): Promise<string | undefined> {
+  const r = await execa(EMULATOR, [...(model ? ['-cpu', model] : []), '-L', root, join(root, 'bin/busybox'), 'true'], { env: { LD_SHOW_AUXV: '1' }, extendEnv: false });
+  return hwcapOf(r.stdout);
+}
+
 async function rootFor(runner: Runner): Promise<string> {
   const dir = runner.scratch();
   scratch.push(dir);
@@ -79,6 +87,28 @@ for (const runner of [currentUser, otherUser]) {
       expect(own(listing)).toEqual(own(readdirSync(root)));
       expect(r.stderr.match(/proot/g)?.length).toBe(1);
       expect(r.stderr).toMatch(/^xrun: warning: user namespaces are disabled \(user\.max_user_namespaces is 0\): confining with proot instead, which is slower/m);
+    });
+
+    it('refused user namespaces: proot runs every program on the chosen CPU, an env -i grandchild too, and explain says which', async (ctx) => {
+      skipIf(ctx, cannot(runner) ?? (hasProot ? undefined : 'proot is not installed (apt-get install proot)'));
+      const root = await rootFor(runner);
+      // The shell starts env, env clears the environment and starts busybox: a QEMU_CPU would be lost on the way.
+      const grandchild = ['sh', '-c', 'env -i LD_SHOW_AUXV=1 /bin/busybox true'];
+      const chosen = await runWithoutUserns(runner, ['--rootfs', root, ...grandchild], '/usr/bin:/bin');
+      expect(chosen.exitCode).toBe(0);
+      expect(hwcapOf(chosen.stdout)).toBe(await qemuHwcap(root, 'neoverse-n1'));
+      expect(hwcapOf(chosen.stdout)).not.toBe(await qemuHwcap(root, undefined));
+      const option = await runWithoutUserns(runner, ['--cpu', 'cortex-a57', '--rootfs', root, ...grandchild], '/usr/bin:/bin');
+      expect(hwcapOf(option.stdout)).toBe(await qemuHwcap(root, 'cortex-a57'));
+      const qemuDefault = await runWithoutUserns(runner, ['--cpu', 'default', '--rootfs', root, ...grandchild], '/usr/bin:/bin');
+      expect(hwcapOf(qemuDefault.stdout)).toBe(await qemuHwcap(root, undefined));
+      const explain = await runWithoutUserns(runner, ['--rootfs', root, '--explain', '/bin/true'], '/usr/bin:/bin');
+      expect(explain.stdout).toMatch(/^cpu {7}aarch64: neoverse-n1 \(policy: /m);
+      expect(explain.stdout).toMatch(/^exec {6}\/usr\/bin\/proot .* -q '\/usr\/bin\/qemu-aarch64-static -cpu neoverse-n1' \/bin\/true$/m);
+      const json = JSON.parse((await runWithoutUserns(runner, ['--rootfs', root, '--explain', '--json', '--cpu', 'default', '/bin/true'], '/usr/bin:/bin')).stdout);
+      expect(json.cpu).toMatchObject({ arch: 'aarch64', source: 'option' });
+      expect(json.cpu.model).toBeUndefined();
+      expect(json.exec.argv).toContain('/usr/bin/qemu-aarch64-static');
     });
 
     it('refused user namespaces: without proot, --rootfs refuses with the reason and the fix, and runs nothing', async (ctx) => {
@@ -121,3 +151,19 @@ for (const runner of [currentUser, otherUser]) {
     });
   });
 }
+
+describe('the proot engine and an emulator path with a space', () => {
+  it('is refused with the reason and the fix, not run wrongly (proot splits -q at spaces)', async (ctx) => {
+    skipIf(ctx, cannot(currentUser) ?? (hasProot ? undefined : 'proot is not installed (apt-get install proot)'));
+    const dir = mkdtempSync(join(tmpdir(), 'xrun emulator '));
+    scratch.push(dir);
+    chmodSync(dir, 0o755);
+    const emulator = join(dir, 'qemu-aarch64-static');
+    copyFileSync(EMULATOR, emulator);
+    const root = await rootFor(currentUser);
+    const r = await runWithoutUserns(currentUser, ['--qemu', emulator, '--rootfs', root, '/bin/true'], '/usr/bin:/bin');
+    expect(r.exitCode).toBe(126);
+    expect(r.stderr).toBe(`xrun: ${emulator}: proot cannot run an emulator whose path has a space (it splits -q at spaces)\n`
+      + 'hint: copy or link the emulator to a path without spaces and pass it with --qemu PATH\n');
+  });
+});
