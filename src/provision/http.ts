@@ -10,8 +10,17 @@
  * messages and tests can see the choice.
  */
 
+import { setFlagsFromString } from 'node:v8';
 import { Agent, ProxyAgent, fetch as undiciFetch, type Dispatcher, type Response } from 'undici';
 import { XrunError } from '../errors.js';
+
+// undici parses HTTP with llhttp compiled to WebAssembly. Once the parser is hot, V8 compiles
+// it again with its optimizing compiler on a background thread, a transient of 20-25 MB of RSS
+// (measured: an InRelease fetch peaks at 91 MB with it, 69 MB without), which alone took
+// `emulators fetch` past 100 MB. The baseline compiler's code parses headers about as fast for
+// the few requests a pull or fetch makes (a body is handed over in one call per chunk). Set
+// before the first request; the flag exists in every V8 of the Node versions xrun supports.
+setFlagsFromString('--liftoff-only');
 
 type Env = Readonly<Record<string, string | undefined>>;
 
