@@ -138,17 +138,26 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
     const extracted: { arch: string; tmpPath: string }[] = [];
     const member = data.size === 0 ? Readable.from([]) : createReadStream(deb.path, { start: data.offset, end: data.offset + data.size - 1 });
     const { stream } = await decompress(member, `${PACKAGE} ${data.name}`);
-    for await (const entry of readTar(stream)) {
-      const m = EMULATOR_PATH.exec(entryComponents(entry.name).join('/'));
-      const arch = m ? archByName(m[1]!) : undefined;
-      if (!arch) continue;
-      available.push(arch.name);
-      if (wanted && !wanted.has(arch.name)) continue;
-      if (entry.type !== 'file') throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is a ${entry.type}, expected a file`);
-      const tmpPath = join(tmp, `qemu-${arch.name}-static`);
-      await writeBody(tmpPath, entry.body);
-      if (emulatorIsStatic(tmpPath) !== true) throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is not a static ELF executable`);
-      extracted.push({ arch: arch.name, tmpPath });
+    const it = stream[Symbol.asyncIterator]();
+    const view: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => it };
+    try {
+      for await (const entry of readTar(view)) {
+        const m = EMULATOR_PATH.exec(entryComponents(entry.name).join('/'));
+        const arch = m ? archByName(m[1]!) : undefined;
+        if (!arch) continue;
+        available.push(arch.name);
+        if (wanted && !wanted.has(arch.name)) continue;
+        if (entry.type !== 'file') throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is a ${entry.type}, expected a file`);
+        const tmpPath = join(tmp, `qemu-${arch.name}-static`);
+        await writeBody(tmpPath, entry.body);
+        if (emulatorIsStatic(tmpPath) !== true) throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is not a static ELF executable`);
+        extracted.push({ arch: arch.name, tmpPath });
+      }
+    } catch (err) {
+      // Stops xz and closes the .deb: a refused entry must not leave the decompressor blocked on
+      // a pipe nobody reads (the process would never exit).
+      await it.return?.(undefined).catch(() => undefined);
+      throw err;
     }
     const missing = wanted ? [...wanted].filter((a) => !available.includes(a)) : [];
     if (missing.length > 0) {
