@@ -115,12 +115,7 @@ async function* drained(out: AsyncIterable<Buffer>, feeding: Promise<void>, what
   let complete = false;
   try {
     try {
-      for await (const chunk of out) {
-        yield chunk;
-        // The reader writes each chunk out synchronously; this turn of the event loop lets the
-        // decompressor (zlib's next job, a child's next pipe read) go on while it handles the next.
-        await new Promise(setImmediate);
-      }
+      for await (const chunk of out) yield chunk;
     } catch (err) {
       throw new XrunError('decompress', `${what}: cannot decompress: ${(err as Error).message}`, { cause: err });
     }
