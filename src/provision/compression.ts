@@ -4,14 +4,22 @@
  * Node has no decoder for them.
  */
 
-import { Readable } from 'node:stream';
+import { Readable, type TransformOptions } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
+import { createGunzip, type ZlibOptions } from 'node:zlib';
 import { execa } from 'execa';
 import { XrunError } from '../errors.js';
 import { findCommand } from '../which.js';
 
 export type Compression = 'none' | 'gzip' | 'xz' | 'zstd' | 'bzip2';
+
+/**
+ * zlib inflates on Node's thread pool, one output chunk per job, and a job's
+ * completion needs a turn of the event loop to start the next one. 16 KB
+ * chunks (the default) made 18,000 round trips for a 290 MB tarball; with
+ * 256 KB chunks and room for 4 MB of output, zlib keeps ahead of the writer.
+ */
+const GUNZIP: ZlibOptions & TransformOptions = { chunkSize: 256 * 1024, readableHighWaterMark: 4 * 1024 * 1024 };
 
 /** The compression of a stream whose first bytes are `head` (6 bytes are enough). */
 export function detectCompression(head: Uint8Array): Compression {
@@ -80,7 +88,7 @@ export async function decompress(source: AsyncIterable<Uint8Array>, what: string
   if (kind === 'none') return { kind, stream };
   requireDecompressor(kind, what);
   if (kind === 'gzip') {
-    const gunzip = createGunzip();
+    const gunzip = createGunzip(GUNZIP);
     const feeding = pipeline(Readable.from(stream), gunzip);
     return { kind, stream: drained(gunzip, feeding, what, () => gunzip.destroy()) };
   }

@@ -98,18 +98,31 @@ export async function* packageStanzas(chunks: AsyncIterable<Uint8Array>, only?: 
     const text = body.toString('utf8');
     return text.trim() === '' ? undefined : parseStanza(text);
   };
+  // The unfinished paragraph at the end of the chunks so far (a copy, so its chunk can go).
   let rest = Buffer.alloc(0);
-  for await (const chunk of chunks) {
-    rest = rest.length === 0 ? Buffer.from(chunk) : Buffer.concat([rest, chunk]);
+  for await (const c of chunks) {
+    const chunk = Buffer.from(c.buffer, c.byteOffset, c.length);
     let from = 0;
+    if (rest.length > 0) {
+      // The paragraph that straddles the chunk boundary: only its own bytes are joined, never the whole chunk.
+      const straddles = rest[rest.length - 1] === 0x0a && chunk[0] === 0x0a;
+      const sep = straddles ? 0 : chunk.indexOf('\n\n');
+      if (sep < 0) {
+        rest = Buffer.concat([rest, chunk]);
+        continue;
+      }
+      const stanza = emit(straddles ? rest.subarray(0, rest.length - 1) : Buffer.concat([rest, chunk.subarray(0, sep)]));
+      rest = Buffer.alloc(0);
+      from = straddles ? 1 : sep + 2;
+      if (stanza) yield stanza;
+    }
     let sep: number;
-    while ((sep = rest.indexOf('\n\n', from)) >= 0) {
-      const stanza = emit(rest.subarray(from, sep));
+    while ((sep = chunk.indexOf('\n\n', from)) >= 0) {
+      const stanza = emit(chunk.subarray(from, sep));
       from = sep + 2;
       if (stanza) yield stanza;
     }
-    // Only the unfinished paragraph is kept, copied so the chunk it came from can go.
-    rest = Buffer.from(rest.subarray(from));
+    rest = Buffer.from(chunk.subarray(from));
   }
   const stanza = emit(rest);
   if (stanza) yield stanza;

@@ -4,6 +4,7 @@
  * emulator checked to be a static ELF, the manifest updated under a lock.
  */
 
+import { createHash } from 'node:crypto';
 import {
   closeSync, createReadStream, fchmodSync, fstatSync, openSync, renameSync, rmSync, writeFileSync, writeSync,
 } from 'node:fs';
@@ -72,11 +73,17 @@ const STAGING = '.fetch-';
 
 const EMULATOR_PATH = /^usr\/bin\/qemu-(.+)-static$/;
 
-/** Streams one tar entry's body into a new file at `path` (mode 755). */
-async function writeBody(path: string, body: AsyncIterable<Buffer>): Promise<void> {
+/**
+ * Streams one tar entry's body into a new file at `path` (mode 755); returns the SHA256 of what
+ * it wrote. (Hashing as it writes, not reading each file again: with `fetch all`, 35 read buffers
+ * waiting for the garbage collector took the process from 90 to 117 MB RSS.)
+ */
+async function writeBody(path: string, body: AsyncIterable<Buffer>): Promise<string> {
   const fd = openSync(path, 'wx', 0o755);
+  const hash = createHash('sha256');
   try {
     for await (const chunk of body) {
+      hash.update(chunk);
       let off = 0;
       while (off < chunk.length) off += writeSync(fd, chunk, off);
     }
@@ -84,6 +91,7 @@ async function writeBody(path: string, body: AsyncIterable<Buffer>): Promise<voi
   } finally {
     closeSync(fd);
   }
+  return hash.digest('hex');
 }
 
 /**
@@ -135,20 +143,29 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
     if (!data) throw new XrunError('bad-package', `${deb.path}: no data.tar member in ${PACKAGE} ${deb.record.version}`);
     const wanted = plan.arches === 'all' ? undefined : new Set(plan.arches);
     const available: string[] = [];
-    const extracted: { arch: string; tmpPath: string }[] = [];
+    const extracted: { arch: string; tmpPath: string; sha256: string }[] = [];
     const member = data.size === 0 ? Readable.from([]) : createReadStream(deb.path, { start: data.offset, end: data.offset + data.size - 1 });
     const { stream } = await decompress(member, `${PACKAGE} ${data.name}`);
-    for await (const entry of readTar(stream)) {
-      const m = EMULATOR_PATH.exec(entryComponents(entry.name).join('/'));
-      const arch = m ? archByName(m[1]!) : undefined;
-      if (!arch) continue;
-      available.push(arch.name);
-      if (wanted && !wanted.has(arch.name)) continue;
-      if (entry.type !== 'file') throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is a ${entry.type}, expected a file`);
-      const tmpPath = join(tmp, `qemu-${arch.name}-static`);
-      await writeBody(tmpPath, entry.body);
-      if (emulatorIsStatic(tmpPath) !== true) throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is not a static ELF executable`);
-      extracted.push({ arch: arch.name, tmpPath });
+    const it = stream[Symbol.asyncIterator]();
+    const view: AsyncIterable<Buffer> = { [Symbol.asyncIterator]: () => it };
+    try {
+      for await (const entry of readTar(view)) {
+        const m = EMULATOR_PATH.exec(entryComponents(entry.name).join('/'));
+        const arch = m ? archByName(m[1]!) : undefined;
+        if (!arch) continue;
+        available.push(arch.name);
+        if (wanted && !wanted.has(arch.name)) continue;
+        if (entry.type !== 'file') throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is a ${entry.type}, expected a file`);
+        const tmpPath = join(tmp, `qemu-${arch.name}-static`);
+        const sha256 = await writeBody(tmpPath, entry.body);
+        if (emulatorIsStatic(tmpPath) !== true) throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is not a static ELF executable`);
+        extracted.push({ arch: arch.name, tmpPath, sha256 });
+      }
+    } catch (err) {
+      // Stops xz and closes the .deb: a refused entry must not leave the decompressor blocked on
+      // a pipe nobody reads (the process would never exit).
+      await it.return?.(undefined).catch(() => undefined);
+      throw err;
     }
     const missing = wanted ? [...wanted].filter((a) => !available.includes(a)) : [];
     if (missing.length > 0) {
@@ -158,8 +175,6 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
     }
     const installed: { arch: string; path: string }[] = [];
     const fetchedAt = new Date().toISOString();
-    const hashes = new Map<string, string>();
-    for (const e of extracted) hashes.set(e.arch, await sha256File(e.tmpPath));
     // Two fetches at once each read, extend and write the manifest: one at a time, or one's entries are lost.
     await withLock(join(plan.cacheDir, `${MANIFEST}.lock`), () => {
       const entries: Record<string, ManifestEntry> = { ...readManifest(plan.cacheDir).emulators };
@@ -170,7 +185,7 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
         entries[e.arch] = {
           file: `qemu-${e.arch}-static`, package: PACKAGE, version: deb.record.version, debArch: plan.debArch,
           suite: plan.source.suite, mirror: plan.source.mirror, debSha256: deb.record.sha256, signed: deb.signed, fetchedAt,
-          sha256: hashes.get(e.arch)!,
+          sha256: e.sha256,
         };
       }
       const manifestTmp = join(tmp, MANIFEST);

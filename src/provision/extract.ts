@@ -190,8 +190,10 @@ export class Extractor {
     const { path } = placed;
     switch (entry.type) {
       case 'directory': {
-        this.clear(path, true);
-        if (this.disk.lookup(path).kind === 'missing') {
+        // An existing directory is kept (its recorded metadata applies at the end); anything else goes.
+        const node = this.disk.lookup(path);
+        if (node.kind !== 'directory') {
+          if (node.kind !== 'missing') unlinkSync(B(path));
           mkdirSync(B(path), { mode: 0o700 });
           this.knownDirs.add(path);
         }

@@ -181,6 +181,7 @@ class ChunkReader {
     }
   }
 
+  /** Takes the next non-empty chunk as the buffer; called only when the buffer is used up. */
   private async fill(): Promise<boolean> {
     if (this.ended) return false;
     for (;;) {
@@ -190,19 +191,30 @@ class ChunkReader {
         return false;
       }
       if (r.value.length === 0) continue;
-      const chunk = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length);
-      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+      this.buf = Buffer.from(r.value.buffer, r.value.byteOffset, r.value.length);
       return true;
     }
   }
 
   /** Exactly n bytes, or undefined at a clean end of input; throws when the input ends part-way. */
   async exact(n: number): Promise<Buffer | undefined> {
-    while (this.buf.length < n) {
-      if (!(await this.fill())) {
-        if (this.buf.length === 0) return undefined;
-        throw new TarFormatError(`archive truncated at offset ${this.position + this.buf.length}`);
+    if (this.buf.length < n) {
+      // Only the n bytes are copied together, never the rest of the chunk they end in.
+      const parts = [this.buf];
+      let have = this.buf.length;
+      this.buf = Buffer.alloc(0);
+      while (have < n) {
+        if (!(await this.fill())) {
+          if (have === 0) return undefined;
+          throw new TarFormatError(`archive truncated at offset ${this.position + have}`);
+        }
+        const take = Math.min(n - have, this.buf.length);
+        parts.push(this.buf.subarray(0, take));
+        have += take;
+        this.buf = this.buf.subarray(take);
       }
+      this.position += n;
+      return Buffer.concat(parts, n);
     }
     const out = this.buf.subarray(0, n);
     this.buf = this.buf.subarray(n);

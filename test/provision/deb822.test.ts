@@ -42,6 +42,20 @@ describe('deb822', () => {
     expect(got).toEqual(['a=1', 'qemu-user-static=1:7.2', 'z=3']);
   });
 
+  it('finds the same stanzas whatever the chunk size, with a blank line on either side of a chunk boundary', async () => {
+    const text = '\nPackage: a\nVersion: 1\n\n\nPackage: b\nDescription: x\n y\n\nPackage: qemu-user-static\nVersion: 1:7.2\n\nPackage: z\nVersion: 3\n\n';
+    const bytes = Buffer.from(text);
+    for (let size = 1; size <= bytes.length; size++) {
+      const chunks = Array.from({ length: Math.ceil(bytes.length / size) }, (_, i) => bytes.subarray(i * size, i * size + size));
+      const all: string[] = [];
+      for await (const s of packageStanzas((async function* () { yield* chunks; })())) all.push(`${s.Package}=${s.Version ?? s.Description}`);
+      expect(all, `chunks of ${size}`).toEqual(['a=1', 'b=x\ny', 'qemu-user-static=1:7.2', 'z=3']);
+      const only: string[] = [];
+      for await (const s of packageStanzas((async function* () { yield* chunks; })(), 'qemu-user-static')) only.push(`${s.Package}=${s.Version}`);
+      expect(only, `chunks of ${size}`).toEqual(['qemu-user-static=1:7.2']);
+    }
+  });
+
   it('checks the fields a download needs, and refuses unsafe file names', () => {
     const s = { Package: 'p', Version: '1', Architecture: 'arm64', Filename: 'pool/main/p/p_1_arm64.deb', SHA256: 'c'.repeat(64), Size: '10' };
     expect(packageRecord(s)).toMatchObject({ name: 'p', size: 10, filename: 'pool/main/p/p_1_arm64.deb' });
