@@ -158,9 +158,9 @@ stamp_lists_packages() {
 }
 
 # Items fetched with an apt of their own (their suite or dependency closure differs from SUITE's
-# one shared download): node and trixie trees, and VMs of another suite.
+# one shared download): the trees apt resolves, and VMs of another suite.
 own_apt() {
-  [[ ${1%/*} == node || ${1%/*} == trixie || ${1%/*} == tools || $1 == vm/*-* ]]
+  is_resolved_tree "$1" || [[ $1 == vm/*-* ]]
 }
 
 packages_of() {

@@ -1,11 +1,11 @@
 /**
  * The emulator cache's manifest: where each static emulator in
- * $XDG_CACHE_HOME/xrun/emulators/<host> came from. Read by `emulators list`,
- * written by `emulators fetch`.
+ * $XDG_CACHE_HOME/xrun/emulators/<host> came from. Read by `emulators list`
+ * and `--install-binfmt`, written by `emulators fetch`.
  */
 
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 
 export const PACKAGE = 'qemu-user-static';
 export const MANIFEST = 'manifest.json';
@@ -41,4 +41,13 @@ export function readManifest(dir: string): Manifest {
     // Absent or damaged: the files are still usable, only their provenance is unknown.
   }
   return { format: 1, emulators: {} };
+}
+
+/**
+ * Whether the cache's manifest records the emulator at `path` as verified against a signed Release:
+ * false for one fetched with --insecure, undefined for a file the manifest does not know.
+ */
+export function cachedEmulatorSigned(path: string): boolean | undefined {
+  const entry = Object.values(readManifest(dirname(path)).emulators).find((e) => e.file === basename(path));
+  return entry ? entry.signed : undefined;
 }

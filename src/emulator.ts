@@ -5,9 +5,8 @@
  */
 
 import { accessSync, constants, statSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Arch } from './arch.js';
-import { readManifest } from './emulator-cache.js';
 import { readElf } from './elf-file.js';
 import { isStatic } from './elf.js';
 import { EXIT, XrunError, errnoCode, errnoText } from './errors.js';
@@ -24,11 +23,6 @@ export interface Emulator {
   readonly source: EmulatorSource;
   /** Why this one, in words. */
   readonly reason: string;
-  /**
-   * For an emulator from xrun's cache: whether `emulators fetch` verified its package against a signed
-   * Release (false: fetched with --insecure; undefined: the cache's manifest does not know the file).
-   */
-  readonly verified?: boolean | undefined;
 }
 
 export interface EmulatorQuery {
@@ -71,16 +65,8 @@ export function findEmulator(arch: Arch, q: EmulatorQuery): Emulator | undefined
   const dynamic = findOnPath(name, q.env.PATH);
   if (dynamic) return found(arch, resolve(dynamic), 'path', `no ${name}-static on PATH; ${name} found there`);
   const cached = join(emulatorCacheDir(q.hostArch, q.env), `${name}-static`);
-  if (isExecutableFile(cached)) {
-    return { ...found(arch, resolve(cached), 'cache', "none on PATH; fetched earlier into xrun's cache"), verified: cacheProvenance(cached) };
-  }
+  if (isExecutableFile(cached)) return found(arch, resolve(cached), 'cache', "none on PATH; fetched earlier into xrun's cache");
   return undefined;
-}
-
-/** Whether the cache's manifest records `path` as verified against a signed Release; undefined if it does not know it. */
-function cacheProvenance(path: string): boolean | undefined {
-  const entry = Object.values(readManifest(dirname(path)).emulators).find((e) => e.file === basename(path));
-  return entry ? entry.signed : undefined;
 }
 
 /** Like findEmulator, but a missing emulator is an error that says how to get one. */

@@ -5,6 +5,7 @@
  */
 
 import { ARCHES, archByName, type Arch } from '../arch.js';
+import { cachedEmulatorSigned } from '../emulator-cache.js';
 import { findEmulator, type Emulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
 import { runsNatively, type Host } from '../host.js';
@@ -104,8 +105,9 @@ export function planInstall(req: InstallRequest, existing: readonly BinfmtEntry[
     }
     // A host entry runs the emulator for every user's foreign programs: one fetched without a verified
     // signature (--insecure, or a file the cache's manifest does not know) is not trusted for that.
-    if (emulator?.source === 'cache' && emulator.verified !== true && !req.force) {
-      const reason = emulator.verified === false
+    const signed = emulator?.source === 'cache' ? cachedEmulatorSigned(emulator.path) : true;
+    if (emulator && signed !== true && !req.force) {
+      const reason = signed === false
         ? "it was fetched with --insecure: its package's signature was never verified"
         : "the cache's manifest does not know it: where it came from is unknown";
       if (all) {

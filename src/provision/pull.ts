@@ -230,9 +230,10 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
 /** One line about a pull, for people. */
 export function formatPull(r: PullResult): string {
   const cached = r.layers.filter((l) => l.cached).length;
+  const names = describeNameFiles(r.etc);
   return `pulled ${r.reference} (${platformString(r.platform)}, ${r.digest.slice(0, 19)}) into ${r.dir}: ${r.layers.length} layer${r.layers.length === 1 ? '' : 's'}` +
     `${cached ? ` (${cached} from the cache)` : ''}, downloaded ${formatBytes(r.downloaded)}; ${r.stats.files} files in ${r.seconds.toFixed(1)} s` +
-    `${describeNameFiles(r.etc) ? `; ${describeNameFiles(r.etc)}` : ''}`;
+    `${names ? `; ${names}` : ''}`;
 }
 
 // ---- the blob cache ----

@@ -13,7 +13,7 @@ import { machine, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busyboxStatic, fixturesSkipReason } from '../helpers/fixtures.js';
-import { skipIf } from '../helpers/skip.js';
+import { notInstalled, skipIf } from '../helpers/skip.js';
 import { runInVm, stepOutcome, vmKernelDir, vmSummary, vmUnavailable, VM_STEP, x86Host, type VmResult } from '../helpers/vm.js';
 import { XRUN, xrun } from '../launch/run.js';
 
@@ -24,14 +24,7 @@ async function unavailable(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'the VM shares the host tree as root sees it; run as root';
   const missing = fixturesSkipReason(['vm/amd64-trixie', 'busybox-static/i386']);
   if (missing) return missing;
-  for (const tool of ['/usr/bin/qemu-i386-static', '/usr/bin/arch-test']) {
-    try {
-      readFileSync(tool, { flag: 'r' }).subarray(0, 1);
-    } catch {
-      return `${tool} is not installed`;
-    }
-  }
-  return vmUnavailable(HOST);
+  return notInstalled('/usr/bin/qemu-i386-static', '/usr/bin/arch-test') ?? vmUnavailable(HOST);
 }
 
 function script(hostCache: string): string {

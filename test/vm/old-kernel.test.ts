@@ -10,7 +10,7 @@ import { machine } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixturesSkipReason, rootfs } from '../helpers/fixtures.js';
-import { skipIf } from '../helpers/skip.js';
+import { notInstalled, skipIf } from '../helpers/skip.js';
 import { NOBODY, cleanupRunners, runtimeFor65534 } from '../helpers/users.js';
 import { runInVm, vmKernelDir, vmUnavailable, x86Host, stepOutcome, vmSummary, VM_STEP, type VmResult } from '../helpers/vm.js';
 import { XRUN } from '../launch/run.js';
@@ -24,14 +24,7 @@ async function unavailable(): Promise<string | undefined> {
   if (missing) return missing;
   const qemu = await vmUnavailable(x86Host('amd64'));
   if (qemu) return qemu;
-  for (const tool of ['/usr/bin/qemu-aarch64-static', '/usr/bin/proot']) {
-    try {
-      readFileSync(tool, { flag: 'r' }).subarray(0, 1);
-    } catch {
-      return `${tool} is not installed`;
-    }
-  }
-  return undefined;
+  return notInstalled('/usr/bin/qemu-aarch64-static', '/usr/bin/proot');
 }
 
 function script(): string {
