@@ -1,5 +1,6 @@
 /**
- * ELF identification, header and program headers, from bytes.
+ * ELF identification, header, program headers and the dynamic section's
+ * flags, from bytes.
  *
  * Pure: no file system. The caller hands a `ByteSource` (an in-memory buffer or
  * a file read on demand), so a 200 MB binary costs two small reads. Limits
@@ -37,9 +38,17 @@ export function bufferSource(bytes: Uint8Array): ByteSource {
 }
 
 export const PT_LOAD = 1;
+export const PT_DYNAMIC = 2;
 export const PT_INTERP = 3;
+export const ET_REL = 1;
 export const ET_EXEC = 2;
 export const ET_DYN = 3;
+export const ET_CORE = 4;
+const DT_NULL = 0;
+const DT_NEEDED = 1;
+const DT_FLAGS_1 = 0x6ffffffb;
+/** DT_FLAGS_1's bit for a position-independent executable (binutils >= 2.26 sets it for every -pie link). */
+export const DF_1_PIE = 0x08000000;
 
 export interface ProgramHeader {
   readonly type: number;
@@ -59,6 +68,13 @@ export interface ElfFile {
   readonly programHeaders: readonly ProgramHeader[];
   /** PT_INTERP's path: the dynamic loader. Undefined for static programs. */
   readonly interpreter: string | undefined;
+  /** e_entry: 0 in a shared library that is not meant to run. */
+  readonly entry: number;
+  /**
+   * What PT_DYNAMIC says, when the file has one and it lies within the file:
+   * DT_FLAGS_1 (0 when absent) and how many DT_NEEDED libraries it loads.
+   */
+  readonly dynamic: DynamicInfo | undefined;
   /** The leading bytes, for binfmt-style magic matching. */
   readonly head: Uint8Array;
 }
@@ -69,6 +85,15 @@ const MAX_PHDR_BYTES = 65536;
 // The kernel's bounds for PT_INTERP: at least "/"+NUL, at most PATH_MAX.
 const MAX_INTERP = 4096;
 const HEAD_BYTES = 64;
+// The dynamic section of a real program or library is a few hundred bytes; DT_FLAGS_1 comes
+// early. Reading more than this for a hostile p_filesz would only cost memory.
+const MAX_DYNAMIC_BYTES = 65536;
+
+/** The facts of PT_DYNAMIC that say what a file is. */
+export interface DynamicInfo {
+  readonly flags1: number;
+  readonly needed: number;
+}
 
 const ELF_MAGIC = Uint8Array.of(0x7f, 0x45, 0x4c, 0x46);
 
@@ -106,12 +131,14 @@ export function parseElf(source: ByteSource): ElfFile {
   const type = u16(16);
   const machine = u16(18);
   const phoff = word(elfClass === 64 ? 32 : 28);
+  const entry = word(24);
   const flags = u32(elfClass === 64 ? 48 : 36);
   const phentsize = u16(elfClass === 64 ? 54 : 42);
   const phnum = u16(elfClass === 64 ? 56 : 44);
 
   const programHeaders = readProgramHeaders(source, { elfClass, little, phoff, phentsize, phnum });
   const interpreter = readInterpreter(source, programHeaders);
+  const dynamic = readDynamic(source, programHeaders, elfClass, little);
 
   return {
     elfClass,
@@ -123,6 +150,8 @@ export function parseElf(source: ByteSource): ElfFile {
     flags,
     programHeaders,
     interpreter,
+    entry,
+    dynamic,
     head: head.slice(),
   };
 }
@@ -186,6 +215,39 @@ function readInterpreter(source: ByteSource, headers: readonly ProgramHeader[]):
   return Buffer.from(bytes.subarray(0, nul)).toString('latin1');
 }
 
+/**
+ * DT_FLAGS_1 and the DT_NEEDED count from the first PT_DYNAMIC. The kernel
+ * never reads this section, so a malformed one is no reason to refuse a
+ * file: one that lies past the end of the file, or is cut short, gives
+ * undefined; entries after the first DT_NULL, or past MAX_DYNAMIC_BYTES, are
+ * not read.
+ */
+function readDynamic(source: ByteSource, headers: readonly ProgramHeader[], elfClass: 32 | 64, little: boolean): DynamicInfo | undefined {
+  const ph = headers.find((h) => h.type === PT_DYNAMIC);
+  if (!ph) return undefined;
+  const entrySize = elfClass === 64 ? 16 : 8;
+  const length = Math.min(ph.fileSize, MAX_DYNAMIC_BYTES);
+  const count = Math.floor(length / entrySize);
+  if (count === 0) return undefined;
+  const bytes = source.read(ph.offset, count * entrySize);
+  if (bytes.length < count * entrySize) return undefined;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let flags1 = 0;
+  let needed = 0;
+  for (let i = 0; i < count; i++) {
+    const at = i * entrySize;
+    // d_tag is compared whole, so no 64-bit tag with high bits set aliases a small one.
+    const tag = elfClass === 64 ? view.getBigUint64(at, little) : BigInt(view.getUint32(at, little));
+    if (tag === BigInt(DT_NULL)) break;
+    if (tag === BigInt(DT_NEEDED)) needed++;
+    else if (tag === BigInt(DT_FLAGS_1)) {
+      // The value's low 32 bits hold every DF_1_* flag.
+      flags1 = elfClass === 64 ? Number(view.getBigUint64(at + 8, little) & 0xffffffffn) : view.getUint32(at + 4, little);
+    }
+  }
+  return { flags1, needed };
+}
+
 /** True when the file is statically linked: no dynamic loader is requested. */
 export function isStatic(elf: ElfFile): boolean {
   return elf.interpreter === undefined;
@@ -202,6 +264,56 @@ const MACHINE_NAMES: Readonly<Record<number, string>> = {
 /** A person's name for an ELF e_machine value. */
 export function machineName(machine: number): string {
   return MACHINE_NAMES[machine] ?? `machine 0x${machine.toString(16)}`;
+}
+
+/**
+ * What an ELF file is to a person, from e_type, PT_INTERP and PT_DYNAMIC, as
+ * `file` tells them apart: a program (at a fixed address, ET_EXEC, or
+ * position-independent, ET_DYN with DF_1_PIE), or a shared library (ET_DYN
+ * without DF_1_PIE), or something else that never runs.
+ */
+export interface ElfKind {
+  readonly kind: 'program' | 'shared-library' | 'relocatable' | 'core' | 'other';
+  /** Position-independent program (ET_DYN with DF_1_PIE). */
+  readonly pie: boolean;
+  /** static (no loader), static-pie (no loader, relocates itself), dynamic (a loader); shared for a library. */
+  readonly linkage: 'static' | 'static-pie' | 'dynamic' | 'shared';
+  /** Whether the kernel can start it as a program. */
+  readonly runs: boolean;
+  /** The fields that decided, in a few words. */
+  readonly why: string;
+}
+
+/** Classifies a parsed ELF file (see ElfKind). */
+export function elfKind(elf: ElfFile): ElfKind {
+  const interp = elf.interpreter !== undefined;
+  switch (elf.type) {
+    case ET_EXEC:
+      return { kind: 'program', pie: false, linkage: interp ? 'dynamic' : 'static', runs: true, why: 'e_type ET_EXEC' };
+    case ET_DYN:
+      break;
+    case ET_REL:
+      return { kind: 'relocatable', pie: false, linkage: 'static', runs: false, why: 'e_type ET_REL: an object file for the linker' };
+    case ET_CORE:
+      return { kind: 'core', pie: false, linkage: 'static', runs: false, why: 'e_type ET_CORE: a core dump' };
+    default:
+      return { kind: 'other', pie: false, linkage: 'static', runs: false, why: `e_type 0x${elf.type.toString(16)}` };
+  }
+  const d = elf.dynamic;
+  if (d === undefined) {
+    // Nothing to export without a dynamic section: a position-independent program that needs no relocation.
+    return { kind: 'program', pie: true, linkage: interp ? 'dynamic' : 'static-pie', runs: true, why: 'e_type ET_DYN without PT_DYNAMIC' };
+  }
+  if ((d.flags1 & DF_1_PIE) !== 0) {
+    return { kind: 'program', pie: true, linkage: interp ? 'dynamic' : 'static-pie', runs: true, why: 'e_type ET_DYN with DF_1_PIE' };
+  }
+  if (interp) {
+    return { kind: 'shared-library', pie: false, linkage: 'shared', runs: true, why: 'e_type ET_DYN without DF_1_PIE, with PT_INTERP: it also runs as a program, as libc.so.6 does, or is a PIE older than DF_1_PIE' };
+  }
+  if (d.needed === 0 && elf.entry !== 0) {
+    return { kind: 'shared-library', pie: false, linkage: 'shared', runs: true, why: 'e_type ET_DYN without DF_1_PIE, no DT_NEEDED, an entry point: it runs on its own, as a dynamic loader does' };
+  }
+  return { kind: 'shared-library', pie: false, linkage: 'shared', runs: false, why: 'e_type ET_DYN without DF_1_PIE or PT_INTERP: programs load it, it does not run on its own' };
 }
 
 const TYPE_NAMES: Readonly<Record<number, string>> = { 0: 'none', 1: 'relocatable', 2: 'executable', 3: 'shared object or PIE', 4: 'core dump' };

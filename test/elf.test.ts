@@ -2,7 +2,7 @@
 
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ElfError, bufferSource, parseElf, type ElfErrorCode } from '../src/elf.js';
+import { DF_1_PIE, ElfError, bufferSource, elfKind, parseElf, type ElfErrorCode } from '../src/elf.js';
 import { readElf } from '../src/elf-file.js';
 import { buildElf, layout } from './helpers/elf-builder.js';
 
@@ -152,5 +152,76 @@ describe('parseElf: real files of this machine', () => {
     const elf = parse(bytes);
     expect(elf.type).toBe(3);
     expect(elf.interpreter).toBeUndefined();
+    expect(elfKind(elf)).toMatchObject({ kind: 'program', pie: true, linkage: 'static-pie', runs: true });
+  });
+});
+
+const DT_NEEDED = 1;
+const DT_FLAGS_1 = 0x6ffffffb;
+const DF_1_NOW = 1;
+
+describe('parseElf: PT_DYNAMIC, DT_FLAGS_1 and what the file is', () => {
+  for (const elfClass of [32, 64] as const) {
+    for (const byteOrder of ['little', 'big'] as const) {
+      it(`${elfClass}-bit ${byteOrder} endian: DT_FLAGS_1 and DT_NEEDED are read up to DT_NULL`, () => {
+        const elf = parse(buildElf({ elfClass, byteOrder, type: 3, dynamic: [[DT_NEEDED, 5], [DT_FLAGS_1, DF_1_PIE | DF_1_NOW], [DT_NEEDED, 9], [0, 0], [DT_NEEDED, 1]] }));
+        expect(elf.dynamic).toEqual({ flags1: DF_1_PIE | DF_1_NOW, needed: 2 });
+      });
+    }
+  }
+
+  it('a program at a fixed address (ET_EXEC), static or dynamic', () => {
+    expect(elfKind(parse(buildElf({ type: 2 })))).toMatchObject({ kind: 'program', pie: false, linkage: 'static', runs: true });
+    expect(elfKind(parse(buildElf({ type: 2, interpreter: '/lib/ld.so', dynamic: [[DT_NEEDED, 1], [0, 0]] })))).toMatchObject({ kind: 'program', pie: false, linkage: 'dynamic' });
+  });
+
+  it('a PIE (ET_DYN with DF_1_PIE): dynamic with PT_INTERP, static-pie without', () => {
+    expect(elfKind(parse(buildElf({ type: 3, interpreter: '/lib/ld.so', entry: 0x1000, dynamic: [[DT_NEEDED, 1], [DT_FLAGS_1, DF_1_PIE], [0, 0]] }))))
+      .toMatchObject({ kind: 'program', pie: true, linkage: 'dynamic', runs: true, why: 'e_type ET_DYN with DF_1_PIE' });
+    expect(elfKind(parse(buildElf({ type: 3, entry: 0x1000, dynamic: [[DT_FLAGS_1, DF_1_PIE | DF_1_NOW], [0, 0]] }))))
+      .toMatchObject({ kind: 'program', pie: true, linkage: 'static-pie', runs: true });
+  });
+
+  it('a shared library (ET_DYN without DF_1_PIE) is not static and does not run on its own', () => {
+    const lib = elfKind(parse(buildElf({ type: 3, dynamic: [[DT_NEEDED, 1], [DT_FLAGS_1, DF_1_NOW], [0, 0]] })));
+    expect(lib).toMatchObject({ kind: 'shared-library', pie: false, linkage: 'shared', runs: false });
+    expect(lib.why).toMatch(/programs load it/);
+  });
+
+  it('a library with PT_INTERP (libc.so.6) or a self-contained one with an entry point (ld.so) runs', () => {
+    expect(elfKind(parse(buildElf({ type: 3, interpreter: '/lib/ld.so', entry: 0x2000, dynamic: [[DT_NEEDED, 1], [0, 0]] }))))
+      .toMatchObject({ kind: 'shared-library', linkage: 'shared', runs: true });
+    expect(elfKind(parse(buildElf({ type: 3, entry: 0x2000, dynamic: [[DT_FLAGS_1, DF_1_NOW], [0, 0]] }))))
+      .toMatchObject({ kind: 'shared-library', runs: true, why: expect.stringMatching(/dynamic loader/) });
+  });
+
+  it('relocatable objects and core dumps are not programs', () => {
+    expect(elfKind(parse(buildElf({ type: 1 })))).toMatchObject({ kind: 'relocatable', runs: false });
+    expect(elfKind(parse(buildElf({ type: 4 })))).toMatchObject({ kind: 'core', runs: false });
+  });
+
+  it('a 64-bit tag with high bits set is not DT_FLAGS_1', () => {
+    const elf = parse(buildElf({ type: 3, dynamic: [[(1n << 32n) | BigInt(DT_FLAGS_1), DF_1_PIE], [0, 0]] }));
+    expect(elf.dynamic).toEqual({ flags1: 0, needed: 0 });
+  });
+
+  it('a PT_DYNAMIC past the end, cut short or too small gives no facts, never an error: the kernel does not read it', () => {
+    const b = buildElf({ type: 3, interpreter: '/lib/ld.so', dynamic: [[DT_FLAGS_1, DF_1_PIE], [0, 0]] });
+    const l64 = layout(64);
+    const dynPhdr = 64 + 56;
+    expect(parse(b.subarray(0, b.length - 1)).dynamic).toBeUndefined();
+    const past = Buffer.from(b);
+    past.writeBigUInt64LE((1n << 63n), dynPhdr + l64.phdrOffset);
+    expect(parse(past).dynamic).toBeUndefined();
+    const small = Buffer.from(b);
+    small.writeBigUInt64LE(15n, dynPhdr + l64.phdrFilesz);
+    expect(parse(small).dynamic).toBeUndefined();
+    const huge = Buffer.from(b);
+    huge.writeBigUInt64LE((1n << 64n) - 1n, dynPhdr + l64.phdrFilesz);
+    expect(parse(huge).dynamic).toBeUndefined();
+  });
+
+  it('no DT_NULL: the entries up to the end of the segment', () => {
+    expect(parse(buildElf({ type: 3, dynamic: [[DT_NEEDED, 1], [DT_FLAGS_1, DF_1_PIE]] })).dynamic).toEqual({ flags1: DF_1_PIE, needed: 1 });
   });
 });
