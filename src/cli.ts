@@ -83,7 +83,7 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .description('every emulator found on PATH and in the cache: arch, version, static or not')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
-      const { emulatorsListCommand } = await import('./provision/emulators-command.js');
+      const { emulatorsListCommand } = await import('./provision/emulators/command.js');
       run(emulatorsListCommand(opts));
     });
   emulators
@@ -96,7 +96,7 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .option('--insecure', 'go on when the Release signature cannot be checked (no gpgv or keyring): only hashes are checked')
     .option('--refresh', 'ask the mirror even when every emulator asked for is cached and verifies')
     .action(async (arches: string[], opts: { mirror?: string; suite?: string; keyring?: string; insecure?: boolean; refresh?: boolean }) => {
-      const { emulatorsFetchCommand } = await import('./provision/emulators-command.js');
+      const { emulatorsFetchCommand } = await import('./provision/emulators/command.js');
       run(emulatorsFetchCommand(arches, opts));
     });
 
@@ -111,7 +111,7 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .argument('<dir>', 'the new root file system (must be empty or absent)')
     .option('--arch <arch>', 'with multi-platform images: the platform to take (arm64, armhf, arm/v7, riscv64...)')
     .action(async (source: string, dir: string, opts: { arch?: string }) => {
-      const { rootfsImportCommand } = await import('./provision/rootfs-command.js');
+      const { rootfsImportCommand } = await import('./provision/rootfs/command.js');
       run(rootfsImportCommand(source, dir, opts));
     });
   rootfs
@@ -123,7 +123,7 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .option('--insecure-registry <host[:port]>', 'allow plain HTTP to this registry (loopback ones always may) (repeatable)', collect, [])
     .option('--json', 'machine-readable result on stdout')
     .action(async (ref: string, dir: string, opts: { arch?: string; insecureRegistry: string[]; json?: boolean }) => {
-      const { rootfsPullCommand } = await import('./provision/rootfs-command.js');
+      const { rootfsPullCommand } = await import('./provision/rootfs/command.js');
       run(rootfsPullCommand(ref, dir, opts));
     });
   const cache = rootfs
@@ -134,7 +134,7 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .description('cached blobs, most recently used first')
     .option('--json', 'machine-readable output')
     .action(async (opts: { json?: boolean }) => {
-      const { rootfsCacheCommand } = await import('./provision/rootfs-command.js');
+      const { rootfsCacheCommand } = await import('./provision/rootfs/command.js');
       run(rootfsCacheCommand('list', opts));
     });
   cache
@@ -142,7 +142,7 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .description('remove cached blobs (all, or those unused for --older-than DAYS)')
     .option('--older-than <days>', 'keep blobs used within this many days')
     .action(async (opts: { olderThan?: string }) => {
-      const { rootfsCacheCommand } = await import('./provision/rootfs-command.js');
+      const { rootfsCacheCommand } = await import('./provision/rootfs/command.js');
       run(rootfsCacheCommand('prune', opts));
     });
   rootfs
@@ -155,7 +155,7 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .option('--include <pkgs>', 'extra packages, comma-separated')
     .option('--cache-dir <dir>', "where debootstrap keeps downloaded .debs (default: xrun's cache)")
     .action(async (dir: string, opts: { arch: string; suite?: string; mirror?: string; include?: string; cacheDir?: string }) => {
-      const { rootfsDebianCommand } = await import('./provision/rootfs-command.js');
+      const { rootfsDebianCommand } = await import('./provision/rootfs/command.js');
       run(rootfsDebianCommand(dir, opts));
     });
 
@@ -260,7 +260,7 @@ async function root(program: Command, prog: string | undefined, args: string[], 
     return binfmtCommand(opts);
   }
   if (mode === 'image') {
-    const { imageRunCommand } = await import('./provision/image-run.js');
+    const { imageRunCommand } = await import('./provision/images/run.js');
     return imageRunCommand(prog, args, opts);
   }
   if (mode === 'rootfs' || mode === 'transparent') {

@@ -72,7 +72,17 @@ describe('import rules (docs/architecture.md)', () => {
 
   it("a folder uses another folder's entry points only, never its helpers", () => {
     const wrong = FILES.filter((f) => folder(f)).flatMap((f) => GRAPH.get(f)!
-      .filter((d) => folder(d) && folder(d) !== folder(f) && !ENTRY_POINTS.has(d.split('/')[1]!))
+      .filter((d) => folder(d) && folder(d) !== folder(f) && !ENTRY_POINTS.has(d.split('/').at(-1)!))
+      .map((d) => `${f} -> ${d}`));
+    expect(wrong).toEqual([]);
+  });
+
+  it("provision's shared folders (transport, archives, debian) import none of the things it fetches", () => {
+    const shared = new Set(['transport', 'archives', 'debian']);
+    const sub = (file: string) => (file.startsWith('provision/') ? file.split('/')[1] : undefined);
+    expect(FILES.filter((f) => shared.has(sub(f) ?? '')).length, 'the check sees the shared folders').toBeGreaterThan(5);
+    const wrong = FILES.filter((f) => shared.has(sub(f) ?? '')).flatMap((f) => GRAPH.get(f)!
+      .filter((d) => sub(d) !== undefined && !shared.has(sub(d)!))
       .map((d) => `${f} -> ${d}`));
     expect(wrong).toEqual([]);
   });

@@ -6,7 +6,7 @@
  *
  * A tree is looked into as a program chrooted there would see it: links are
  * followed with the tree as `/` (absolute targets and `..` stay inside), by
- * the one in-root resolver (provision/safe-path.ts). QEMU itself cannot do
+ * the one in-root resolver (safe-path.ts). QEMU itself cannot do
  * that (it checks prefix + path with the host's access(), and not on every
  * system call), so a launch from a tree runs in a private view (view.ts).
  */

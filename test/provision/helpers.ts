@@ -6,11 +6,11 @@ import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { readAr } from '../../src/provision/ar.js';
-import { archiveSource, fetchPackage } from '../../src/provision/archive.js';
+import { readAr } from '../../src/provision/archives/ar.js';
+import { archiveSource, fetchPackage } from '../../src/provision/debian/archive.js';
 import { findCommand } from '../../src/which.js';
-import { decompress } from '../../src/provision/compression.js';
-import { readAll, readTar } from '../../src/provision/tar.js';
+import { decompress } from '../../src/provision/archives/compression.js';
+import { readAll, readTar } from '../../src/provision/archives/tar.js';
 import { runtimeFor65534 } from '../helpers/users.js';
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

@@ -8,7 +8,7 @@
  * The unprivileged case needs subordinate ids: subidUser (test/helpers/users.ts)
  * lends uid 65534 a range when the tests run as root, without writing
  * /etc/subuid. This tree has no useradd, so the first test does what
- * `useradd -m u1` leaves; test/provision/debian-rootfs.test.ts runs the real one
+ * `useradd -m u1` leaves; test/provision/rootfs/debian.test.ts runs the real one
  * in a Debian tree.
  */
 
