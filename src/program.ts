@@ -9,10 +9,11 @@ import { join, resolve } from 'node:path';
 import { archForHead, type Arch } from './arch.js';
 import { toBytes } from './bytes.js';
 import { readElf, readHead } from './elf-file.js';
-import { ET_DYN, ET_EXEC, isElfMagic, machineName, typeName, type ElfFile } from './elf.js';
+import { ET_DYN, ET_EXEC, elfKind, isElfMagic, machineName, typeName, type ElfFile } from './elf.js';
 import { EXIT, XrunError, errnoCode, errnoText } from './errors.js';
 import { exists, isFile } from './fs-checks.js';
 import { noexecMount } from './mounts.js';
+import { shellQuote } from './text.js';
 import { findOnPath } from './which.js';
 
 export interface ElfProgram {
@@ -101,11 +102,58 @@ function checkRunnable(path: string, shown: string): void {
   if (!runnable(path, st)) {
     // Executable, yet refused: on a noexec mount only QEMU can run it, and QEMU reads it.
     const unreadable = modeAllowsExec(st);
+    // A file that is no program at all: say so, rather than ask for chmod +x and then say it.
+    const notProgram = unreadable ? undefined : notAProgram(path, shown);
+    if (notProgram) throw notProgram;
     throw new XrunError('cannot-execute', `${shown}: permission denied${unreadable ? ': it is executable but not readable, and on a noexec mount it can only be emulated, which reads it' : ''}`, {
       exitCode: EXIT.cannotExecute,
       hint: unreadable ? `make it readable (chmod +r ${shown}), or move it off the noexec mount` : `make it executable (chmod +x ${shown})`,
     });
   }
+}
+
+/**
+ * Why the file at `path` is no program, read from its first bytes, or
+ * undefined when it is one (an ELF program, a #! script) or cannot be read.
+ * Neither ELF nor #!: text or data. ELF: a shared library that does not run
+ * on its own, an object file, a core dump (src/elf.ts elfKind).
+ */
+function notAProgram(path: string, shown: string): XrunError | undefined {
+  let head: Buffer;
+  try {
+    head = readHead(path, SHEBANG_MAX);
+  } catch {
+    return undefined;
+  }
+  if (!isElfMagic(head)) return parseShebang(head) ? undefined : neitherElfNorScript(head, shown);
+  let elf: ElfFile;
+  try {
+    elf = readElf(path);
+  } catch (err) {
+    return err instanceof XrunError ? new XrunError(err.code, `${shown}: ${err.message}`, { exitCode: EXIT.cannotExecute, cause: err }) : undefined;
+  }
+  return notRunnable(elf, shown);
+}
+
+/** The error for a file that is neither ELF nor a #! script; for text, how a shell script becomes a program. */
+function neitherElfNorScript(head: Uint8Array, shown: string): XrunError {
+  // Text, as a shell script is: no control byte but tab, line ends, form feed and escape.
+  const text = head.length > 0 && head.every((b) => b >= 0x20 ? b !== 0x7f : [0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x1b].includes(b));
+  return new XrunError('not-executable', `${shown}: not a program: neither an ELF file nor a #! script (${text ? 'text' : 'data'})`, {
+    exitCode: EXIT.cannotExecute,
+    ...(text ? { hint: `a shell script runs as a program when its first line names its shell (#!/bin/sh); or run it with one: sh ${shellQuote(shown)}` } : {}),
+  });
+}
+
+/** The error for an ELF file that the kernel cannot start as a program (a shared library, an object file), else undefined. */
+function notRunnable(elf: ElfFile, shown: string): XrunError | undefined {
+  const kind = elfKind(elf);
+  if (kind.runs) return undefined;
+  const what = kind.kind === 'shared-library' ? 'a shared library' : kind.kind === 'relocatable' ? 'an object file' : kind.kind === 'core' ? 'a core dump' : `a ${typeName(elf.type)}`;
+  return new XrunError('not-executable', `${shown}: not a program: ${what} (${kind.why})`, {
+    exitCode: EXIT.cannotExecute,
+    ...(kind.kind === 'shared-library' ? { hint: 'run a program that loads it' } : {}),
+  });
 }
 
 /**
@@ -185,11 +233,14 @@ export function readProgram(path: string, shown: string, interpreterRoot?: strin
   } catch (err) {
     throw ioError(err, shown);
   }
-  if (isElfMagic(head) || head.length < 2) return readElfProgram(path, shown);
-  const shebang = parseShebang(head);
-  if (!shebang) {
-    throw new XrunError('not-executable', `${shown}: not an ELF program or a #! script`, { exitCode: EXIT.cannotExecute });
+  if (isElfMagic(head) || head.length < 2) {
+    const program = readElfProgram(path, shown);
+    const refused = notRunnable(program.elf, shown);
+    if (refused) throw refused;
+    return program;
   }
+  const shebang = parseShebang(head);
+  if (!shebang) throw neitherElfNorScript(head, shown);
   let interpPath = shebang.interpreter;
   if (interpreterRoot && interpPath.startsWith('/')) {
     const inRoot = join(interpreterRoot, interpPath);

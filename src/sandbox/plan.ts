@@ -9,7 +9,7 @@ import { posix } from 'node:path';
 import { ARCHES, archByName, type Arch } from '../arch.js';
 import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { findEmulator, type Emulator } from '../emulator.js';
-import { EXIT, XrunError, formatError, type ErrorCode, type PlanWarning } from '../errors.js';
+import { EXIT, XrunError, errnoCode, formatError, type ErrorCode, type PlanWarning } from '../errors.js';
 import { readHead } from '../elf-file.js';
 import { isBlockDevice, isCharDevice, isDir, isFile } from '../fs-checks.js';
 import { isElfMagic } from '../elf.js';
@@ -21,12 +21,14 @@ import { DEFAULT_BINFMT_DIR } from '../binfmt/entries.js';
 import type { SandboxOp, SandboxSpec } from '../native.js';
 import { atLeast, type Features } from './features.js';
 import { chooseIdMap, type IdMapChoice } from './idmap.js';
+import { deniedBy, describeDenial, type SandboxIds } from './denied.js';
 import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry, type LoaderSearch } from './launcher.js';
 import { fallbackSysroots, missingLoader } from '../sysroots.js';
 import { planNameFiles } from './names.js';
 import type { PlannedMount } from './scaffold.js';
 import { Scaffold, describeLayer, type MakeBy } from './scaffold.js';
 import { closedStdio, inheritedFds } from '../stdio.js';
+import { shellQuote } from '../text.js';
 
 // mount(2) flags.
 const MS_NOSUID = 0x2;
@@ -185,21 +187,74 @@ export function cleanEnv(host: Readonly<Record<string, string | undefined>>, ass
  * Finds a program in the guest's view as execvp would there: its path inside
  * and the host file that the guest's execve runs.
  */
-export function locateInView(view: Scaffold, program: string, pathEnv: string, cwd: string): { path: string; hostPath: string; where: string } {
+export function locateInView(view: Scaffold, program: string, pathEnv: string, cwd: string, ids?: SandboxIds): { path: string; hostPath: string; where: string } {
   const candidates = program.includes('/')
     ? [posix.resolve(cwd, program)]
     : pathEnv.split(':').map((d) => posix.join(posix.resolve(cwd, d || '.'), program));
+  let denied: string | undefined;
   for (const path of candidates) {
-    const found = view.file(path);
+    let found;
+    try {
+      found = view.file(path);
+    } catch (err) {
+      // A directory xrun may not look into (as execvp, go on along PATH and say so if nothing else is found).
+      if (errnoCode(err) !== 'EACCES') throw err;
+      denied ??= path;
+      continue;
+    }
     if (found?.hostPath !== undefined && isFile(found.hostPath)) {
       // Where it lies, for messages: the tree, or the host file a mount shows.
       return { path, hostPath: found.hostPath, where: found.ofTree ? view.name : found.hostPath };
     }
   }
-  throw new XrunError('not-found', program.includes('/') ? `${program}: no such file in ${view.name}` : `${program}: command not found in ${view.name}`, {
+  if (denied !== undefined) {
+    const d = ids ? deniedBy(view.root, denied, ids) : undefined;
+    const said = d ? describeDenial(d, view.root, ids!) : undefined;
+    throw new XrunError('cannot-execute', `${program}: permission denied in ${view.name}${said ? `: ${said.why}` : `: a directory on the way to ${denied} is closed to uid ${process.getuid?.() ?? 0}`}`, {
+      exitCode: EXIT.cannotExecute,
+      ...(said ? { hint: said.hint } : {}),
+    });
+  }
+  const notFound = program.includes('/') ? `${program}: no such file` : `${program}: command not found`;
+  if (!isRootFileSystem(view.root)) {
+    // Not a tree at all (its parent, an image's unpacked directory, a build output): say that, not "command not found".
+    const inside = treeInside(view.root, view.name);
+    throw new XrunError('rootfs', `--rootfs ${view.name}: not a root file system: it has neither /etc nor /bin/sh (${notFound} there)`, {
+      exitCode: EXIT.notFound,
+      hint: inside
+        ? `${inside} has both: xrun --rootfs ${shellQuote(inside)}`
+        : "name the tree's top directory, the one that holds bin/, etc/ and usr/ (xrun rootfs debian, rootfs import and rootfs pull make one)",
+    });
+  }
+  throw new XrunError('not-found', `${notFound} in ${view.name}`, {
     exitCode: EXIT.notFound,
     hint: program.includes('/') ? undefined : `PATH inside is ${pathEnv}`,
   });
+}
+
+/** Whether the tree at host path `root` has an /etc directory or a /bin/sh, as a root file system does (its own, links followed inside it). */
+function isRootFileSystem(root: string): boolean {
+  const etc = resolveInRoot(root, '/etc', DISK);
+  const sh = resolveInRoot(root, '/bin/sh', DISK);
+  return (etc !== undefined && isDir(etc)) || (sh !== undefined && isFile(sh));
+}
+
+/** A directory right below `root` that has both /etc and /bin/sh, named as `name` is, for the hint of a tree that has neither. */
+function treeInside(root: string, name: string): string | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(root).sort().slice(0, 256);
+  } catch {
+    return undefined;
+  }
+  const found = names.find((n) => {
+    const sub = posix.join(root, n);
+    if (!isDir(sub)) return false;
+    const etc = resolveInRoot(sub, '/etc', DISK);
+    const sh = resolveInRoot(sub, '/bin/sh', DISK);
+    return etc !== undefined && isDir(etc) && sh !== undefined && isFile(sh);
+  });
+  return found === undefined ? undefined : posix.join(name, found);
 }
 
 /** The arch of the program that will run first, reading a #! script's interpreter in the guest's view too. */
@@ -394,7 +449,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     // The command as the guest's execve will find it: in the view the mounts below make, which do not
     // depend on the binfmt entries (those live under /proc and /dev).
     const guest = rootOps(root, [], false, [], []).view;
-    const found = locateInView(guest, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd);
+    const found = locateInView(guest, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd, { uidMap: idmap.uidMap, gidMap: idmap.gidMap, uid, gid });
     kernelCanExec(found.hostPath, found.path, found.where);
     const arch = programArch(guest, found.hostPath, found.path);
     program = { path: found.path, hostPath: found.hostPath, arch: arch?.name };

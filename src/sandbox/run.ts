@@ -5,6 +5,7 @@ import { EXIT, XrunError, errnoName, errnoText, warn } from '../errors.js';
 import { native, type SandboxOp } from '../native.js';
 import type { SandboxPlan } from './plan.js';
 import { formatIdMap, parseIdMap } from './features.js';
+import { deniedBy, describeDenial } from './denied.js';
 import { readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 
@@ -55,6 +56,8 @@ function failure(plan: SandboxPlan, failed: string, errno: number, step: number,
     const ops = plan.spec.ops;
     if (step >= ops.length) {
       const prog = plan.program.path;
+      const denied = name === 'EACCES' ? denial(plan, prog) : undefined;
+      if (denied) return new XrunError('cannot-execute', `${prog}: cannot execute: ${why}: ${denied.why}`, { exitCode: EXIT.cannotExecute, hint: denied.hint });
       if (name === 'ENOENT') {
         return new XrunError('not-found', `${prog}: ${why} inside ${plan.root ?? 'the sandbox'}`, {
           exitCode: EXIT.notFound,
@@ -70,6 +73,8 @@ function failure(plan: SandboxPlan, failed: string, errno: number, step: number,
     // Paths of the ops after `root` are inside it, and were resolved there.
     const rootAt = ops.findIndex((o) => o.op === 'root');
     const where = rootAt >= 0 && step > rootAt && op.op !== 'enter' ? ` inside ${plan.root}` : '';
+    const denied = op.op === 'chdir' && (name === 'EACCES' || name === 'EPERM') ? denial(plan, op.path) : undefined;
+    if (denied) return new XrunError('sandbox', `${describeOp(op)}${where}: ${why}: ${denied.why}`, { hint: denied.hint });
     const made = op.op === 'layer' ? op.make.map((e) => posix.join(op.path, e.path)) : [];
     const hint = op.op === 'layer'
       ? `${name === 'EAGAIN' ? `${op.path} changed in the tree meanwhile; ` : ''}the layer was to hold ${made.join(', ')}, which the tree lacks: run again, or create them in the tree`
@@ -80,6 +85,14 @@ function failure(plan: SandboxPlan, failed: string, errno: number, step: number,
     return new XrunError('sandbox', `${describeOp(op)}${where}: ${why}`, { hint });
   }
   return new XrunError('sandbox', `sandbox ${failed} failed: ${why}`);
+}
+
+/** Why the guest may not reach `path` in its tree, when the tree's owners are the cause (denied.ts). */
+function denial(plan: SandboxPlan, path: string): { why: string; hint: string } | undefined {
+  if (plan.mode !== 'rootfs' || plan.root === undefined) return undefined;
+  const ids = { uidMap: plan.idmap.uidMap, gidMap: plan.idmap.gidMap, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+  const d = deniedBy(plan.root, path, ids);
+  return d ? describeDenial(d, plan.root, ids) : undefined;
 }
 
 /** /proc/self/uid_map or gid_map as one line, for messages. */

@@ -90,7 +90,7 @@ export class Scaffold {
    * `root`: the tree as the host sees it (for --image, the cached image);
    * `name`: the tree as the user named it, for messages.
    */
-  constructor(root: string, private readonly makeBy: MakeBy, readonly name: string) {
+  constructor(readonly root: string, private readonly makeBy: MakeBy, readonly name: string) {
     this.mounts = [{ at: '/', host: root, kind: 'host', made: new Map() }];
   }
 

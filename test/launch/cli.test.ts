@@ -202,7 +202,7 @@ describe('exit codes', () => {
 
     const cases: [string, RegExp][] = [
       [noexec, /permission denied/],
-      [text, /not an ELF program or a #! script/],
+      [text, /not a program: neither an ELF file nor a #! script \(text\)/],
       [truncated, /truncated ELF identification/],
       [tmp, /is a directory/],
       [unknown, /no QEMU target runs 64-bit LSB machine 0x1234 programs/],
@@ -214,6 +214,36 @@ describe('exit codes', () => {
       expect(r.stderr.split('\n').filter(Boolean).length, file).toBeLessThanOrEqual(2);
       expect(r.stderr, file).not.toMatch(/\bat .*\.js:\d+/);
     }
+  });
+
+  it('a file that is no program is said so before any chmod hint (a data file got "make it executable (chmod +x ...)", then after chmod "not an ELF program")', async (ctx) => {
+    skipIf(ctx, noFixtures());
+    const dir = join(tmp, 'not-programs');
+    mkdirSync(dir, { recursive: true });
+    const script = join(dir, 'steps.sh');
+    writeFileSync(script, 'echo hello\n');
+    const data = join(dir, 'data.bin');
+    writeFileSync(data, Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]));
+    const lib = join(dir, 'libm.so.6');
+    copyFileSync(join(sysroot('arm64'), 'lib', 'aarch64-linux-gnu', 'libm.so.6'), lib);
+    const cases: [string, string][] = [
+      [script, `xrun: ${script}: not a program: neither an ELF file nor a #! script (text)\nhint: a shell script runs as a program when its first line names its shell (#!/bin/sh); or run it with one: sh ${script}\n`],
+      [data, `xrun: ${data}: not a program: neither an ELF file nor a #! script (data)\n`],
+      [lib, `xrun: ${lib}: not a program: a shared library (e_type ET_DYN without DF_1_PIE or PT_INTERP: programs load it, it does not run on its own)\nhint: run a program that loads it\n`],
+    ];
+    for (const mode of [0o644, 0o755]) {
+      for (const [file, said] of cases) {
+        chmodSync(file, mode);
+        const r = await xrun([file]);
+        expect(r.stderr, `${file} mode ${mode.toString(8)}`).toBe(said);
+        expect(r.exitCode).toBe(126);
+      }
+    }
+    // A program without its execute bit still gets the chmod hint: that is its cause.
+    const bb = join(dir, 'busybox');
+    copyFileSync(busyboxStatic('arm64'), bb);
+    chmodSync(bb, 0o644);
+    expect((await xrun([bb, 'true'])).stderr).toBe(`xrun: ${bb}: permission denied\nhint: make it executable (chmod +x ${bb})\n`);
   });
 
   it('no emulator: names the package to install, exit 126', async (ctx) => {

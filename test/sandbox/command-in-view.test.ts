@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { SandboxOp } from '../../src/native.js';
 import { Scaffold } from '../../src/sandbox/scaffold.js';
-import { busyboxStatic } from '../helpers/fixtures.js';
+import { busyboxStatic, rootfs } from '../helpers/fixtures.js';
 import { cannotSandbox, cleanupSandboxTests, rootfsFor, scratchFor } from '../helpers/sandbox.js';
 import { skipIf } from '../helpers/skip.js';
 import { copyFor, currentUser, otherUser, type Runner } from '../helpers/users.js';
@@ -127,6 +127,25 @@ for (const runner of [currentUser, otherUser]) {
       const r = await runner.run(['--rootfs', root, '--bind', `${src}:/src`, '/src/uname', '-m']);
       expect(r.stderr).toBe('');
       expect(r.stdout).toBe('armv7l\n');
+    });
+  });
+
+  describe(`--rootfs on a directory that is no tree, as ${runner.who}`, () => {
+    it('a directory with neither /etc nor /bin/sh is said to be no root file system, naming a tree below it (it said "true: command not found in DIR")', async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const parent = scratchFor(runner);
+      const r = await runner.run(['--rootfs', parent, 'true']);
+      expect(r.stderr).toBe(`xrun: --rootfs ${parent}: not a root file system: it has neither /etc nor /bin/sh (true: command not found there)\n` +
+        "hint: name the tree's top directory, the one that holds bin/, etc/ and usr/ (xrun rootfs debian, rootfs import and rootfs pull make one)\n");
+      expect(r.exitCode).toBe(127);
+      // Its parent named instead of the tree: the hint names the tree.
+      await copyFor(runner, rootfs('arm64'), join(parent, 'rootfs'));
+      const p = await runner.run(['--rootfs', parent, '--cwd', '/', '/bin/true']);
+      expect(p.stderr).toBe(`xrun: --rootfs ${parent}: not a root file system: it has neither /etc nor /bin/sh (/bin/true: no such file there)\n` +
+        `hint: ${join(parent, 'rootfs')} has both: xrun --rootfs ${join(parent, 'rootfs')}\n`);
+      // A tree that is one keeps the plain "command not found".
+      const t = await runner.run(['--rootfs', join(parent, 'rootfs'), 'no-such-command']);
+      expect(t.stderr).toMatch(/^xrun: no-such-command: command not found in \S+\/rootfs\nhint: PATH inside is /);
     });
   });
 }
