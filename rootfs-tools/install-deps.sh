@@ -25,6 +25,8 @@ packages=(
   # rootfs pull's tests: a real registry (CNCF distribution), skopeo to fill it, umoci to compare trees,
   # htpasswd for basic auth, openssl for the token-auth server's certificate
   docker-registry skopeo umoci apache2-utils openssl
+  # --gdb: the debugger xrun runs on a foreign program (any architecture)
+  gdb-multiarch
   # the shells whose completion scripts the tests load
   zsh fish
   # --transparent keeps the user's identity: the tests ask ssh -G whom it would log in as

@@ -28,7 +28,7 @@ export async function run(nodeArgv: readonly string[]): Promise<number> {
   }
   takeFdRecord();
   try {
-    return launchCommand(launch.program, launch.args, launch.opts);
+    return await launchCommand(launch.program, launch.args, launch.opts);
   } catch (err) {
     guardOutput();
     return reportError(err);

@@ -9,6 +9,8 @@ import { EXIT, XrunError } from './errors.js';
 import { nativePath } from './native.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers } from './binfmt/entries.js';
 import { emulatorIsStatic, findEmulator } from './emulator.js';
+import { GDB } from './debugger.js';
+import { findOnPath } from './which.js';
 import { host, runsNatively } from './host.js';
 import { formatIdMap, isIdentityMap, probeFeatures, sandboxBlocker, type Features, type IdExtent } from './sandbox/features.js';
 import { findProot } from './sandbox/proot.js';
@@ -65,6 +67,14 @@ function addonCheck(): Check {
     if (!(err instanceof XrunError)) throw err;
     return { name: 'native addon', ok: false, detail: `${err.message}: programs cannot run`, fix: err.hint ?? 'npm run build' };
   }
+}
+
+/** Whether --gdb can run its debugger: optional, so never a failure, but said with the fix. */
+function debuggerCheck(env: Readonly<Record<string, string | undefined>>): Check {
+  const gdb = findOnPath(GDB, env.PATH);
+  return gdb
+    ? { name: 'debugger', ok: true, detail: `${gdb}: --gdb debugs foreign programs with it` }
+    : { name: 'debugger', ok: true, detail: `${GDB} is not installed: --gdb cannot run (--gdb-port and --strace can)`, hint: `apt-get install ${GDB}` };
 }
 
 /** Every check, in the order people read them. */
@@ -150,6 +160,8 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
     const choice = chooseCpu(arch, e.path, { specs, env });
     checks.push({ name: `cpu ${e.arch}`, ok: true, detail: describeCpu(choice) });
   }
+
+  checks.push(debuggerCheck(env));
 
   if (!isMounted(DEFAULT_BINFMT_DIR)) {
     checks.push({ name: 'host binfmt entries', ok: true, detail: `binfmt_misc is not mounted at ${DEFAULT_BINFMT_DIR}: no host entries (xrun needs none)` });

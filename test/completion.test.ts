@@ -51,6 +51,11 @@ describe('xrun completion', () => {
     expect(await bashComplete(['xrun', '--rootfs', 'inspect', '--ex'])).toEqual(['--explain']);
   });
 
+  it('bash: the debugging options, and --gdb-port taking its port as the next word', async () => {
+    expect(await bashComplete(['xrun', '--gdb'])).toEqual(['--gdb', '--gdb-port']);
+    expect(await bashComplete(['xrun', '--gdb-port', '1234', '--str'])).toEqual(['--strace']);
+  });
+
   it("bash: after the program, words are the program's: files, not xrun's options", async () => {
     const dir = fileURLToPath(new URL('..', import.meta.url));
     const offered = await bashComplete(['xrun', './bin/xrun', '--ro'], dir);

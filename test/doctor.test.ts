@@ -57,6 +57,16 @@ describe('xrun doctor', () => {
     expect(report.idmap.uidMap.map((m) => [m.inside, m.outside, m.count])).toEqual(uidMap);
   });
 
+  it('says whether gdb-multiarch is there for --gdb, as `command -v` finds it, and the package when it is not (never a failure: it is optional)', async () => {
+    const found = (await execa('sh', ['-c', 'command -v gdb-multiarch'], { reject: false })).stdout.trim();
+    const check = (JSON.parse((await xrun(['doctor', '--json'])).stdout) as Report).checks.find((c) => c.name === 'debugger')!;
+    expect(check.ok).toBe(true);
+    expect(check.detail).toBe(found ? `${found}: --gdb debugs foreign programs with it` : 'gdb-multiarch is not installed: --gdb cannot run (--gdb-port and --strace can)');
+    const without = (JSON.parse((await xrun(['doctor', '--json'], { env: { PATH: '/nonexistent' } })).stdout) as Report & { checks: { hint?: string }[] })
+      .checks.find((c) => c.name === 'debugger')!;
+    expect(without).toMatchObject({ ok: true, detail: 'gdb-multiarch is not installed: --gdb cannot run (--gdb-port and --strace can)', hint: 'apt-get install gdb-multiarch' });
+  });
+
   it('flags a host entry with a dynamic interpreter as failing inside containers, with the fix', async (ctx) => {
     skipIf(ctx, !(await privateBinfmtWorks()) ? 'no binfmt_misc in user namespaces here' : !existsSync('/usr/bin/qemu-aarch64') ? 'qemu-user (dynamic) not installed' : undefined);
     const a = archByName('aarch64')!;

@@ -7,20 +7,27 @@ import { XrunError, warn } from '../errors.js';
 import { host } from '../host.js';
 import { isNativeOpError } from '../native.js';
 import { cpuWarnings } from '../cpu.js';
-import { execDirect } from './exec.js';
+import { debugRequest, portNotice, sessionDirPrefix } from '../debugger.js';
+import { execDebugged, execDirect } from './exec.js';
 import { formatDirectPlan } from './explain.js';
 import { formatPartialPlan, partialPlan } from './partial.js';
 import { planDirect, type DirectPlan, type LaunchRequest } from './plan.js';
+import { mkdtempSync, rmSync } from 'node:fs';
 
 const ENOEXEC = 8;
 
-export function launchCommand(program: string, args: string[], opts: LaunchOptions): number {
+/** A direct launch: this process becomes the program, or with --gdb, runs it and gdb as its children. */
+export function launchCommand(program: string, args: string[], opts: LaunchOptions): number | Promise<number> {
   const env = { ...faithfulEnv(), ...parseEnvAssignments(opts.env) };
-  const req: LaunchRequest = { program, args, argv0: opts.argv0, qemu: opts.qemu, sysroot: opts.sysroot, cpu: opts.cpu, env };
+  // --gdb's private directory for the stub's socket; --explain makes none.
+  const dir = opts.gdb && !opts.explain ? mkdtempSync(sessionDirPrefix()) : undefined;
+  const debug = debugRequest(opts, dir);
+  const req: LaunchRequest = { program, args, argv0: opts.argv0, qemu: opts.qemu, sysroot: opts.sysroot, cpu: opts.cpu, debug, env };
   let plan: DirectPlan;
   try {
     plan = planDirect(req);
   } catch (err) {
+    if (dir) rmSync(dir, { recursive: true, force: true });
     // --explain shows how far the plan got before the missing piece, then fails as the run would.
     const partial = opts.explain && err instanceof XrunError ? partialPlan(req, err) : undefined;
     if (!partial) throw err;
@@ -32,6 +39,8 @@ export function launchCommand(program: string, args: string[], opts: LaunchOptio
     process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatDirectPlan(plan));
     return 0;
   }
+  if (plan.debug?.gdb?.kind === 'session') return execDebugged(plan, plan.debug.gdb, env);
+  if (plan.debug?.gdb?.kind === 'port') process.stderr.write(portNotice(plan.debug.gdb, plan.program.path));
   try {
     return execDirect(plan, env);
   } catch (err) {

@@ -6,11 +6,22 @@ import { noexecMount } from '../mounts.js';
 import { isNativeOpError, native } from '../native.js';
 import { closedStdio, inheritedFds } from '../stdio.js';
 import type { DirectPlan } from './plan.js';
+import type { GdbSession } from '../debugger.js';
+import { runGdbSession, spawnProgram } from '../debug-session.js';
 
 /** Replaces this process with the plan's program. Returns only by throwing an XrunError. */
 export function execDirect(plan: DirectPlan, env: Readonly<Record<string, string | undefined>>): never {
   const envList = Object.entries(env).flatMap(([k, v]) => (v === undefined || plan.exec.unset.includes(k) ? [] : [`${k}=${v}`]));
   return execProgram(plan.exec.path, plan.exec.argv, envList);
+}
+
+/**
+ * --gdb: the emulator and gdb as children of xrun, which waits for both and
+ * exits with the program's status (src/debug-session.ts).
+ */
+export function execDebugged(plan: DirectPlan, session: GdbSession, env: Readonly<Record<string, string | undefined>>): Promise<number> {
+  const envObject = Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && !plan.exec.unset.includes(e[0])));
+  return runGdbSession(session, spawnProgram(plan.exec, envObject, inheritedFds(), plan.script?.path ?? plan.program.path));
 }
 
 /** Replaces this process with `path`. Returns only by throwing an XrunError that carries the errno name. */

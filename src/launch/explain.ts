@@ -3,6 +3,7 @@
 import { planRow, shellQuote } from '../text.js';
 import { describeCpu } from '../cpu.js';
 import type { DirectPlan } from './plan.js';
+import { describeDebug } from '../debugger.js';
 import type { LoaderResolution } from './sysroot.js';
 
 
@@ -44,6 +45,7 @@ export function formatDirectPlan(plan: DirectPlan): string {
   out += planRow('argv0', `${plan.argv0.value} (${plan.argv0.reason})`);
   out += planRow('exec', plan.exec.argv.map(shellQuote).join(' '));
   out += planRow('env', plan.exec.unset.length > 0 ? `inherited, without ${plan.exec.unset.join(', ')}` : 'inherited');
+  if (plan.debug) for (const [label, text] of describeDebug(plan.debug)) out += planRow(label, text);
   for (const note of plan.notes) out += planRow('note', note);
   return out;
 }

@@ -13,7 +13,8 @@ import { host, runsNatively, type Host } from '../host.js';
 import { kernelCanExec, locate, readProgram, type ElfProgram, type Program } from '../program.js';
 import { chooseSysroot, programInTree, type Sysroot } from './sysroot.js';
 import type { TreeView } from './view.js';
-import { EXIT } from '../errors.js';
+import { EXIT, XrunError } from '../errors.js';
+import { emulatorDebugArgs, findGdb, planPort, planSession, type DebugPlan, type DebugRequest } from '../debugger.js';
 import { viewHelper } from '../native.js';
 
 export interface LaunchRequest {
@@ -28,6 +29,8 @@ export interface LaunchRequest {
   readonly sysroot?: string | undefined;
   /** --cpu [ARCH:]MODEL values (XRUN_CPU is read from env). */
   readonly cpu?: readonly string[] | undefined;
+  /** --strace, --gdb, --gdb-port. */
+  readonly debug?: DebugRequest | undefined;
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
@@ -59,6 +62,8 @@ export interface DirectPlan {
    * stop it, and -cpu overrides it only when xrun passes one.
    */
   readonly exec: { readonly path: string; readonly argv: readonly string[]; readonly unset: readonly string[] };
+  /** --strace and --gdb/--gdb-port: the emulator's options for them and the debugger's side; undefined when not asked. */
+  readonly debug: DebugPlan | undefined;
   readonly notes: readonly string[];
 }
 
@@ -106,12 +111,20 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
   const specs = parseCpuSpecs(req.cpu ?? [], req.env);
 
   if (runsNatively(h, elf.arch) && req.qemu === undefined) {
+    if (req.debug) {
+      const what = [req.debug.strace && '--strace', req.debug.gdb && (req.debug.gdb.kind === 'session' ? '--gdb' : '--gdb-port')].filter(Boolean).join(' and ');
+      throw new XrunError('usage', `${what}: ${req.program} is ${elf.arch.name}, which runs natively here: there is no emulator to trace or debug it`, {
+        exitCode: EXIT.usage,
+        hint: `use the host's tools (gdb --args ${req.program}, strace ${req.program}), or run it under QEMU with --qemu PATH`,
+      });
+    }
     kernelCanExec(program.path, req.program);
     notes.push(`${elf.arch.name} runs natively on this ${h.arch.name} host: no emulator`);
     return {
       kind: 'direct', mode: 'native', host: hostFacts, program: facts(elf), script, emulator: undefined, sysroot: undefined, cpu: undefined, argv0,
       // The kernel handles #! itself; exec the script or program directly.
       exec: { path: program.path, argv: program.kind === 'script' ? [req.argv0 ?? req.program, ...req.args] : argv, unset: [] },
+      debug: undefined,
       notes,
     };
   }
@@ -126,7 +139,8 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
     envPrefix: req.env.QEMU_LD_PREFIX,
   });
   const cpu = chooseCpu(elf.arch, emulator.path, { specs, env: req.env });
-  const qemuArgs = ['-0', argv[0]!, ...(sysroot.path ? ['-L', sysroot.path] : []), ...(cpu.model ? ['-cpu', cpu.model] : [])];
+  const debug = debugPlan(req, resolve(elf.path), sysroot.path);
+  const qemuArgs = ['-0', argv[0]!, ...(sysroot.path ? ['-L', sysroot.path] : []), ...(cpu.model ? ['-cpu', cpu.model] : []), ...emulatorDebugArgs(debug)];
   const unset = cpu.model === undefined && cpu.source !== 'QEMU_CPU' && req.env.QEMU_CPU !== undefined ? ['QEMU_CPU'] : [];
   if (emulator.static === false) notes.push('the emulator is dynamically linked: fine here, but it cannot work inside a chroot or container');
   notes.push('direct mode: foreign programs this one starts run only if a binfmt_misc entry covers them (see --rootfs, --transparent)');
@@ -142,8 +156,23 @@ export function planDirect(req: LaunchRequest, h: Host = host()): DirectPlan {
     cpu,
     argv0,
     exec: sysroot.view ? { ...viewExec(sysroot, sysroot.view, elf.path, emulated), unset } : { path: emulator.path, argv: emulated, unset },
+    debug,
     notes,
   };
+}
+
+/**
+ * The debug side of an emulated launch: gdb reads the program's own file
+ * (the ELF that runs: a script's interpreter) and its libraries from the
+ * sysroot QEMU gets with -L.
+ */
+function debugPlan(req: LaunchRequest, file: string, sysroot: string | undefined): DebugPlan | undefined {
+  const d = req.debug;
+  if (!d) return undefined;
+  const gdb = d.gdb?.kind === 'session'
+    ? planSession({ dir: d.gdb.dir, gdb: findGdb(req.env), file, sysroot })
+    : d.gdb?.kind === 'port' ? planPort(d.gdb.port, file, sysroot) : undefined;
+  return { strace: d.strace, gdb };
 }
 
 /**
