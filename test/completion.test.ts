@@ -56,6 +56,10 @@ describe('xrun completion', () => {
     expect(await bashComplete(['xrun', '--gdb-port', '1234', '--str'])).toEqual(['--strace']);
   });
 
+  it('bash: the sandbox modes\' --verbose', async () => {
+    expect(await bashComplete(['xrun', '--rootfs', 'tree', '--explain', '--verb'])).toEqual(['--verbose']);
+  });
+
   it("bash: after the program, words are the program's: files, not xrun's options", async () => {
     const dir = fileURLToPath(new URL('..', import.meta.url));
     const offered = await bashComplete(['xrun', './bin/xrun', '--ro'], dir);

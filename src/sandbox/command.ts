@@ -100,7 +100,7 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
   // Inside a root, the first program's arch is the one a --cpu without ARCH: is for.
   if (mode === 'rootfs') for (const e of plan.binfmt) if (e.arch === plan.program.arch) for (const w of cpuWarnings(e.cpu, e.emulator.path)) warn(w);
   if (opts.explain) {
-    process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatSandboxPlan(plan));
+    process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatSandboxPlan(plan, { verbose: opts.verbose }));
     return 0;
   }
   for (const w of plan.warnings) warn(w.message, w.hint);

@@ -1,36 +1,70 @@
-/** The text form of a sandbox plan, for `--explain`. */
+/**
+ * The text form of a sandbox plan, for `--explain`: what runs and what the
+ * guest sees first (program, command, mounts), then how (ids, binfmt entries).
+ * A sandbox registers an entry for every foreign architecture with an
+ * emulator, thirty and more on a host with qemu-user-static: each is one line
+ * here, the first program's first; `--verbose` gives each in full (its CPU's
+ * reason, the launcher's part, the register line). `--json` prints the plan
+ * itself, whatever the layout here.
+ */
 
 import { planRow, shellQuote } from '../text.js';
 import { describeCpu } from '../cpu.js';
-import type { SandboxPlan } from './plan.js';
+import type { PlannedEntry, SandboxPlan } from './plan.js';
 
+export interface SandboxExplainOptions {
+  /** --verbose: every binfmt entry in full. */
+  readonly verbose?: boolean | undefined;
+}
 
-export function formatSandboxPlan(plan: SandboxPlan): string {
+export function formatSandboxPlan(plan: SandboxPlan, opts: SandboxExplainOptions = {}): string {
   let out = planRow('mode', plan.mode === 'rootfs'
     ? `rootfs: new user, mount and pid namespaces, pivot_root into ${plan.root}`
     : 'transparent: new user, mount and pid namespaces, host file system, foreign programs emulated');
   out += planRow('program', `${plan.program.path}${plan.program.hostPath !== plan.program.path ? ` (${plan.program.hostPath} on the host)` : ''}${plan.program.arch ? `: ${plan.program.arch}` : ''}`);
+  out += planRow('exec', plan.argv.map(shellQuote).join(' '));
+  out += planRow('cwd', plan.cwd);
+  out += planRow('env', plan.mode === 'rootfs' ? plan.env.join(' ') : 'inherited, plus --env and QEMU_LD_PREFIX when -L is given');
+  for (const m of plan.mounts) out += planRow('mount', `${m.source} on ${m.target} (${m.what})`);
   const oneLine = (map: string) => map.split('\n').join(', ');
   out += planRow('ids', `uid_map "${oneLine(plan.idmap.uidMap)}", gid_map "${oneLine(plan.idmap.gidMap)}" (${plan.idmap.reason})`);
   if (plan.idmap.inner) out += planRow('', `uid_map "${plan.idmap.inner.uidMap}", gid_map "${plan.idmap.inner.gidMap}" (${plan.idmap.inner.reason})`);
-  for (const e of plan.binfmt) {
-    out += planRow('binfmt', `${e.arch} -> ${e.emulator.path} (${e.emulator.static === false ? 'dynamic' : 'static'}; ${e.emulator.reason}), flags PF: the ${e.interpreter.kind} is opened now, so it need not exist inside; argv[0] kept`);
-    if (e.interpreter.kind === 'launcher') out += planRow('', `through ${e.interpreter.path}: ${e.interpreter.reason}`);
-    out += planRow('cpu', `${e.arch}: ${describeCpu(e.cpu)}`);
-    out += planRow('', e.line);
-  }
-  for (const r of plan.refused) {
-    out += planRow('binfmt', `${r.arch} -> xrun's launcher, which refuses: ${r.message.split('\n')[0]!.replace('xrun: {program}: ', '')}`);
-    out += planRow('', r.line);
-  }
-  for (const m of plan.mounts) out += planRow('mount', `${m.source} on ${m.target} (${m.what})`);
   out += planRow('paths', plan.resolve.reason);
-  out += planRow('cwd', plan.cwd);
-  out += planRow('exec', plan.argv.map(shellQuote).join(' '));
-  out += planRow('env', plan.mode === 'rootfs' ? plan.env.join(' ') : 'inherited, plus --env and QEMU_LD_PREFIX when -L is given');
+  out += binfmtRows(plan, opts.verbose === true);
   out += planRow('hang-up', plan.hangup.reason);
   for (const note of plan.notes) out += planRow('note', note);
   for (const w of plan.warnings) out += planRow('warning', `${w.message}${w.hint ? `; ${w.hint}` : ''}`);
   out += planRow('host', 'unchanged: every mount and binfmt entry lives in namespaces that end with the program');
   return out;
+}
+
+/** The binfmt entries: a summary, then one line each (the first program's first, with its CPU), or each in full. */
+function binfmtRows(plan: SandboxPlan, verbose: boolean): string {
+  const count = plan.binfmt.length + plan.refused.length;
+  if (count === 0) return '';
+  const first = plan.binfmt.filter((e) => e.arch === plan.program.arch);
+  const entries = [...first, ...plan.binfmt.filter((e) => e.arch !== plan.program.arch)];
+  let out = planRow('binfmt', `${count} ${count === 1 ? 'entry' : 'entries'} in a private binfmt_misc, flags PF: each interpreter is opened now, so it need not exist inside; argv[0] kept` +
+    `${verbose ? '' : '; --verbose shows each in full'}`);
+  for (const e of entries) {
+    const emulator = `${e.arch} -> ${e.emulator.path} (${e.emulator.static === false ? 'dynamic' : 'static'}; ${e.emulator.reason})`;
+    if (verbose) {
+      out += planRow('binfmt', `${emulator}, through ${e.interpreter.kind === 'launcher' ? "xrun's launcher" : 'the emulator itself'}`);
+      if (e.interpreter.kind === 'launcher') out += planRow('', `through ${e.interpreter.path}: ${e.interpreter.reason}`);
+      out += planRow('cpu', `${e.arch}: ${describeCpu(e.cpu)}`);
+      out += planRow('', e.line);
+      continue;
+    }
+    out += planRow('binfmt', `${emulator}, ${cpuShort(e)}${e.interpreter.kind === 'launcher' ? ", through xrun's launcher" : ''}`);
+    if (e.arch === plan.program.arch) out += planRow('cpu', `${e.arch}: ${describeCpu(e.cpu)}`);
+  }
+  for (const r of plan.refused) {
+    out += planRow('binfmt', `${r.arch} -> xrun's launcher, which refuses: ${r.message.split('\n')[0]!.replace('xrun: {program}: ', '')}`);
+    if (verbose) out += planRow('', r.line);
+  }
+  return out;
+}
+
+function cpuShort(e: PlannedEntry): string {
+  return e.cpu.model === undefined ? "QEMU's default CPU" : `cpu ${e.cpu.model}`;
 }

@@ -15,6 +15,8 @@ export interface SandboxOptions {
   hosts?: boolean;
   /** false with --no-resolv-conf. */
   resolvConf?: boolean;
+  /** --verbose: --explain shows every binfmt entry in full. */
+  verbose?: boolean;
 }
 
 export const SANDBOX_OPTIONS: readonly OptionSpec<keyof SandboxOptions>[] = [
@@ -26,5 +28,6 @@ export const SANDBOX_OPTIONS: readonly OptionSpec<keyof SandboxOptions>[] = [
   { long: '--cwd', value: 'dir', key: 'cwd', modes: ['rootfs', 'image', 'transparent'], description: 'with --rootfs: working directory inside' },
   { long: '--no-hosts', key: 'hosts', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's /etc/hosts (default: the host's, naming localhost, a private copy)" },
   { long: '--no-resolv-conf', key: 'resolvConf', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's /etc/resolv.conf (default: the host's, a private copy)" },
+  { long: '--verbose', key: 'verbose', modes: ['rootfs', 'image', 'transparent'], description: 'with --explain: every binfmt entry in full (its CPU and why, the launcher, the register line)' },
   { long: '--no-sandbox', key: 'sandbox', modes: ['rootfs'], description: 'with --rootfs: no confinement: run the program under the emulator with -L DIR; the programs it starts run on the HOST' },
 ];

@@ -118,7 +118,7 @@ describe('--rootfs through the launcher', () => {
     expect(entry.cpu).toMatchObject({ arch: 'aarch64', model: 'neoverse-n1', source: 'policy' });
     expect(entry.interpreter).toMatchObject({ kind: 'launcher', path: '/dev/.xrun/aarch64' });
     expect(entry.line).toContain(':/dev/.xrun/aarch64:PF');
-    const text = String((await xrun(['--rootfs', root, '--explain', '--cpu', 'cortex-a57', '/bin/true'])).stdout);
+    const text = String((await xrun(['--rootfs', root, '--explain', '--verbose', '--cpu', 'cortex-a57', '/bin/true'])).stdout);
     expect(text).toMatch(/^cpu {7}aarch64: cortex-a57 \(option: asked for with --cpu cortex-a57\)$/m);
     expect(text).toMatch(/^ {10}through \/dev\/\.xrun\/aarch64: xrun's launcher runs \S+ with -cpu cortex-a57 on every exec/m);
   });

@@ -156,4 +156,40 @@ describe('--explain', () => {
     expect(text.stdout).toMatch(/^binfmt +aarch64 -> \S+qemu-aarch64-static \(static/m);
     expect(text.stdout).toMatch(/^ids +uid_map/m);
   });
+
+  it('the command and the mounts come first, each binfmt entry is one line, --verbose gives them in full, --json is the same plan (it was 123 lines, the mounts after 34 entries)', async (ctx) => {
+    skipIf(ctx, cannot(currentUser));
+    const root = await rootfsFor(currentUser);
+    const plan = JSON.parse((await currentUser.run(['--rootfs', root, '--explain', '--json', 'sh'])).stdout);
+    expect(plan.binfmt.length).toBeGreaterThan(0);
+    const lines = (await currentUser.run(['--rootfs', root, '--explain', 'sh'])).stdout.split('\n').filter(Boolean);
+    const labels = lines.map((l) => l.slice(0, 10).trim());
+    const firstOf = (label: string) => labels.indexOf(label);
+    // What runs and what the guest sees, before how.
+    expect(labels.slice(0, 4)).toEqual(['mode', 'program', 'exec', 'cwd']);
+    expect(firstOf('mount')).toBeLessThan(firstOf('ids'));
+    expect(labels.lastIndexOf('mount')).toBeLessThan(firstOf('binfmt'));
+    // One summary line, then one line per entry, the program's arch first with its CPU and why; no register line.
+    const binfmt = lines.filter((l) => l.startsWith('binfmt'));
+    expect(binfmt).toHaveLength(1 + plan.binfmt.length + plan.refused.length);
+    expect(binfmt[0]).toMatch(new RegExp(`^binfmt +${plan.binfmt.length + plan.refused.length} entr(y|ies) in a private binfmt_misc, flags PF: .*; --verbose shows each in full$`));
+    expect(binfmt[1]).toMatch(/^binfmt +aarch64 -> \S+qemu-aarch64-static \(static; .*\), cpu \S+, through xrun's launcher$/);
+    expect(lines[lines.indexOf(binfmt[1]!) + 1]).toMatch(/^cpu +aarch64: /);
+    expect(lines.filter((l) => l.startsWith('cpu'))).toHaveLength(1);
+    expect(lines.some((l) => l.includes(':xrun-'))).toBe(false);
+    expect(lines.length).toBeLessThan(plan.binfmt.length + plan.mounts.length + 20);
+    // --verbose: every entry's register line and CPU; --json does not change with it.
+    const verbose = (await currentUser.run(['--rootfs', root, '--explain', '--verbose', 'sh'])).stdout;
+    for (const e of plan.binfmt) {
+      expect(verbose).toContain(`\n          ${e.line}\n`);
+      expect(verbose).toMatch(new RegExp(`^cpu +${e.arch}: `, 'm'));
+    }
+    expect(JSON.parse((await currentUser.run(['--rootfs', root, '--explain', '--json', '--verbose', 'sh'])).stdout)).toEqual(plan);
+  });
+
+  it('--verbose belongs to the sandbox modes: a direct launch refuses it', async () => {
+    const r = await currentUser.run(['--verbose', '--explain', '/bin/true']);
+    expect(r.stderr).toBe('xrun: --verbose goes with --rootfs or --image or --transparent, not with a direct launch (xrun PROGRAM)\nhint: see xrun --help\n');
+    expect(r.exitCode).toBe(2);
+  });
 });
