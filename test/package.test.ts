@@ -152,6 +152,52 @@ describe('installed from the tarball, without compilers', () => {
   });
 });
 
+describe('from a clone: npm link', () => {
+  /** The repository's files as a clone has them (tracked, and new ones not ignored): no dist/, man/ or build/. */
+  async function cloneLike(): Promise<string | undefined> {
+    const files = await execa('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO, reject: false });
+    if (files.exitCode !== 0) return undefined;
+    const dir = join(tmp, `clone-${Math.random().toString(36).slice(2)}`);
+    await execa('mkdir', ['-p', dir]);
+    const list = files.stdout.split('\0').filter((f) => f && existsSync(join(REPO, f)));
+    await execa('cp', ['--parents', '-t', dir, ...list], { cwd: REPO });
+    return dir;
+  }
+  const npmIn = (dir: string, linkPrefix: string) => execa('npm', ['link', '--offline'], {
+    cwd: dir, reject: false, stdin: 'ignore',
+    env: { npm_config_prefix: linkPrefix, npm_config_update_notifier: 'false', npm_config_fund: 'false', npm_config_audit: 'false' },
+  });
+
+  it('links man/xrun.1, which `man -w xrun` finds through PATH (a clone\'s `npm link` found nothing: the page did not exist yet)', async (ctx) => {
+    skipIf(ctx, (await execa('sh', ['-c', 'command -v man'], { reject: false })).exitCode !== 0 ? 'man (man-db) not installed' : undefined);
+    const dir = await cloneLike();
+    skipIf(ctx, dir === undefined ? 'not a git checkout' : undefined);
+    expect(existsSync(join(dir!, 'man'))).toBe(false);
+    // As after `npm install` in the clone: its dependencies in place.
+    await execa('ln', ['-s', join(REPO, 'node_modules'), join(dir!, 'node_modules')]);
+    const linkPrefix = join(tmp, 'link-prefix');
+    const link = await npmIn(dir!, linkPrefix);
+    expect(link.exitCode, link.stderr).toBe(0);
+    expect(readFileSync(join(linkPrefix, 'share', 'man', 'man1', 'xrun.1'), 'utf8')).toMatch(/^\.TH XRUN 1/m);
+    // man-db's search path from PATH: <prefix>/bin on PATH brings <prefix>/share/man.
+    const env = { PATH: `${join(linkPrefix, 'bin')}:/usr/bin:/bin`, MANPATH: undefined, MANPAGER: 'cat', MANWIDTH: '80' };
+    const where = await execa('man', ['-w', 'xrun'], { reject: false, env, extendEnv: false });
+    expect(where.exitCode, where.stderr).toBe(0);
+    expect(realpathSync(where.stdout)).toBe(realpathSync(join(dir!, 'man', 'xrun.1')));
+    const page = await execa('man', ['xrun'], { reject: false, env, extendEnv: false });
+    expect(page.stdout).toMatch(/--rootfs/);
+    expect((await execa(join(linkPrefix, 'bin', 'xrun'), ['--version'], { reject: false })).stdout).toBe(JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version);
+  });
+
+  it('without `npm install` first, `npm link` says to run it', async (ctx) => {
+    const dir = await cloneLike();
+    skipIf(ctx, dir === undefined ? 'not a git checkout' : undefined);
+    const link = await npmIn(dir!, join(tmp, 'link-prefix-bare'));
+    expect(link.exitCode).not.toBe(0);
+    expect(link.stderr).toContain('xrun: the bundle and the man page need the development dependencies: run `npm install` first (it builds them), then `npm link`');
+  });
+});
+
 describe('where no prebuilt fits (another arch, musl): built from source at install', () => {
   // A copy of the installed package without the prebuilt for this platform stands for one.
   let other: string;
