@@ -14,9 +14,10 @@
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { machine, release, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Arch } from './arch.js';
-import { cacheDir, ensureDir, tryCacheDir } from './paths.js';
+import { cacheDir, ensureDir, trustCache, tryCacheDir } from './paths.js';
+import { untrusted } from './trust.js';
 
 export interface CompatProbe {
   readonly arch: string;
@@ -108,6 +109,8 @@ function runProbe(bytes: Buffer, env: Readonly<Record<string, string | undefined
     let dir: string | undefined;
     try {
       // Not Node's recursive mkdir: it spins forever under /proc (XDG_CACHE_HOME=/proc/nope).
+      // The probe is executed from here: a directory where others could swap it is never used.
+      if (untrusted(resolve(parent), { missingOk: true })) continue;
       if (parent === tmpdir()) ensureDir(parent, 'temporary directory');
       else if (!tryCacheDir(parent, env)) continue;
       dir = mkdtempSync(join(parent, 'xrun-probe-'));
@@ -154,6 +157,8 @@ export function probeCompat(arches: readonly Arch[], env: Readonly<Record<string
   if (arches.length === 0) return [];
   const key = cacheKey();
   const file = join(cacheDir(env), 'compat.json');
+  // Forged results would have xrun exec a foreign program natively, or not: refused, not read.
+  trustCache(file, env);
   let cached: readonly CompatProbe[] = [];
   try {
     const parsed = JSON.parse(readFileSync(file, 'utf8')) as CacheFile;

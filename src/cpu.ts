@@ -13,7 +13,7 @@ import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { archByName, type Arch } from './arch.js';
 import { EXIT, XrunError } from './errors.js';
-import { cacheDir, tryCacheDir } from './paths.js';
+import { cacheDir, trustCache, tryCacheDir } from './paths.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -95,6 +95,8 @@ function cacheFor(emulator: string, env: Env): ProbeCache | undefined {
   if (known && known.identity === identity) return known;
   const name = emulator.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^_+/, '');
   const file = join(cacheDir(env), 'cpu-probe', `${name}.json`);
+  // Forged answers would steer the CPU: a cache others can write is refused, not read.
+  trustCache(file, env);
   let answers: Record<string, ProbeAnswer> = {};
   try {
     const saved = JSON.parse(readFileSync(file, 'utf8')) as { identity?: string; answers?: Record<string, ProbeAnswer> };

@@ -4,8 +4,10 @@
  * and `--install-binfmt`, written by `emulators fetch`.
  */
 
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { trustCache } from './paths.js';
 
 export const PACKAGE = 'qemu-user-static';
 export const MANIFEST = 'manifest.json';
@@ -32,10 +34,12 @@ export interface Manifest {
   readonly available?: readonly string[];
 }
 
-/** Reads the cache's manifest; an absent or unreadable one is empty. */
+/** Reads the cache's manifest; an absent or unreadable one is empty. A manifest others could have written is refused (paths.ts trustCache). */
 export function readManifest(dir: string): Manifest {
+  const file = join(dir, MANIFEST);
+  trustCache(file);
   try {
-    const m = JSON.parse(readFileSync(join(dir, MANIFEST), 'utf8')) as Manifest;
+    const m = JSON.parse(readFileSync(file, 'utf8')) as Manifest;
     if (m && m.format === 1 && typeof m.emulators === 'object') return m;
   } catch {
     // Absent or damaged: the files are still usable, only their provenance is unknown.
@@ -44,10 +48,22 @@ export function readManifest(dir: string): Manifest {
 }
 
 /**
- * Whether the cache's manifest records the emulator at `path` as verified against a signed Release:
- * false for one fetched with --insecure, undefined for a file the manifest does not know.
+ * What the cache's manifest vouches for the emulator at `path`: `signed` only
+ * when its entry says it was verified against a signed Release and the file's
+ * SHA256 is the one recorded then (an entry without a digest, or a file
+ * changed since, proves nothing); `insecure` for one fetched with --insecure;
+ * `unknown` for a file the manifest does not know.
  */
-export function cachedEmulatorSigned(path: string): boolean | undefined {
+export function cachedEmulatorProvenance(path: string): 'signed' | 'insecure' | 'unknown' | 'no-digest' | 'altered' {
   const entry = Object.values(readManifest(dirname(path)).emulators).find((e) => e.file === basename(path));
-  return entry ? entry.signed : undefined;
+  if (!entry) return 'unknown';
+  if (entry.signed !== true) return 'insecure';
+  if (typeof entry.sha256 !== 'string' || entry.sha256 === '') return 'no-digest';
+  let actual: string;
+  try {
+    actual = createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch {
+    return 'altered';
+  }
+  return actual === entry.sha256 ? 'signed' : 'altered';
 }

@@ -10,7 +10,7 @@ import type { Arch } from './arch.js';
 import { readElf } from './elf-file.js';
 import { isStatic } from './elf.js';
 import { EXIT, XrunError, errnoCode, errnoText } from './errors.js';
-import { emulatorCacheDir } from './paths.js';
+import { emulatorCacheDir, trustCache } from './paths.js';
 import { findOnPath, isExecutableFile } from './which.js';
 
 export type EmulatorSource = 'option' | 'path-static' | 'path' | 'cache';
@@ -65,7 +65,11 @@ export function findEmulator(arch: Arch, q: EmulatorQuery): Emulator | undefined
   const dynamic = findOnPath(name, q.env.PATH);
   if (dynamic) return found(arch, resolve(dynamic), 'path', `no ${name}-static on PATH; ${name} found there`);
   const cached = join(emulatorCacheDir(q.hostArch, q.env), `${name}-static`);
-  if (isExecutableFile(cached)) return found(arch, resolve(cached), 'cache', "none on PATH; fetched earlier into xrun's cache");
+  if (isExecutableFile(cached)) {
+    // Never run what another user could have planted or swapped (issue 23): refused, not passed over.
+    trustCache(cached, q.env);
+    return found(arch, resolve(cached), 'cache', "none on PATH; fetched earlier into xrun's cache");
+  }
   return undefined;
 }
 

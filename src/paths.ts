@@ -6,6 +6,7 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { XrunError, errnoCode, errnoText } from './errors.js';
 import { isDir } from './fs-checks.js';
+import { untrusted } from './trust.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -86,6 +87,7 @@ export function ensureDir(dir: string, what: string): string {
  * naming the directory and where its location came from.
  */
 export function ensureCacheDir(dir: string, env: Env = process.env): string {
+  trustCache(dir, env);
   const xdg = env.XDG_CACHE_HOME;
   const home = env.HOME || homedir();
   const base = xdg ? resolve(xdg) : join(home, '.cache');
@@ -97,6 +99,21 @@ export function ensureCacheDir(dir: string, env: Env = process.env): string {
     throw new XrunError('cache', `cache directory ${dir}: ${(err as Error).message} (${origin}; set XDG_CACHE_HOME to a writable directory)`);
   }
   return dir;
+}
+
+/**
+ * Refuses a path in xrun's cache (a file, or a directory) that someone other
+ * than root and the caller could have put there or could change: a cached
+ * emulator runs, and the manifest and probe results steer what runs
+ * (src/trust.ts). What does not exist yet passes, so far as the directories
+ * above it are trusted. One line naming the component at fault and the fix.
+ */
+export function trustCache(path: string, env: Env = process.env): void {
+  const d = untrusted(resolve(path), { missingOk: true });
+  if (d === undefined) return;
+  const base = resolve(cacheDir(env));
+  const where = d.path === base ? '' : `${d.path}: `;
+  throw new XrunError('cache', `cache directory ${base}: ${where}${d.why}: set XDG_CACHE_HOME to a directory only you can write`);
 }
 
 /** ensureCacheDir for what is only a cache of a cache: whether `dir` could be made, never an error or a spin. */

@@ -5,7 +5,7 @@
  */
 
 import { ARCHES, archByName, type Arch } from '../arch.js';
-import { cachedEmulatorSigned } from '../emulator-cache.js';
+import { cachedEmulatorProvenance } from '../emulator-cache.js';
 import { findEmulator, type Emulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
 import { runsNatively, type Host } from '../host.js';
@@ -103,13 +103,17 @@ export function planInstall(req: InstallRequest, existing: readonly BinfmtEntry[
         hint: 'install the static one (apt-get install qemu-user-static) or pass --force',
       });
     }
-    // A host entry runs the emulator for every user's foreign programs: one fetched without a verified
-    // signature (--insecure, or a file the cache's manifest does not know) is not trusted for that.
-    const signed = emulator?.source === 'cache' ? cachedEmulatorSigned(emulator.path) : true;
-    if (emulator && signed !== true && !req.force) {
-      const reason = signed === false
-        ? "it was fetched with --insecure: its package's signature was never verified"
-        : "the cache's manifest does not know it: where it came from is unknown";
+    // A host entry runs the emulator for every user's foreign programs: one whose signature was never
+    // verified (--insecure, a file the cache's manifest does not know, an entry without a digest or a
+    // file that no longer matches it) is not trusted for that.
+    const provenance = emulator?.source === 'cache' ? cachedEmulatorProvenance(emulator.path) : 'signed';
+    if (emulator && provenance !== 'signed' && !req.force) {
+      const reason = {
+        insecure: "it was fetched with --insecure: its package's signature was never verified",
+        unknown: "the cache's manifest does not know it: where it came from is unknown",
+        'no-digest': "the cache's manifest records no SHA256 for it: nothing ties the file to a verified package",
+        altered: "its SHA256 is not the one the cache's manifest recorded: it changed after it was fetched",
+      }[provenance];
       if (all) {
         skipped.push({ arch: arch.name, why: `${emulator.path}: ${reason}` });
         continue;

@@ -11,7 +11,7 @@ import type { LaunchOptions } from '../launch/options.js';
 import type { SandboxOptions } from './options.js';
 import { cpuWarnings, describeCpu } from '../cpu.js';
 import { launcherPath } from '../native.js';
-import { cacheDir, tryCacheDir } from '../paths.js';
+import { cacheDir, trustCache, tryCacheDir } from '../paths.js';
 import { entryCovers, listEntries, worksInContainers } from '../binfmt/entries.js';
 import { faithfulEnv } from '../bytes.js';
 import { parseEnvAssignments } from '../env.js';
@@ -35,6 +35,8 @@ import { runSandbox } from './run.js';
  */
 function launchDir(): string | undefined {
   const dir = join(cacheDir(), 'binfmt-launch');
+  // The launcher reads its settings here by path on every foreign exec: a directory others could swap is refused.
+  trustCache(dir);
   // Through the cache helper: Node's recursive mkdir spins forever under a path like /proc/nope.
   if (!tryCacheDir(dir)) return undefined;
   try {

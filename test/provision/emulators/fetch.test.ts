@@ -4,8 +4,9 @@
  * fetched emulator when PATH has none.
  */
 
-import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -327,7 +328,8 @@ describe('emulators list on merged-/usr hosts', () => {
   it('one directory reached under two PATH entries (/bin -> usr/bin) lists each emulator once, not twice', async (ctx) => {
     const qemu = '/usr/bin/qemu-aarch64-static';
     if (!existsSync(qemu)) return ctx.skip('qemu-aarch64-static not installed');
-    const dir = userTempDir('xrun-merged-usr-');
+    // The caller's own directory: xrun refuses a cache in another user's (src/trust.ts).
+    const dir = mkdtempSync(join(tmpdir(), 'xrun-merged-usr-'));
     try {
       // usr/bin holds the emulator; bin is a link to it, as on a merged-/usr system.
       mkdirSync(join(dir, 'usr', 'bin'), { recursive: true });
