@@ -33,3 +33,16 @@ export function missingLoader(q: { readonly arch: Arch; readonly program: string
       : `pass the program's root file system with -L DIR (or set QEMU_LD_PREFIX), or install ${pkg}which provide it`,
   });
 }
+
+/**
+ * A loader found, but nowhere usable: each place with why (`why`: a file that
+ * is no ELF file for the arch, or a path others could change). `tree`, when a
+ * tree around the program was refused, is named in the hint: the user may
+ * vouch for it.
+ */
+export function unusableLoader(q: { readonly arch: Arch; readonly program: string; readonly interpreter: string | undefined }, why: string, tree?: string): XrunError {
+  return new XrunError('no-loader', `${q.program}: dynamic loader ${q.interpreter} (${q.arch.name}) cannot be used: ${why}`, {
+    exitCode: EXIT.notFound,
+    ...(tree !== undefined ? { hint: `if ${tree} is the program's root file system and you trust its owner, name it: -L ${tree}, or run it there with --rootfs ${tree}` } : {}),
+  });
+}

@@ -35,6 +35,7 @@ export function launchCommand(program: string, args: string[], opts: LaunchOptio
     throw err;
   }
   if (plan.cpu && plan.emulator) for (const w of cpuWarnings(plan.cpu, plan.emulator.path)) warn(w);
+  if (plan.sysroot?.warning) warn(plan.sysroot.warning);
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify(plan, null, 2)}\n` : formatDirectPlan(plan));
     return 0;

@@ -15,11 +15,14 @@ import { toBytes } from '../bytes.js';
 import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Arch } from '../arch.js';
-import { readElf } from '../elf-file.js';
+import { readElf, readHead } from '../elf-file.js';
+import { isElfMagic, machineName } from '../elf.js';
+import { EXIT, XrunError, errnoCode, errnoText } from '../errors.js';
 import { isFile } from '../fs-checks.js';
 import { lookupOnDisk, resolveInRoot, type Node } from '../safe-path.js';
-import { planView, type TreeView } from './view.js';
-import { crossSysroots, missingLoader } from '../sysroots.js';
+import { describeDistrust, untrusted } from '../trust.js';
+import { fileInView, planView, type TreeView } from './view.js';
+import { crossSysroots, missingLoader, unusableLoader } from '../sysroots.js';
 
 export { crossSysroots } from '../sysroots.js';
 
@@ -56,6 +59,8 @@ export interface Sysroot {
   readonly passedOver: readonly PassedOver[];
   /** Set when the tree's links must be served inside it: the launch runs in a private view of the tree. */
   readonly view?: TreeView | undefined;
+  /** -L or QEMU_LD_PREFIX names a tree others could change: run all the same (the user named it), with this warning. */
+  readonly warning?: string | undefined;
 }
 
 export interface SysrootQuery {
@@ -141,16 +146,57 @@ interface Found {
 }
 
 /**
+ * Why the file at `file` cannot be `arch`'s loader, or undefined when it can:
+ * QEMU loads a regular ELF file for the program's machine, class and byte
+ * order, and fails with its own raw message on anything else (a loader of
+ * /proc/self/exe is QEMU itself).
+ */
+export function loaderProblem(file: string, arch: Arch): string | undefined {
+  let head: Buffer;
+  try {
+    if (!statSync(toBytes(file)).isFile()) return `${file} is not a regular file`;
+    head = readHead(file, 20);
+  } catch (err) {
+    return `${file}: ${errnoText(errnoCode(err))}`;
+  }
+  if (head.length < 20 || !isElfMagic(head)) return `${file} is not an ELF file`;
+  const elfClass = head[4] === 2 ? 64 : head[4] === 1 ? 32 : undefined;
+  const byteOrder = head[5] === 2 ? 'big' : head[5] === 1 ? 'little' : undefined;
+  const machine = byteOrder === 'big' ? head.readUInt16BE(18) : head.readUInt16LE(18);
+  if (elfClass === arch.elfClass && byteOrder === arch.byteOrder && machine === arch.machine) return undefined;
+  return `${file} is an ELF file for ${machineName(machine)} (${elfClass ?? '?'}-bit ${byteOrder === 'big' ? 'MSB' : 'LSB'}), not ${arch.name}`;
+}
+
+/**
+ * Why the caller must not run `loader`: a component of its path,
+ * or a link followed on the way, that someone other than root and the
+ * caller could change (src/trust.ts); undefined when none.
+ */
+export function loaderDistrust(loader: LoaderResolution): string | undefined {
+  const d = untrusted(loader.file) ?? loader.hops.map((h) => untrusted(h.link, { noFollow: true })).find((x) => x !== undefined);
+  return d === undefined ? undefined : describeDistrust(d);
+}
+
+/** Why a found loader is not to be used (trust, then file type), or undefined. */
+function rejectLoader(loader: LoaderResolution, arch: Arch): string | undefined {
+  return loaderDistrust(loader) ?? loaderProblem(loader.file, arch);
+}
+
+/**
  * The program's own tree: the outermost directory around the program that
  * reaches the same loader file. The first directory holding the loader is not
  * enough: on a merged-/usr tree TREE/usr holds lib/<loader> too (TREE/lib is a
  * link to usr/lib), but the programs there open /usr/..., /etc/... from TREE.
  * Climbing stops at a directory that reaches another loader file (a tree
  * inside a tree keeps its own), and a directory whose loader is the host's own
- * file is the host, not a tree.
+ * file is the host, not a tree. A directory whose loader path others could
+ * change, or whose loader is no ELF file for `arch`, is passed over: it is
+ * not the program's tree to the caller (a loader planted in /tmp/lib by
+ * another user, root's program lying under /tmp).
  */
-export function programTree(program: string, interpreter: string, hostRoot = '/'): { found?: Found; passedOver: PassedOver[] } {
+export function programTree(program: string, interpreter: string, arch: Arch, hostRoot = '/'): { found?: Found; passedOver: PassedOver[]; refused: PassedOver[] } {
   const passedOver: PassedOver[] = [];
+  const refused: PassedOver[] = [];
   const hostLoader = join(hostRoot, interpreter);
   const dirs = enclosingDirs(program);
   for (let i = 0; i < dirs.length; i++) {
@@ -160,15 +206,21 @@ export function programTree(program: string, interpreter: string, hostRoot = '/'
       passedOver.push({ path: dirs[i]!, why: `its ${interpreter} is the host's own file` });
       continue;
     }
+    const rejected = rejectLoader(loader, arch);
+    if (rejected !== undefined) {
+      passedOver.push({ path: dirs[i]!, why: rejected });
+      refused.push({ path: dirs[i]!, why: rejected });
+      continue;
+    }
     let found: Found = { root: dirs[i]!, loader };
     for (const parent of dirs.slice(i + 1)) {
       const up = loaderInTree(parent, interpreter);
-      if (!up || !sameFile(up.file, loader.file)) break;
+      if (!up || !sameFile(up.file, loader.file) || loaderDistrust(up) !== undefined) break;
       found = { root: parent, loader: up };
     }
-    return { found, passedOver };
+    return { found, passedOver, refused };
   }
-  return { passedOver };
+  return { passedOver, refused };
 }
 
 /**
@@ -216,73 +268,125 @@ function absoluteHop(path: string): boolean {
   return false;
 }
 
+/**
+ * The loader QEMU will open for a tree chosen with `loader`: its -L prefix
+ * (`root`) is tried first, then the path itself, as QEMU's path() does, both
+ * looked up as the kernel will inside the view (or on the host without one).
+ * It must be the file the plan names; otherwise the tree's links lead
+ * elsewhere (`usr -> /`, `lib -> /etc`) and the run would fail with QEMU's raw
+ * "Could not open", or load another file: refused, exit 127, plan and run alike.
+ */
+function checkServed(q: SysrootQuery, root: string, loader: LoaderResolution, view: TreeView | undefined): void {
+  const hostRoot = q.hostRoot ?? '/';
+  const interp = q.interpreter!;
+  const opened = fileInView(join(root, interp), view, hostRoot) ?? fileInView(join(hostRoot, interp), view, hostRoot);
+  if (opened !== undefined && sameFile(opened, loader.file)) return;
+  const hops = loader.hops.length > 0 ? ` (${loader.hops.map((h) => `${h.link} -> ${h.target}`).join(', ')})` : '';
+  throw new XrunError('no-loader', `${q.program}: the links of its tree ${root} lead outside it${hops}: QEMU would open ${opened ?? 'no file'} as its loader ${interp}, not ${loader.file} (run it inside the tree: xrun --rootfs ${root})`, {
+    exitCode: EXIT.notFound,
+  });
+}
+
+/** A tree the user named (-L, QEMU_LD_PREFIX): its loader must be usable; others' write access is only warned about. */
+function namedTree(q: SysrootQuery, path: string, named: string, given: string): { loader: LoaderResolution; view: TreeView | undefined; warning: string | undefined } {
+  const interp = q.interpreter!;
+  const loader = loaderInTree(path, interp);
+  if (!loader) throw missingLoader(q, `it is not in ${given}`, path);
+  const problem = loaderProblem(loader.file, q.arch);
+  if (problem !== undefined) throw unusableLoader(q, problem);
+  const view = viewFor(path, q, loader);
+  checkServed(q, path, loader, view);
+  const distrust = loaderDistrust(loader);
+  const warning = distrust === undefined ? undefined : `${named}: ${distrust}: another user could change the loader ${q.program} runs with`;
+  return { loader, view, warning };
+}
+
 /** Chooses the sysroot for a program; throws (exit 127, as a shell does) when its loader is nowhere. */
 export function chooseSysroot(q: SysrootQuery): Sysroot {
   const interp = q.interpreter;
   if (q.option !== undefined) {
     const path = resolve(q.option);
     if (interp === undefined) return { path, source: 'option', reason: 'given with -L/--sysroot', passedOver: [] };
-    const loader = loaderInTree(path, interp);
-    if (!loader) throw missingLoader(q, `it is not in ${path} (given with --sysroot)`, path);
-    return { path, source: 'option', reason: 'given with -L/--sysroot', loader, passedOver: others(q, path), view: viewFor(path, q, loader) };
+    const { loader, view, warning } = namedTree(q, path, `-L ${q.option}`, `${path} (given with --sysroot)`);
+    return { path, source: 'option', reason: 'given with -L/--sysroot', loader, passedOver: others(q, path), view, warning };
   }
   if (q.envPrefix) {
     const reason = `QEMU_LD_PREFIX=${q.envPrefix} from the environment (QEMU reads it)`;
     if (interp === undefined) return { path: undefined, source: 'env', reason, passedOver: [] };
     const prefix = resolve(q.envPrefix);
-    const loader = loaderInTree(prefix, interp);
-    if (!loader) throw missingLoader(q, `it is not in ${q.envPrefix} (QEMU_LD_PREFIX)`, prefix);
-    return { path: undefined, source: 'env', reason, loader, passedOver: others(q, prefix), view: viewFor(prefix, q, loader) };
+    const { loader, view, warning } = namedTree(q, prefix, `QEMU_LD_PREFIX=${q.envPrefix}`, `${q.envPrefix} (QEMU_LD_PREFIX)`);
+    return { path: undefined, source: 'env', reason, loader, passedOver: others(q, prefix), view, warning };
   }
   if (interp === undefined) return { path: undefined, source: 'none', reason: 'static program: no loader needed', passedOver: [] };
   const hostRoot = q.hostRoot ?? '/';
-  const tree = programTree(q.program, interp, hostRoot);
+  const tree = programTree(q.program, interp, q.arch, hostRoot);
   if (tree.found) {
     const { root, loader } = tree.found;
+    const view = viewFor(root, q, loader);
+    checkServed(q, root, loader, view);
     return {
       path: root,
       source: 'enclosing',
       reason: `the program lies inside ${root}, its own tree, which holds its loader ${interp}`,
       loader,
       passedOver: [...tree.passedOver, ...others(q, root)],
-      view: viewFor(root, q, loader),
+      view,
     };
   }
-  const hostFile = join(hostRoot, interp);
-  if (isFile(hostFile)) {
+  const host = candidate(q, hostRoot);
+  const cross = crossCandidates(q);
+  if (host !== undefined && host.why === undefined) {
     return {
       path: undefined,
       source: 'host',
       reason: `the host has the loader ${interp} (multiarch libraries)`,
-      loader: { file: hostFile, hops: [], escapes: false },
-      passedOver: [...tree.passedOver, ...crossCandidates(q).map((path) => ({ path, why: 'cross sysroot: the host\'s multiarch files come first' }))],
+      loader: { file: host.file, hops: [], escapes: false },
+      passedOver: [...tree.passedOver, ...cross.map((c) => ({ path: c.dir, why: c.why ?? 'cross sysroot: the host\'s multiarch files come first' }))],
     };
   }
-  const [cross, ...more] = crossCandidates(q);
-  if (cross !== undefined) {
+  const passed: PassedOver[] = [...tree.passedOver, ...(host?.why !== undefined ? [{ path: hostRoot, why: host.why }] : [])];
+  const usable = cross.findIndex((c) => c.why === undefined);
+  if (usable >= 0) {
+    const chosen = cross[usable]!;
     return {
-      path: cross,
+      path: chosen.dir,
       source: 'cross',
-      reason: `cross sysroot ${cross} holds the loader ${interp}`,
-      loader: { file: join(cross, interp), hops: [], escapes: false },
-      passedOver: [...tree.passedOver, ...more.map((path) => ({ path, why: `another cross sysroot: ${cross} comes first` }))],
+      reason: `cross sysroot ${chosen.dir} holds the loader ${interp}`,
+      loader: { file: chosen.file, hops: [], escapes: false },
+      passedOver: [...passed, ...cross.filter((_, i) => i !== usable).map((c) => ({ path: c.dir, why: c.why ?? `another cross sysroot: ${chosen.dir} comes first` }))],
     };
   }
+  // Found somewhere, but nowhere usable: say where and why, in one line.
+  const refused = [...tree.refused, ...(host?.why !== undefined ? [{ path: hostRoot, why: host.why }] : []), ...cross.map((c) => ({ path: c.dir, why: c.why! }))];
+  if (refused.length > 0) throw unusableLoader(q, refused.map((p) => p.why).join('; '), tree.refused[0]?.path);
   throw missingLoader(q, 'not in a tree around the program, on the host, or in a cross sysroot');
 }
 
-/** Cross sysroots that hold the loader, in order. */
-function crossCandidates(q: SysrootQuery): string[] {
-  const interp = q.interpreter!;
-  return (q.crossSysroots ?? crossSysroots(q.arch).map((d) => join(q.hostRoot ?? '/', d))).filter((dir) => isFile(join(dir, interp)));
+/** A directory whose `interp` is a file: the file, and why it is not to be used (undefined: it is). */
+interface Candidate {
+  readonly dir: string;
+  readonly file: string;
+  readonly why: string | undefined;
 }
 
-/** Where else the loader is, once `chosen` (a tree) has won: said by --explain. */
+/** The host's own root or a cross sysroot as a sysroot for `q`: undefined when it has no loader; `judge`: check it too. */
+function candidate(q: SysrootQuery, dir: string, judge = true): Candidate | undefined {
+  const file = join(dir, q.interpreter!);
+  if (!isFile(file)) return undefined;
+  return { dir, file, why: judge ? rejectLoader({ file, hops: [], escapes: false }, q.arch) : undefined };
+}
+
+/** Cross sysroots that hold the loader, in order, each with why it is not to be used, if it is not. */
+function crossCandidates(q: SysrootQuery, judge = true): Candidate[] {
+  const dirs = q.crossSysroots ?? crossSysroots(q.arch).map((d) => join(q.hostRoot ?? '/', d));
+  return dirs.map((dir) => candidate(q, dir, judge)).filter((c): c is Candidate => c !== undefined);
+}
+
+/** Where else the loader is, once `chosen` (a tree) has won: said by --explain (not judged: none of them runs). */
 function others(q: SysrootQuery, chosen: string): PassedOver[] {
-  const interp = q.interpreter!;
   const out: PassedOver[] = [];
-  if (isFile(join(q.hostRoot ?? '/', interp))) out.push({ path: q.hostRoot ?? '/', why: `the host's multiarch files: ${chosen} comes first` });
-  for (const path of crossCandidates(q)) out.push({ path, why: `cross sysroot: ${chosen} comes first` });
+  if (candidate(q, q.hostRoot ?? '/', false) !== undefined) out.push({ path: q.hostRoot ?? '/', why: `the host's multiarch files: ${chosen} comes first` });
+  for (const c of crossCandidates(q, false)) out.push({ path: c.dir, why: `cross sysroot: ${chosen} comes first` });
   return out;
 }
 

@@ -17,7 +17,7 @@
  */
 
 import { realpathSync, statSync } from 'node:fs';
-import { lookupOnDisk, resolveInRoot } from '../safe-path.js';
+import { lookupOnDisk, resolveInRoot, type Node } from '../safe-path.js';
 
 /** One overlay: `layers` (topmost first, the host's own directory last) mounted read-only on `target`. */
 export interface ViewMount {
@@ -94,4 +94,60 @@ export function planView(root: string, hostRoot = '/', loader?: string): TreeVie
     return { target, layers: [...layers, target], needed: loader !== undefined && layers.some((l) => within(loader, l)) };
   });
   return { root, mounts, reason: `${targets.join(', ')} show ${root}'s files over the host's, read-only, in a private mount namespace` };
+}
+
+const MAX_LINKS = 40;
+
+/**
+ * The host file that a process in the view opens as `path` (a host path; a
+ * link's absolute target is taken from `hostRoot`), or undefined when there
+ * is none: each component is looked up as the kernel would inside the view,
+ * in the overlay mounted over it (topmost layer first, the deepest mount
+ * winning), elsewhere on the host, every link followed as the kernel follows
+ * it there. Without a view, the host's own lookup. Used to check that the
+ * loader QEMU will open is the one the plan names (issue 23).
+ */
+export function fileInView(path: string, view: TreeView | undefined, hostRoot = '/', lookup: (path: string) => Node = lookupOnDisk): string | undefined {
+  const top = hostRoot === '/' ? '' : hostRoot.replace(/\/+$/, '');
+  const mounts = [...(view?.mounts ?? [])].sort((a, b) => b.target.length - a.target.length);
+  const onDisk = (p: string): { at: string; node: Node } => {
+    const m = mounts.find((x) => within(p, x.target));
+    if (m === undefined) return { at: p, node: lookup(p) };
+    const rest = p.slice(m.target.length);
+    for (const layer of m.layers) {
+      const node = lookup(`${layer}${rest}`);
+      if (node.kind !== 'missing') return { at: `${layer}${rest}`, node };
+    }
+    return { at: p, node: { kind: 'missing' } };
+  };
+  const queue = path.split('/');
+  let cur = '';
+  let links = 0;
+  while (queue.length > 0) {
+    const c = queue.shift()!;
+    if (c === '' || c === '.') continue;
+    if (c === '..') {
+      cur = cur.slice(0, Math.max(cur.lastIndexOf('/'), 0));
+      if (cur.length < top.length) cur = top;
+      continue;
+    }
+    const next = `${cur}/${c}`;
+    const { at, node } = onDisk(next);
+    const last = !queue.some((q) => q !== '' && q !== '.');
+    switch (node.kind) {
+      case 'missing':
+        return undefined;
+      case 'directory':
+        cur = next;
+        break;
+      case 'symlink':
+        if (++links > MAX_LINKS) return undefined;
+        if (node.target.startsWith('/')) cur = top;
+        queue.unshift(...node.target.split('/'));
+        break;
+      case 'other':
+        return last ? at : undefined;
+    }
+  }
+  return undefined;
 }

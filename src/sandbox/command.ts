@@ -158,6 +158,7 @@ function fallbackDirect(req: SandboxRequest, opts: SandboxCommandOptions, why: s
   const found = locateInView(new Scaffold(posix.resolve(root), { by: 'mkdir' }, root), req.program ?? '/bin/sh', ROOTFS_PATH, '/');
   const env = { ...faithfulEnv(), ...req.envAssignments };
   const plan = planDirect({ program: found.hostPath, args: req.args, argv0: req.program ?? '/bin/sh', qemu: req.qemu, sysroot: root, cpu: opts.cpu, env });
+  if (plan.sysroot?.warning) warn(plan.sysroot.warning);
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify({ fallback: why, ...plan }, null, 2)}\n` : `${formatDirectPlan(plan)}note      fallback: ${why}\n`);
     return 0;

@@ -11,10 +11,14 @@ import { planDirect } from '../../src/launch/plan.js';
 import { parseShebang } from '../../src/program.js';
 import { chooseSysroot, loaderInTree, programTree } from '../../src/launch/sysroot.js';
 import { planView } from '../../src/launch/view.js';
+import { buildElf } from '../helpers/elf-builder.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'xrun-plan-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const bytes = (s: string) => Buffer.from(s, 'latin1');
+/** A loader as QEMU needs one: an ELF header for the program's machine (aarch64; ppc64le). */
+const LD = buildElf({ machine: 183, type: 3 });
+const PPC_LD = buildElf({ machine: 21, type: 3 });
 
 describe('parseShebang', () => {
   it('splits interpreter and one argument as the kernel does', () => {
@@ -37,7 +41,7 @@ describe('chooseSysroot', () => {
   const tree = join(tmp, 'tree');
   mkdirSync(join(tree, 'usr', 'bin'), { recursive: true });
   mkdirSync(join(tree, 'lib'), { recursive: true });
-  writeFileSync(join(tree, 'lib', 'ld-linux-aarch64.so.1'), '');
+  writeFileSync(join(tree, 'lib', 'ld-linux-aarch64.so.1'), LD);
   writeFileSync(join(tree, 'usr', 'bin', 'prog'), '');
   const loose = join(tmp, 'loose-prog');
   writeFileSync(loose, '');
@@ -67,7 +71,7 @@ describe('chooseSysroot', () => {
   it('a cross sysroot under the host root, as g++-aarch64-linux-gnu installs one', () => {
     const host = join(tmp, 'host-with-cross');
     mkdirSync(join(host, 'usr', 'aarch64-linux-gnu', 'lib'), { recursive: true });
-    writeFileSync(join(host, 'usr', 'aarch64-linux-gnu', 'lib', 'ld-linux-aarch64.so.1'), '');
+    writeFileSync(join(host, 'usr', 'aarch64-linux-gnu', 'lib', 'ld-linux-aarch64.so.1'), LD);
     expect(chooseSysroot({ arch: aarch64, interpreter, program: loose, hostRoot: host }))
       .toMatchObject({ path: join(host, 'usr', 'aarch64-linux-gnu'), source: 'cross' });
   });
@@ -85,17 +89,20 @@ describe('chooseSysroot', () => {
   });
 });
 
-/** Makes files (content '') and links ('-> target') under `root`. */
-function layout(root: string, entries: Record<string, string>): string {
+/** Makes files (content as given; a string ending in 'ld' is a loader: an ELF header) and links ('-> target') under `root`. */
+function layout(root: string, entries: Record<string, string | Buffer>): string {
   for (const [path, what] of Object.entries(entries)) {
     const full = join(root, path);
     mkdirSync(join(full, '..'), { recursive: true });
-    if (what.startsWith('-> ')) symlinkSync(what.slice(3), full);
+    if (Buffer.isBuffer(what)) writeFileSync(full, what);
+    else if (what.startsWith('-> ')) symlinkSync(what.slice(3), full);
     else if (what === 'dir') mkdirSync(full, { recursive: true });
-    else writeFileSync(full, what);
+    else writeFileSync(full, what.endsWith('ld') ? LD : what);
   }
   return root;
 }
+
+const AARCH64 = archByName('aarch64')!;
 
 describe('the program\'s own tree', () => {
   const ld = '/lib/ld-linux-aarch64.so.1';
@@ -109,28 +116,34 @@ describe('the program\'s own tree', () => {
       'usr/libexec/git-core/git-daemon': '', 'opt/tool/bin/tool': '',
     });
     for (const prog of ['usr/bin/perl', 'bin/perl', 'usr/libexec/git-core/git-daemon', 'opt/tool/bin/tool']) {
-      expect(programTree(join(root, prog), ld, noHost).found?.root, prog).toBe(root);
+      expect(programTree(join(root, prog), ld, AARCH64, noHost).found?.root, prog).toBe(root);
     }
   });
 
   it('split /usr: the loader only in TREE/lib', () => {
     const root = layout(join(tmp, 'split'), { 'lib/ld-linux-aarch64.so.1': 'ld', 'usr/bin/prog': '' });
-    expect(programTree(join(root, 'usr/bin/prog'), ld, noHost).found?.root).toBe(root);
+    expect(programTree(join(root, 'usr/bin/prog'), ld, AARCH64, noHost).found?.root).toBe(root);
   });
 
   it('a loader behind an absolute link is followed inside the tree (Debian ppc64el, mips64el, amd64)', () => {
     const root = layout(join(tmp, 'ppc'), {
-      'lib/powerpc64le-linux-gnu/ld64.so.2': 'ld', 'lib64/ld64.so.2': '-> /lib/powerpc64le-linux-gnu/ld64.so.2', 'bin/busybox': '',
+      'lib/powerpc64le-linux-gnu/ld64.so.2': PPC_LD, 'lib64/ld64.so.2': '-> /lib/powerpc64le-linux-gnu/ld64.so.2', 'bin/busybox': '',
       'lib64/escape': '-> ../../../../../../lib/powerpc64le-linux-gnu/ld64.so.2',
     });
-    const found = programTree(join(root, 'bin/busybox'), '/lib64/ld64.so.2', noHost).found!;
+    const found = programTree(join(root, 'bin/busybox'), '/lib64/ld64.so.2', archByName('ppc64le')!, noHost).found!;
     expect(found.root).toBe(root);
     expect(found.loader).toMatchObject({ file: join(root, 'lib/powerpc64le-linux-gnu/ld64.so.2'), escapes: true });
     expect(found.loader.hops).toEqual([{ link: join(root, 'lib64/ld64.so.2'), target: '/lib/powerpc64le-linux-gnu/ld64.so.2' }]);
     // '..' stops at the tree's root, as in a chroot.
     expect(loaderInTree(root, '/lib64/escape')?.file).toBe(join(root, 'lib/powerpc64le-linux-gnu/ld64.so.2'));
-    expect(chooseSysroot({ arch: archByName('ppc64le')!, interpreter: '/lib64/ld64.so.2', program: join(root, 'bin/busybox'), option: root, hostRoot: noHost }))
-      .toMatchObject({ source: 'option', path: root });
+    // The view lays the tree's /lib over the host's, so QEMU follows the link to the tree's file too.
+    const hostWithLib = layout(join(tmp, 'ppc-host'), { lib: 'dir' });
+    expect(chooseSysroot({ arch: archByName('ppc64le')!, interpreter: '/lib64/ld64.so.2', program: join(root, 'bin/busybox'), option: root, hostRoot: hostWithLib }))
+      .toMatchObject({ source: 'option', path: root, view: { mounts: [{ target: join(hostWithLib, 'lib') }] } });
+    // Without a view (a host with no /lib to lay it over), QEMU's -L would follow the link on the host and
+    // find nothing: refused in the plan, as the run would fail (issue 23: --explain says what runs).
+    expect(() => chooseSysroot({ arch: archByName('ppc64le')!, interpreter: '/lib64/ld64.so.2', program: join(root, 'bin/busybox'), option: root, hostRoot: noHost }))
+      .toThrow(/lead outside it .*QEMU would open no file as its loader/);
   });
 
   it('a tree inside a tree keeps its own loader', () => {
@@ -138,14 +151,14 @@ describe('the program\'s own tree', () => {
       'lib/ld-linux-aarch64.so.1': 'outer ld',
       'srv/inner/lib/ld-linux-aarch64.so.1': 'inner ld', 'srv/inner/usr/bin/prog': '',
     });
-    expect(programTree(join(outer, 'srv/inner/usr/bin/prog'), ld, noHost).found?.root).toBe(join(outer, 'srv/inner'));
+    expect(programTree(join(outer, 'srv/inner/usr/bin/prog'), ld, AARCH64, noHost).found?.root).toBe(join(outer, 'srv/inner'));
   });
 
   it('a directory whose loader is the host\'s own file is not a tree', () => {
     const fakeHost = layout(join(tmp, 'fake-host'), { 'lib/ld-linux-aarch64.so.1': 'host ld', 'usr/bin/prog': '' });
     linkSync(join(fakeHost, 'lib/ld-linux-aarch64.so.1'), join(fakeHost, 'usr/ld-hardlink'));
     layout(fakeHost, { 'usr/lib/ld-linux-aarch64.so.1': '-> ../ld-hardlink' });
-    const t = programTree(join(fakeHost, 'usr/bin/prog'), ld, join(fakeHost));
+    const t = programTree(join(fakeHost, 'usr/bin/prog'), ld, AARCH64, join(fakeHost));
     expect(t.found).toBeUndefined();
     expect(t.passedOver.map((p) => p.path)).toEqual([join(fakeHost, 'usr'), fakeHost]);
   });
