@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { probeFeatures, sandboxBlocker } from '../src/sandbox/features.js';
+import { closedStdio, inheritedFds, takeFdRecord } from '../src/stdio.js';
 import { busyboxStatic, fixturesAvailable, rootfs } from './helpers/fixtures.js';
 import { skipIf } from './helpers/skip.js';
 import { XRUN } from './launch/run.js';
@@ -104,6 +105,30 @@ describe('descriptors above 2', () => {
     const r = await sh('"$XRUN" "$BB" ls /proc/self/fd 3>"$OUT" 7</dev/null 9>&1', { OUT: out });
     expect(bare.stdout.split('\n')).toEqual(expect.arrayContaining(['3', '7', '9']));
     expect(r.stdout).toBe(bare.stdout);
+  });
+
+  it('XRUN_OPEN_FDS in the environment of `node bin/xrun` is not believed: the program holds none of Node\'s own descriptors (issue 23, item 8)', async (ctx) => {
+    skipIf(ctx, noFixtures());
+    // Not set by bin/xrun's shell lines for this process (no XRUN_FD_PID of its pid): Node's epoll,
+    // eventfd and pipes sit among 3-30, and were handed to the program when this was believed.
+    const forged = { XRUN_OPEN_FDS: Array.from({ length: 28 }, (_, i) => i + 3).join(','), XRUN_FD_PID: '1', NODE: process.execPath };
+    const bare = await sh('"$QEMU" "$BB" ls /proc/self/fd', forged);
+    const r = await sh('"$NODE" "$XRUN" "$BB" ls /proc/self/fd', forged);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe(bare.stdout);
+  });
+
+  it('the record is believed only beside this process\'s pid, and removed either way', () => {
+    const env: Record<string, string | undefined> = { XRUN_OPEN_FDS: '3,5', XRUN_CLOSED_STDIO: '1', XRUN_FD_PID: '4242' };
+    takeFdRecord(env, 4242);
+    expect([inheritedFds(), closedStdio()]).toEqual([[3, 5], [1]]);
+    expect(env).toEqual({});
+    const other: Record<string, string | undefined> = { XRUN_OPEN_FDS: '3,5', XRUN_CLOSED_STDIO: '1', XRUN_FD_PID: '4242' };
+    takeFdRecord(other, 4243);
+    expect([inheritedFds(), closedStdio()]).toEqual([[], []]);
+    expect(other).toEqual({});
+    takeFdRecord({ XRUN_OPEN_FDS: '3,5' }, 4242);
+    expect(inheritedFds()).toEqual([]);
   });
 
   it('--rootfs: 3>file reaches the program inside', async (ctx) => {
