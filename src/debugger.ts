@@ -43,6 +43,8 @@ export interface GdbSession {
   readonly stub: string;
   /** gdb's command line; the program's file comes last when it is known beforehand. */
   readonly gdb: readonly string[];
+  /** Otherwise the launcher's record of the program chosen (src/sandbox/debug.ts), which gdb's file comes from. */
+  readonly marker: string | undefined;
   /** What xrun starts beside the program: a shell that waits for the socket, then execs gdb. */
   readonly starter: readonly string[];
 }
@@ -170,6 +172,7 @@ export function planSession(opts: {
     socket,
     stub: opts.stubPath ?? socket,
     gdb,
+    marker: opts.marker?.path,
     starter: ['/bin/sh', '-c', STARTER, 'xrun-gdb', opts.dir, socket, opts.marker?.path ?? '', opts.marker?.prefix ?? '', ...gdb],
   };
 }
@@ -193,7 +196,7 @@ export function describeDebug(plan: DebugPlan): Array<[string, string]> {
   const g = plan.gdb;
   if (g?.kind === 'session') {
     rows.push(['gdb', `the program starts stopped under QEMU's gdbstub on ${g.stub} (a private directory, removed afterwards)`]);
-    rows.push(['', `then, on this terminal: ${g.gdb.map(shellQuote).join(' ')}`]);
+    rows.push(['', `then, on this terminal: ${g.gdb.map(shellQuote).join(' ')}${g.marker ? ` and the program's file, as the launcher records it in ${g.marker}` : ''}`]);
   } else if (g?.kind === 'port') {
     rows.push(['gdb', `the program starts stopped under QEMU's gdbstub on TCP port ${g.port} (every interface), waiting for a debugger`]);
     rows.push(['', `attach with: ${g.attach}`]);

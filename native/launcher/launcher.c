@@ -20,9 +20,11 @@
  *                        chosen (QEMU reads it itself)
  *   missing-loader LINE  printed when no DIR holds the loader; exit 127
  *   refuse LINE          printed instead of running anything; exit 126
+ *   debug-...            --gdb and --gdb-port: which one exec takes the
+ *                        debugger, and its options (see debug_take)
  * In LINE, "{program}" is the program's path and "{loader}" its loader.
  * It then executes
- *   EMULATOR ARGS... -0 argv[2] [-L DIR] argv[1] argv[3...]
+ *   EMULATOR ARGS... [DEBUG-ARGS...] -0 argv[2] [-L DIR] argv[1] argv[3...]
  * with the environment untouched. Every choice and every word comes from the
  * configuration: this program only executes it. Statically linked: it runs
  * inside any root file system, where the host's libraries are not.
@@ -137,6 +139,72 @@ static int holds(const char *dir, const char *loader) {
   return stat(path, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/*
+ * --gdb and --gdb-port inside a root or under --transparent: of all the
+ * foreign execs, exactly one runs under QEMU's gdbstub. The configuration says
+ *   debug-marker PATH    the exec that creates PATH (O_EXCL) takes the
+ *                        debugger: the kernel decides which is first, so two
+ *                        execs at once cannot both take it
+ *   debug-name NAME      only an exec whose file is named NAME (the last
+ *                        component of argv[1], as ps shows it) may; absent: any
+ *   debug-arg WORD       the emulator's options for that exec (-g SOCKET|PORT)
+ *   debug-record LINE    written into the marker: what gdb needs to know
+ *   debug-tell LINE      printed for that exec (how to attach)
+ * and in a LINE, "{program}" is the program's path made absolute with its
+ * links resolved, "{sysroot}" the -L chosen (or the unless-env value).
+ */
+struct debug {
+  const char *marker, *name;
+  const char *args[MAX_LINES], *record[MAX_LINES], *tell[MAX_LINES];
+  int nargs, nrecord, ntell;
+};
+
+static int debug_conf(struct debug *d, const char *key, const char *value) {
+  if (strcmp(key, "debug-marker") == 0) d->marker = value;
+  else if (strcmp(key, "debug-name") == 0) d->name = value;
+  else if (strcmp(key, "debug-arg") == 0 && d->nargs < MAX_LINES) d->args[d->nargs++] = value;
+  else if (strcmp(key, "debug-record") == 0 && d->nrecord < MAX_LINES) d->record[d->nrecord++] = value;
+  else if (strcmp(key, "debug-tell") == 0 && d->ntell < MAX_LINES) d->tell[d->ntell++] = value;
+  else return 0;
+  return 1;
+}
+
+static void debug_write(int fd, const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+static void debug_line(int fd, const char *line, const char *program, const char *sysroot) {
+  for (const char *brace; (brace = strchr(line, '{')) != NULL;) {
+    debug_write(fd, line, (size_t)(brace - line));
+    const char *value = strncmp(brace, "{program}", 9) == 0 ? program : strncmp(brace, "{sysroot}", 9) == 0 ? sysroot : NULL;
+    debug_write(fd, value ? value : brace, value ? strlen(value) : 1);
+    line = brace + (value ? 9 : 1);
+  }
+  debug_write(fd, line, strlen(line));
+  debug_write(fd, "\n", 1);
+}
+
+/* Whether this exec takes the debugger; the one that does records itself in the marker and tells how to attach. */
+static int debug_take(const struct debug *d, const char *path, const char *sysroot) {
+  if (!d->marker) return 0;
+  const char *name = strrchr(path, '/');
+  if (d->name && strcmp(name ? name + 1 : path, d->name) != 0) return 0;
+  int fd = open(d->marker, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (fd < 0) return 0;
+  static char resolved[PATH_MAX];
+  const char *program = realpath(path, resolved) ? resolved : path;
+  for (int i = 0; i < d->nrecord; i++) debug_line(fd, d->record[i], program, sysroot ? sysroot : "");
+  close(fd);
+  for (int i = 0; i < d->ntell; i++) debug_line(2, d->tell[i], program, sysroot ? sysroot : "");
+  return 1;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     say("started by binfmt_misc only (flags F and P)", NULL, NULL);
@@ -171,6 +239,7 @@ int main(int argc, char **argv) {
   conf[len] = '\0';
 
   const char *emulator = NULL, *unless_env = NULL;
+  static struct debug debug;
   const char *args[MAX_LINES], *sysroots[MAX_LINES], *missing[MAX_LINES], *refuse[MAX_LINES];
   int nargs = 0, nsysroots = 0, nmissing = 0, nrefuse = 0;
   for (char *line = conf; *line;) {
@@ -185,6 +254,7 @@ int main(int argc, char **argv) {
       else if (strcmp(line, "sysroot") == 0 && nsysroots < MAX_LINES) sysroots[nsysroots++] = value;
       else if (strcmp(line, "missing-loader") == 0 && nmissing < MAX_LINES) missing[nmissing++] = value;
       else if (strcmp(line, "refuse") == 0 && nrefuse < MAX_LINES) refuse[nrefuse++] = value;
+      else debug_conf(&debug, line, value);
     }
     if (!end) break;
     line = end + 1;
@@ -211,12 +281,14 @@ int main(int argc, char **argv) {
     }
     if (strcmp(sysroot, "/") == 0) sysroot = NULL;
   }
+  int debugged = debug_take(&debug, argv[1], sysroot ? sysroot : env && *env ? env : NULL);
 
-  const char **exec_args = malloc(sizeof(char *) * (size_t)(nargs + argc + 6));
+  const char **exec_args = malloc(sizeof(char *) * (size_t)(nargs + debug.nargs + argc + 6));
   if (!exec_args) return 126;
   int k = 0;
   exec_args[k++] = emulator;
   for (int i = 0; i < nargs; i++) exec_args[k++] = args[i];
+  for (int i = 0; debugged && i < debug.nargs; i++) exec_args[k++] = debug.args[i];
   exec_args[k++] = "-0";
   exec_args[k++] = argv[2];
   if (sysroot) {

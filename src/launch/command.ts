@@ -19,9 +19,10 @@ const ENOEXEC = 8;
 /** A direct launch: this process becomes the program, or with --gdb, runs it and gdb as its children. */
 export function launchCommand(program: string, args: string[], opts: LaunchOptions): number | Promise<number> {
   const env = { ...faithfulEnv(), ...parseEnvAssignments(opts.env) };
-  // --gdb's private directory for the stub's socket; --explain makes none.
-  const dir = opts.gdb && !opts.explain ? mkdtempSync(sessionDirPrefix()) : undefined;
-  const debug = debugRequest(opts, dir);
+  // Checked before --gdb's private directory for the stub's socket is made (--explain makes none).
+  let debug = debugRequest(opts, undefined);
+  const dir = debug?.gdb?.kind === 'session' && !opts.explain ? mkdtempSync(sessionDirPrefix()) : undefined;
+  if (dir) debug = debugRequest(opts, dir);
   const req: LaunchRequest = { program, args, argv0: opts.argv0, qemu: opts.qemu, sysroot: opts.sysroot, cpu: opts.cpu, debug, env };
   let plan: DirectPlan;
   try {

@@ -17,7 +17,7 @@ export interface LaunchOptions {
 
 const RUNS = ['launch', 'rootfs', 'image', 'transparent'] as const;
 /** The modes that can debug their program (src/debugger.ts). */
-const DEBUGS = ['launch'] as const;
+const DEBUGS = RUNS;
 
 export const LAUNCH_OPTIONS: readonly OptionSpec<keyof LaunchOptions>[] = [
   { long: '--qemu', value: 'path', key: 'qemu', launch: true, modes: [...RUNS, 'binfmt'], description: 'use this emulator instead of qemu-<arch>-static from PATH' },
@@ -27,7 +27,7 @@ export const LAUNCH_OPTIONS: readonly OptionSpec<keyof LaunchOptions>[] = [
   { long: '--explain', key: 'explain', launch: true, modes: RUNS, description: 'print the plan (emulator, sysroot, argv, why each) instead of running' },
   { long: '--json', key: 'json', launch: true, modes: [...RUNS, 'binfmt'], description: 'with --explain or --status: machine-readable output' },
   { long: '--env', value: 'key=value', many: true, key: 'env', launch: true, modes: RUNS, description: 'set an environment variable for the program (repeatable)' },
-  { long: '--strace', key: 'strace', launch: true, modes: DEBUGS, description: "log the program's system calls to its stderr, each line led by its pid (QEMU -strace)" },
-  { long: '--gdb', key: 'gdb', launch: true, modes: DEBUGS, description: "start the program stopped under QEMU's gdbstub and debug it with gdb-multiarch here (program, sysroot and target set)" },
+  { long: '--strace', key: 'strace', launch: true, modes: DEBUGS, description: "log the program's system calls to its stderr, each line led by its pid (QEMU -strace); inside a root or with --transparent, every foreign program's" },
+  { long: '--gdb', key: 'gdb', launch: true, modes: DEBUGS, description: "start the program stopped under QEMU's gdbstub and debug it with gdb-multiarch here (program, sysroot and target set); inside a root or with --transparent, the first foreign program started (see --gdb-child)" },
   { long: '--gdb-port', value: 'port', key: 'gdbPort', launch: true, modes: DEBUGS, description: 'start the program stopped, waiting for a debugger on this TCP port; prints how to attach' },
 ];

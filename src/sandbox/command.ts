@@ -5,7 +5,7 @@
  */
 
 import { planRow, shellQuote } from '../text.js';
-import { chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { LaunchOptions } from '../launch/options.js';
 import type { SandboxOptions } from './options.js';
@@ -18,7 +18,9 @@ import { parseEnvAssignments } from '../env.js';
 import { EXIT, XrunError, warn } from '../errors.js';
 import { archByName } from '../arch.js';
 import { host, runsNatively } from '../host.js';
-import { execDirect, execProgram } from '../launch/exec.js';
+import { execDebugged, execDirect, execProgram } from '../launch/exec.js';
+import { debugRequest, portNotice, sessionDirPrefix } from '../debugger.js';
+import { runGdbSession } from '../debug-session.js';
 import { formatDirectPlan } from '../launch/explain.js';
 import { planDirect } from '../launch/plan.js';
 import { formatSandboxPlan } from './explain.js';
@@ -50,8 +52,22 @@ function launchDir(): string | undefined {
 /** What --rootfs and --transparent read: their own options and a launch's. */
 export type SandboxCommandOptions = LaunchOptions & SandboxOptions;
 
-export function sandboxCommand(program: string | undefined, args: string[], opts: SandboxCommandOptions, overlay?: SandboxRequest['overlay']): number {
+export async function sandboxCommand(program: string | undefined, args: string[], opts: SandboxCommandOptions, overlay?: SandboxRequest['overlay']): Promise<number> {
+  if (opts.gdbChild !== undefined && !opts.gdb && opts.gdbPort === undefined) {
+    throw new XrunError('usage', '--gdb-child goes with --gdb or --gdb-port', { exitCode: EXIT.usage, hint: 'xrun --rootfs DIR --gdb --gdb-child NAME COMMAND...' });
+  }
+  // The debugger's private directory (src/sandbox/debug.ts), once the options are known to be right; --explain makes none.
+  const dir = debugRequest(opts, undefined)?.gdb && !opts.explain ? mkdtempSync(sessionDirPrefix()) : undefined;
+  try {
+    return await sandboxRun(program, args, opts, overlay, dir);
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function sandboxRun(program: string | undefined, args: string[], opts: SandboxCommandOptions, overlay: SandboxRequest['overlay'], dir: string | undefined): Promise<number> {
   const mode = opts.transparent ? 'transparent' : 'rootfs';
+  const debug = debugRequest(opts, dir);
   const req: SandboxRequest = {
     mode,
     root: opts.rootfs,
@@ -70,6 +86,7 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     cpu: opts.cpu,
     launcher: launcherPath(),
     launchDir: opts.transparent ? launchDir() : undefined,
+    debug: debug ? { ...debug, dir: dir ?? `${sessionDirPrefix()}XXXXXX`, child: opts.gdbChild } : undefined,
   };
   if (opts.sandbox === false) return fallbackDirect(req, opts, '--no-sandbox given');
   const f = probeFeatures();
@@ -106,7 +123,18 @@ export function sandboxCommand(program: string | undefined, args: string[], opts
     return 0;
   }
   for (const w of plan.warnings) warn(w.message, w.hint);
-  return runSandbox(plan);
+  const d = plan.debug;
+  if (!d?.gdb) return runSandbox(plan);
+  if (d.gdb.kind === 'port') process.stderr.write(`xrun: ${d.target} inside will wait for a debugger on TCP port ${d.gdb.port}; xrun says how to attach when it starts\n`);
+  const run = () => {
+    const status = runSandbox(plan);
+    if (d.marker && !existsSync(d.marker)) {
+      warn(`nothing was debugged: no foreign program${opts.gdbChild !== undefined ? ` named ${opts.gdbChild}` : ''} started inside`,
+        opts.gdbChild !== undefined ? "--gdb-child names a foreign program's file as ps shows it (for a script: its interpreter)" : undefined);
+    }
+    return status;
+  };
+  return d.gdb.kind === 'session' ? runGdbSession(d.gdb, run) : run();
 }
 
 /**
@@ -150,19 +178,21 @@ function formatProotPlan(plan: ProotPlan): string {
 }
 
 /** --no-sandbox: run the first program under the emulator with -L ROOT, and say plainly what is lost. */
-function fallbackDirect(req: SandboxRequest, opts: SandboxCommandOptions, why: string): number {
-  if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0 || req.cwd !== undefined) {
-    throw new XrunError('usage', '--bind, --dev-bind and --cwd need a sandbox: not with --no-sandbox', { exitCode: EXIT.usage });
+function fallbackDirect(req: SandboxRequest, opts: SandboxCommandOptions, why: string): number | Promise<number> {
+  if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0 || req.cwd !== undefined || req.debug?.child !== undefined) {
+    throw new XrunError('usage', '--bind, --dev-bind, --cwd and --gdb-child need a sandbox: not with --no-sandbox', { exitCode: EXIT.usage });
   }
   const root = req.root!;
   const found = locateInView(new Scaffold(posix.resolve(root), { by: 'mkdir' }, root), req.program ?? '/bin/sh', ROOTFS_PATH, '/');
   const env = { ...faithfulEnv(), ...req.envAssignments };
-  const plan = planDirect({ program: found.hostPath, args: req.args, argv0: req.program ?? '/bin/sh', qemu: req.qemu, sysroot: root, cpu: opts.cpu, env });
+  const plan = planDirect({ program: found.hostPath, args: req.args, argv0: req.program ?? '/bin/sh', qemu: req.qemu, sysroot: root, cpu: opts.cpu, debug: req.debug, env });
   if (plan.sysroot?.warning) warn(plan.sysroot.warning);
   if (opts.explain) {
     process.stdout.write(opts.json ? `${JSON.stringify({ fallback: why, ...plan }, null, 2)}\n` : `${formatDirectPlan(plan)}note      fallback: ${why}\n`);
     return 0;
   }
   warn(`no sandbox (${why}): running ${found.path} under the emulator with -L ${root}; programs it starts run on the HOST, with the host's files`);
+  if (plan.debug?.gdb?.kind === 'session') return execDebugged(plan, plan.debug.gdb, env);
+  if (plan.debug?.gdb?.kind === 'port') process.stderr.write(portNotice(plan.debug.gdb, plan.program.path));
   return execDirect(plan, env);
 }

@@ -11,6 +11,7 @@
 import { planRow, shellQuote } from '../text.js';
 import { describeCpu } from '../cpu.js';
 import type { PlannedEntry, SandboxPlan } from './plan.js';
+import { describeDebug } from '../debugger.js';
 
 export interface SandboxExplainOptions {
   /** --verbose: every binfmt entry in full. */
@@ -25,6 +26,10 @@ export function formatSandboxPlan(plan: SandboxPlan, opts: SandboxExplainOptions
   out += planRow('exec', plan.argv.map(shellQuote).join(' '));
   out += planRow('cwd', plan.cwd);
   out += planRow('env', plan.mode === 'rootfs' ? plan.env.join(' ') : 'inherited, plus --env and QEMU_LD_PREFIX when -L is given');
+  if (plan.debug) {
+    if (plan.debug.gdb) out += planRow('debug', `${plan.debug.target} inside (xrun's launcher decides, on each foreign exec)`);
+    for (const [label, text] of describeDebug(plan.debug)) out += planRow(label, text);
+  }
   for (const m of plan.mounts) out += planRow('mount', `${m.source} on ${m.target} (${m.what})`);
   const oneLine = (map: string) => map.split('\n').join(', ');
   out += planRow('ids', `uid_map "${oneLine(plan.idmap.uidMap)}", gid_map "${oneLine(plan.idmap.gidMap)}" (${plan.idmap.reason})`);

@@ -42,12 +42,34 @@ export interface LoaderSearch {
   readonly missing: string;
 }
 
+/**
+ * --strace and --gdb/--gdb-port for foreign execs (launcher.c debug_take):
+ * options every exec gets, and the one exec that takes the debugger.
+ */
+export interface LauncherDebug {
+  /** For every exec: -strace. */
+  readonly args: readonly string[];
+  readonly take?: {
+    /** Created (O_EXCL) by the exec that takes the debugger: the first one, whatever execs run at once. */
+    readonly marker: string;
+    /** Only a program whose file is named so (--gdb-child); undefined: the first foreign exec. */
+    readonly name?: string | undefined;
+    /** That exec's emulator options: -g and the stub. */
+    readonly args: readonly string[];
+    /** Lines written into the marker ({program}: its path, resolved; {sysroot}: the -L chosen). */
+    readonly record: readonly string[];
+    /** Lines printed for that exec (how to attach). */
+    readonly tell: readonly string[];
+  } | undefined;
+}
+
 export type LaunchedEntry =
   | {
       readonly arch: Arch;
       readonly emulator: Emulator;
       readonly cpu: CpuChoice;
       readonly loader?: LoaderSearch | undefined;
+      readonly debug?: LauncherDebug | undefined;
     }
   /** An arch xrun cannot run here: the launcher prints `refusal` ({program} filled in) and exits 126. */
   | { readonly arch: Arch; readonly refusal: string };
@@ -64,7 +86,9 @@ export interface LauncherLayout {
 /**
  * An arch's launcher configuration, a keyword and its value per line:
  * `emulator PATH`, `arg WORD` (its options, in order), `sysroot DIR`,
- * `unless-env NAME`, `missing-loader LINE`, `refuse LINE`.
+ * `unless-env NAME`, `missing-loader LINE`, `refuse LINE`, and for
+ * debugging `debug-marker PATH`, `debug-name NAME`, `debug-arg WORD`,
+ * `debug-record LINE`, `debug-tell LINE`.
  */
 export function launcherConf(e: LaunchedEntry, emulatorPath?: string): string {
   const lines: string[] = [];
@@ -73,6 +97,7 @@ export function launcherConf(e: LaunchedEntry, emulatorPath?: string): string {
   } else {
     lines.push(`emulator ${emulatorPath ?? e.emulator.path}`);
     if (e.cpu.model !== undefined) lines.push('arg -cpu', `arg ${e.cpu.model}`);
+    if (e.debug) lines.push(...debugConf(e.debug));
     if (e.loader) {
       for (const dir of e.loader.sysroots) lines.push(`sysroot ${dir}`);
       lines.push(`unless-env ${e.loader.unlessEnv}`);
@@ -80,6 +105,16 @@ export function launcherConf(e: LaunchedEntry, emulatorPath?: string): string {
     }
   }
   return `${lines.join('\n')}\n`;
+}
+
+function debugConf(d: LauncherDebug): string[] {
+  const lines = d.args.map((a) => `arg ${a}`);
+  const t = d.take;
+  if (t) {
+    lines.push(`debug-marker ${t.marker}`, ...(t.name !== undefined ? [`debug-name ${t.name}`] : []), ...t.args.map((a) => `debug-arg ${a}`));
+    lines.push(...t.record.map((l) => `debug-record ${l}`), ...t.tell.map((l) => `debug-tell ${l}`));
+  }
+  return lines;
 }
 
 /** The launcher's own file in `dir`; each arch's interpreter is a link to it, named after the arch. */

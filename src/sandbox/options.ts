@@ -17,6 +17,7 @@ export interface SandboxOptions {
   resolvConf?: boolean;
   /** --verbose: --explain shows every binfmt entry in full. */
   verbose?: boolean;
+  gdbChild?: string;
 }
 
 export const SANDBOX_OPTIONS: readonly OptionSpec<keyof SandboxOptions>[] = [
@@ -29,5 +30,6 @@ export const SANDBOX_OPTIONS: readonly OptionSpec<keyof SandboxOptions>[] = [
   { long: '--no-hosts', key: 'hosts', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's /etc/hosts (default: the host's, naming localhost, a private copy)" },
   { long: '--no-resolv-conf', key: 'resolvConf', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's /etc/resolv.conf (default: the host's, a private copy)" },
   { long: '--verbose', key: 'verbose', modes: ['rootfs', 'image', 'transparent'], description: 'with --explain: every binfmt entry in full (its CPU and why, the launcher, the register line)' },
+  { long: '--gdb-child', value: 'name', key: 'gdbChild', modes: ['rootfs', 'image', 'transparent'], description: 'with --gdb or --gdb-port: debug the first foreign program started inside whose file is named NAME (as ps shows it)' },
   { long: '--no-sandbox', key: 'sandbox', modes: ['rootfs'], description: 'with --rootfs: no confinement: run the program under the emulator with -L DIR; the programs it starts run on the HOST' },
 ];

@@ -22,7 +22,8 @@ import type { SandboxOp, SandboxSpec } from '../native.js';
 import { atLeast, type Features } from './features.js';
 import { chooseIdMap, type IdMapChoice } from './idmap.js';
 import { deniedBy, describeDenial, type SandboxIds } from './denied.js';
-import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry, type LoaderSearch } from './launcher.js';
+import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry, type LauncherDebug, type LoaderSearch } from './launcher.js';
+import { ROOTFS_DEBUG_DIR, planSandboxDebug, type SandboxDebug, type SandboxDebugRequest } from './debug.js';
 import { fallbackSysroots, missingLoader } from '../sysroots.js';
 import { planNameFiles } from './names.js';
 import type { PlannedMount } from './scaffold.js';
@@ -92,6 +93,8 @@ export interface SandboxRequest {
   readonly launcher?: string | undefined;
   /** --transparent: an empty directory of xrun's own that a private tmpfs covers, for the launcher's files. */
   readonly launchDir?: string | undefined;
+  /** --strace, --gdb, --gdb-port, --gdb-child. */
+  readonly debug?: SandboxDebugRequest | undefined;
 }
 
 export interface PlannedEntry {
@@ -103,6 +106,8 @@ export interface PlannedEntry {
   readonly interpreter: { readonly kind: 'emulator' | 'launcher'; readonly path: string; readonly reason: string };
   /** --transparent: where the launcher looks for a dynamic program's loader. */
   readonly loader?: LoaderSearch | undefined;
+  /** --strace, --gdb, --gdb-port: what the launcher passes QEMU for them. */
+  readonly debug?: LauncherDebug | undefined;
   readonly line: string;
 }
 
@@ -141,6 +146,8 @@ export interface SandboxPlan {
   readonly hangup: { readonly graceMs: number; readonly reason: string };
   /** Exactly what the addon executes. */
   readonly spec: SandboxSpec;
+  /** --strace, --gdb, --gdb-port: the emulator's side and gdb's; `marker` is the host's path of the launcher's record of the program chosen. */
+  readonly debug?: (SandboxDebug['plan'] & { readonly target: string; readonly marker: string | undefined }) | undefined;
 }
 
 /**
@@ -279,7 +286,7 @@ function refusal(code: ErrorCode, message: string, hint: string): string {
  * missing (or, inside a root, dynamic) emulator stops the run. Any other arch
  * without a usable emulator is refused by the launcher in xrun's own words.
  */
-function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, notes: string[], first?: Arch): { entries: PlannedEntry[]; refused: RefusedArch[] } {
+function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, notes: string[], first: Arch | undefined, debug: LauncherDebug | undefined): { entries: PlannedEntry[]; refused: RefusedArch[] } {
   const entries: PlannedEntry[] = [];
   const refused: RefusedArch[] = [];
   const specs = parseCpuSpecs(req.cpu ?? [], req.env);
@@ -316,12 +323,14 @@ function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, notes
     const cpu = chooseCpu(arch, emulator.path, { specs, env: req.env });
     // Inside a root, programs find their loader in it; a host command's foreign children, as a direct launch would.
     const loader = inRoot ? undefined : loaderSearch(arch);
-    if ((cpu.model !== undefined || loader) && req.launcher && layout) {
-      const { lines } = launcherOps([{ arch, emulator, cpu, loader }], req.launcher, layout, 'FP');
+    if ((cpu.model !== undefined || loader || debug) && req.launcher && layout) {
+      const { lines } = launcherOps([{ arch, emulator, cpu, loader, debug }], req.launcher, layout, 'FP');
       const does = [...(cpu.model !== undefined ? [`with -cpu ${cpu.model} on every exec, env -i children too (a binfmt entry passes no options)`] : []),
-        ...(loader ? [`with -L the first of ${loader.sysroots.join(', ')} that holds a dynamic program's loader, unless ${loader.unlessEnv} is set`] : [])];
+        ...(loader ? [`with -L the first of ${loader.sysroots.join(', ')} that holds a dynamic program's loader, unless ${loader.unlessEnv} is set`] : []),
+        ...(debug?.args.length ? [`with ${debug.args.join(' ')} on every exec`] : []),
+        ...(debug?.take ? [`with ${debug.take.args.join(' ')} for the first exec${debug.take.name !== undefined ? ` of a program named ${debug.take.name}` : ''} to create ${debug.take.marker}`] : [])];
       entries.push({
-        arch: arch.name, emulator, cpu, line: lines[0]!, loader,
+        arch: arch.name, emulator, cpu, line: lines[0]!, loader, debug,
         interpreter: { kind: 'launcher', path: posix.join(layout.dir, arch.name), reason: `xrun's launcher runs ${emulator.path} ${does.join('; and ')}` },
       });
       continue;
@@ -353,7 +362,7 @@ function loaderSearch(arch: Arch): LoaderSearch {
 /** The entries whose interpreter is xrun's launcher. */
 function launchedOf(entries: readonly PlannedEntry[], refused: readonly RefusedArch[]): LaunchedEntry[] {
   return [
-    ...entries.filter((e) => e.interpreter.kind === 'launcher').map((e) => ({ arch: archByName(e.arch)!, emulator: e.emulator, cpu: e.cpu, loader: e.loader })),
+    ...entries.filter((e) => e.interpreter.kind === 'launcher').map((e) => ({ arch: archByName(e.arch)!, emulator: e.emulator, cpu: e.cpu, loader: e.loader, debug: e.debug })),
     ...refused.map((r) => ({ arch: archByName(r.arch)!, refusal: r.message })),
   ];
 }
@@ -402,6 +411,11 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
         what: "bound read-only into a directory of the private /dev, with the launcher's CPU settings",
       });
     }
+    if (debug && debug.ops.length > 0) {
+      ops.push(...debug.ops);
+      mounts.push(...debug.mounts);
+      scaffold.made(ROOTFS_DEBUG_DIR, { kind: 'directory' });
+    }
     const bound: string[] = [];
     for (const bind of req.binds) {
       const [src, dst = src] = splitBind(bind);
@@ -434,6 +448,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   let env: Record<string, string | undefined>;
   let entries: PlannedEntry[];
   let refused: RefusedArch[] = [];
+  let debug: SandboxDebug | undefined;
 
   if (req.mode === 'rootfs') {
     root = posix.resolve(req.root!);
@@ -457,7 +472,8 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     // Every foreign arch, not only the first program's: a tree holds programs of others too (multiarch, bound-in tests).
     const first = arch && !runsNatively(h, arch) ? arch : undefined;
     const foreign = ARCHES.filter((a) => !runsNatively(h, a));
-    ({ entries, refused } = opts.privateBinfmt ? entriesFor(foreign, req, h, notes, first) : { entries: [], refused: [] });
+    debug = req.debug ? planSandboxDebug(req.debug, view, req.env) : undefined;
+    ({ entries, refused } = opts.privateBinfmt ? entriesFor(foreign, req, h, notes, first, debug?.launcher) : { entries: [], refused: [] });
   } else {
     cwd = req.cwd ?? process.cwd();
     env = { ...req.env, ...(req.sysroot ? { QEMU_LD_PREFIX: posix.resolve(req.sysroot) } : {}), ...req.envAssignments };
@@ -466,10 +482,18 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     kernelCanExec(path, req.program);
     program = { path, hostPath: path, arch: undefined };
     const foreign = ARCHES.filter((a) => !runsNatively(h, a));
-    ({ entries, refused } = opts.privateBinfmt ? entriesFor(foreign, req, h, notes) : { entries: [], refused: [] });
+    debug = req.debug ? planSandboxDebug(req.debug, undefined, req.env) : undefined;
+    ({ entries, refused } = opts.privateBinfmt ? entriesFor(foreign, req, h, notes, undefined, debug?.launcher) : { entries: [], refused: [] });
     if (entries.length === 0) notes.push(`no emulators found: foreign programs fail${refused.length > 0 ? ", each with xrun's error naming its architecture" : ' with "Exec format error"'}`);
   }
 
+  if (debug && !entries.some((e) => e.debug)) {
+    const what = [req.debug!.strace && '--strace', req.debug!.gdb && (req.debug!.gdb.kind === 'session' ? '--gdb' : '--gdb-port')].filter(Boolean).join(' and ');
+    throw new XrunError('usage', `${what}: no foreign program here can be started through xrun's launcher, which passes QEMU the options: ${!opts.privateBinfmt ? 'this kernel has no binfmt_misc per user namespace (Linux 6.7 and later do)' : req.launcher ? 'no emulator is installed' : 'xrun-launcher is not built (npm run build)'}`, {
+      exitCode: EXIT.usage,
+      hint: 'debug the program in a direct launch instead: xrun --gdb -L ROOT PROGRAM',
+    });
+  }
   const launched = launchedOf(entries, refused);
   const registers = entries.length + refused.length > 0;
   if (registers) {
@@ -536,6 +560,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     notes,
     warnings,
     resolve,
+    debug: debug ? { ...debug.plan, target: debug.target, marker: debug.marker } : undefined,
     hangup: {
       graceMs: HANGUP_GRACE_MS,
       reason: `as a terminal and a shell deliver it: every process inside gets SIGHUP (and SIGCONT); what still runs ${HANGUP_GRACE_MS} ms later is killed, as when xrun dies`,

@@ -56,6 +56,13 @@ export function findProot(pathEnv: string | undefined): string | undefined {
 export function planProot(req: SandboxRequest, proot: string, because: string, h: Host = host()): ProotPlan {
   const root = posix.resolve(req.root!);
   if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
+  if (req.debug?.gdb) {
+    // -q is the same emulator command for every exec: each one would wait for a debugger on the same stub.
+    throw new XrunError('usage', `${req.debug.gdb.kind === 'session' ? '--gdb' : '--gdb-port'} needs the namespace sandbox: under proot every program the guest starts would wait for the debugger (${because})`, {
+      exitCode: EXIT.usage,
+      hint: '--no-sandbox debugs the first program alone: xrun --rootfs DIR --no-sandbox --gdb COMMAND...',
+    });
+  }
   const cwd = posix.resolve('/', req.cwd ?? '/');
   const { env } = cleanEnv(req.env, req.envAssignments, root);
   // proot binds onto any path, present in the tree or not, without writing there.
@@ -102,7 +109,7 @@ export function planProot(req: SandboxRequest, proot: string, because: string, h
     proot,
     // -0: root inside, as the namespace sandbox's id map gives.
     '-0', '-r', root, ...binds.flatMap((b) => ['-b', b]), '-w', cwd,
-    ...(emulator ? ['-q', [emulator.path, ...(cpu?.model !== undefined ? ['-cpu', cpu.model] : [])].join(' ')] : []),
+    ...(emulator ? ['-q', [emulator.path, ...(cpu?.model !== undefined ? ['-cpu', cpu.model] : []), ...(req.debug?.strace ? ['-strace'] : [])].join(' ')] : []),
     found.path, ...req.args,
   ];
   return {

@@ -9,7 +9,8 @@
  */
 
 import { execa } from 'execa';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { archByName } from '../../src/arch.js';
@@ -76,7 +77,7 @@ for (const runner of [currentUser, otherUser]) {
       const { dir, program, env } = await setUp(runner);
       const port = await freePort();
       const [cmd, ...args] = runner.argv(['--gdb-port', String(port), program], env);
-      const launch = execa(cmd!, args, { reject: false, stdin: 'ignore', env: runner === currentUser ? env : {} });
+      const launch = execa(cmd!, args, { reject: false, stripFinalNewline: false, stdin: 'ignore', env: runner === currentUser ? env : {} });
       let said = '';
       const attach = await new Promise<string>((resolve, reject) => {
         launch.stderr!.on('data', (chunk: Buffer) => {
@@ -116,10 +117,13 @@ for (const runner of [currentUser, otherUser]) {
 }
 
 describe('--gdb, --gdb-port and --strace: the mistakes', () => {
-  it('--gdb and --gdb-port together: a usage error', async () => {
-    const r = await xrun(['--gdb', '--gdb-port', '1234', '/bin/true']);
+  it('--gdb and --gdb-port together: a usage error, and no private directory left behind (one was, each time)', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'xrun-debug-'));
+    const r = await xrun(['--gdb', '--gdb-port', '1234', '/bin/true'], { env: { TMPDIR: tmp } });
     expect(r.stderr).toBe('xrun: --gdb and --gdb-port go one at a time\nhint: --gdb runs gdb-multiarch here; --gdb-port N waits for a debugger of your own\n');
     expect(r.exitCode).toBe(2);
+    expect(readdirSync(tmp)).toEqual([]);
+    rmSync(tmp, { recursive: true });
   });
 
   it('--gdb-port with something that is not a port: a usage error', async () => {

@@ -53,7 +53,7 @@ export async function imageRunCommand(program: string | undefined, args: string[
   try {
     const { sandboxCommand } = await import('../../sandbox/command.js');
     const { arch: _platform, ...rest } = opts;
-    return sandboxCommand(program, args, { ...rest, rootfs: root }, { lower: tree, upper, work });
+    return await sandboxCommand(program, args, { ...rest, rootfs: root }, { lower: tree, upper, work });
   } finally {
     forceRemove(session);
   }
