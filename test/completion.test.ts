@@ -52,7 +52,7 @@ describe('xrun completion', () => {
   });
 
   it('bash: the debugging options, and --gdb-port taking its port as the next word', async () => {
-    expect(await bashComplete(['xrun', '--gdb'])).toEqual(['--gdb', '--gdb-port']);
+    expect(await bashComplete(['xrun', '--gdb'])).toEqual(['--gdb', '--gdb-port', '--gdb-child']);
     expect(await bashComplete(['xrun', '--gdb-port', '1234', '--str'])).toEqual(['--strace']);
   });
 

@@ -125,6 +125,19 @@ for (const runner of [currentUser, otherUser]) {
       expectNothingLeft(root, scratch);
     });
 
+    it('--no-sandbox --gdb: the first program alone, as a direct launch with the tree as sysroot; --gdb-child needs the sandbox', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const { root, scratch, env } = await treeWithTwice(runner);
+      const r = await runner.run(['--rootfs', root, '--no-sandbox', '--gdb', '/bin/twice', 'one'], { env, input: GDB_INPUT });
+      expect(r.stdout).toContain(`Reading symbols from ${root}/bin/twice...`);
+      expectMainAtLine(r.stdout);
+      expect(r.exitCode).toBe(0);
+      const child = await runner.run(['--rootfs', root, '--no-sandbox', '--gdb', '--gdb-child', 'twice', '/bin/sh'], { env });
+      expect(child.stderr).toBe('xrun: --bind, --dev-bind, --cwd and --gdb-child need a sandbox: not with --no-sandbox\n');
+      expect(child.exitCode).toBe(2);
+      expectNothingLeft(root, scratch);
+    });
+
     it('--strace: a shell\'s foreign child\'s system calls, each line led by the pid the shell knows it by', async (ctx) => {
       skipIf(ctx, cannotSandbox(runner) ?? cannotDebugAarch64({ gdb: false }));
       const { root, env } = await treeWithTwice(runner);

@@ -111,6 +111,20 @@ for (const runner of [currentUser, otherUser]) {
       expect(json.exec.argv).toContain('/usr/bin/qemu-aarch64-static');
     });
 
+    it('refused user namespaces: --strace rides on proot -q, every program traced with its pid; --gdb is refused, since -q gives every exec the same stub', async (ctx) => {
+      skipIf(ctx, cannot(runner) ?? (hasProot ? undefined : 'proot is not installed (apt-get install proot)'));
+      const root = await rootFor(runner);
+      const traced = await runWithoutUserns(runner, ['--rootfs', root, '--strace', 'sh', '-c', '/bin/true & wait $!; echo "child $!"'], '/usr/bin:/bin');
+      expect(traced.exitCode).toBe(0);
+      const child = /^child (\d+)$/m.exec(traced.stdout)?.[1];
+      expect(child, traced.stdout).toBeDefined();
+      expect(traced.stderr).toMatch(new RegExp(`^${child} exit_group\\(0\\)$`, 'm'));
+      const gdb = await runWithoutUserns(runner, ['--rootfs', root, '--gdb', '/bin/true'], '/usr/bin:/bin');
+      expect(gdb.stderr).toMatch(/^xrun: --gdb needs the namespace sandbox: under proot every program the guest starts would wait for the debugger \(user namespaces are disabled/m);
+      expect(gdb.stderr).toContain('hint: --no-sandbox debugs the first program alone: xrun --rootfs DIR --no-sandbox --gdb COMMAND...\n');
+      expect(gdb.exitCode).toBe(2);
+    });
+
     it('refused user namespaces: without proot, --rootfs refuses with the reason and the fix, and runs nothing', async (ctx) => {
       skipIf(ctx, cannot(runner));
       const root = await rootFor(runner);
