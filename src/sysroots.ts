@@ -7,6 +7,7 @@
 
 import type { Arch } from './arch.js';
 import { EXIT, XrunError } from './errors.js';
+import { untrusted } from './trust.js';
 
 /** The cross sysroots a distribution installs for `arch`. */
 export function crossSysroots(arch: Arch): string[] {
@@ -16,10 +17,12 @@ export function crossSysroots(arch: Arch): string[] {
 /**
  * The sysroots a direct launch tries after the program's own tree, in its
  * order: the host itself (multiarch libraries), then the cross sysroots. The
- * launcher of --transparent tries the same for each foreign child.
+ * launcher of --transparent tries the same for each foreign child, without
+ * judging each loader as a direct launch does: a cross sysroot that someone
+ * other than root and the caller could change (src/trust.ts) is left out.
  */
 export function fallbackSysroots(arch: Arch): string[] {
-  return ['/', ...crossSysroots(arch)];
+  return ['/', ...crossSysroots(arch).filter((dir) => untrusted(dir, { missingOk: true }) === undefined)];
 }
 
 /** A loader found nowhere: names it, says where it was looked for (`why`) and what to pass. */
