@@ -246,6 +246,9 @@ function modeOf(opts: RootOptions): Mode {
 function checkOptionModes(program: Command, mode: Mode): void {
   for (const spec of ROOT_OPTIONS) {
     if (spec.modes.includes(mode) || program.getOptionValueSource(spec.key) !== 'cli') continue;
+    // --ca-certs FILE and --no-ca-certs share a key: name the form given (false is the --no- one's value).
+    const negated = spec.long.startsWith('--no-');
+    if (negated !== (program.getOptionValue(spec.key) === false) && ROOT_OPTIONS.some((o) => o !== spec && o.key === spec.key)) continue;
     const owners = spec.modes.map((m) => MODES[m]).join(' or ');
     throw usage(`${spec.long} goes with ${owners}, not with ${MODES[mode]}`);
   }

@@ -56,8 +56,12 @@ describe('xrun completion', () => {
     expect(await bashComplete(['xrun', '--gdb-port', '1234', '--str'])).toEqual(['--strace']);
   });
 
-  it('bash: the sandbox modes\' --verbose', async () => {
+  it('bash: the sandbox modes\' --verbose, --ca-certs (a file) and --no-ca-certs', async () => {
     expect(await bashComplete(['xrun', '--rootfs', 'tree', '--explain', '--verb'])).toEqual(['--verbose']);
+    expect(await bashComplete(['xrun', '--rootfs', 'tree', '--ca'])).toEqual(['--ca-certs']);
+    expect(await bashComplete(['xrun', '--rootfs', 'tree', '--no-ca'])).toEqual(['--no-ca-certs']);
+    const dir = fileURLToPath(new URL('..', import.meta.url));
+    expect((await bashComplete(['xrun', '--rootfs', 'tree', '--ca-certs', 'packa'], dir)).sort()).toEqual(['package-lock.json', 'package.json']);
   });
 
   it("bash: after the program, words are the program's: files, not xrun's options", async () => {

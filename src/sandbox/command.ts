@@ -79,6 +79,7 @@ async function sandboxRun(program: string | undefined, args: string[], opts: San
     devBinds: opts.devBind,
     hosts: opts.hosts,
     resolvConf: opts.resolvConf,
+    caCerts: opts.caCerts,
     qemu: opts.qemu,
     sysroot: opts.sysroot,
     env: faithfulEnv(),
@@ -179,8 +180,8 @@ function formatProotPlan(plan: ProotPlan): string {
 
 /** --no-sandbox: run the first program under the emulator with -L ROOT, and say plainly what is lost. */
 function fallbackDirect(req: SandboxRequest, opts: SandboxCommandOptions, why: string): number | Promise<number> {
-  if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0 || req.cwd !== undefined || req.debug?.child !== undefined) {
-    throw new XrunError('usage', '--bind, --dev-bind, --cwd and --gdb-child need a sandbox: not with --no-sandbox', { exitCode: EXIT.usage });
+  if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0 || req.cwd !== undefined || req.debug?.child !== undefined || typeof req.caCerts === 'string') {
+    throw new XrunError('usage', '--bind, --dev-bind, --cwd, --gdb-child and --ca-certs need a sandbox: not with --no-sandbox', { exitCode: EXIT.usage });
   }
   const root = req.root!;
   const found = locateInView(new Scaffold(posix.resolve(root), { by: 'mkdir' }, root), req.program ?? '/bin/sh', ROOTFS_PATH, '/');

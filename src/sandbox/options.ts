@@ -15,6 +15,8 @@ export interface SandboxOptions {
   hosts?: boolean;
   /** false with --no-resolv-conf. */
   resolvConf?: boolean;
+  /** --ca-certs FILE; false with --no-ca-certs. */
+  caCerts?: string | false;
   /** --verbose: --explain shows every binfmt entry in full. */
   verbose?: boolean;
   gdbChild?: string;
@@ -29,6 +31,8 @@ export const SANDBOX_OPTIONS: readonly OptionSpec<keyof SandboxOptions>[] = [
   { long: '--cwd', value: 'dir', key: 'cwd', modes: ['rootfs', 'image', 'transparent'], description: 'with --rootfs: working directory inside' },
   { long: '--no-hosts', key: 'hosts', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's /etc/hosts (default: the host's, naming localhost, a private copy)" },
   { long: '--no-resolv-conf', key: 'resolvConf', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's /etc/resolv.conf (default: the host's, a private copy)" },
+  { long: '--ca-certs', value: 'file', key: 'caCerts', modes: ['rootfs', 'image'], description: "with --rootfs: trust the CA certificates in FILE (PEM) inside, beside the tree's own: a private copy bound over the tree's CA bundle, named by SSL_CERT_FILE and NODE_EXTRA_CA_CERTS too" },
+  { long: '--no-ca-certs', key: 'caCerts', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's CA bundle (default: the host's, where the tree has one and the host trusts a certificate it lacks)" },
   { long: '--verbose', key: 'verbose', modes: ['rootfs', 'image', 'transparent'], description: 'with --explain: every binfmt entry in full (its CPU and why, the launcher, the register line)' },
   { long: '--gdb-child', value: 'name', key: 'gdbChild', modes: ['rootfs', 'image', 'transparent'], description: 'with --gdb or --gdb-port: debug the first foreign program started inside whose file is named NAME (as ps shows it)' },
   { long: '--no-sandbox', key: 'sandbox', modes: ['rootfs'], description: 'with --rootfs: no confinement: run the program under the emulator with -L DIR; the programs it starts run on the HOST' },

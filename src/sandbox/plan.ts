@@ -4,12 +4,13 @@
  * it was chosen. run.ts hands `spec` to the addon; --explain prints the rest.
  */
 
-import { existsSync, readdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
+import { toBytes } from '../bytes.js';
 import { posix } from 'node:path';
 import { ARCHES, archByName, type Arch } from '../arch.js';
 import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { findEmulator, type Emulator } from '../emulator.js';
-import { EXIT, XrunError, errnoCode, formatError, type ErrorCode, type PlanWarning } from '../errors.js';
+import { EXIT, XrunError, errnoCode, errnoText, formatError, type ErrorCode, type PlanWarning } from '../errors.js';
 import { readHead } from '../elf-file.js';
 import { isBlockDevice, isCharDevice, isDir, isFile } from '../fs-checks.js';
 import { isElfMagic } from '../elf.js';
@@ -26,6 +27,7 @@ import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type L
 import { ROOTFS_DEBUG_DIR, planSandboxDebug, type SandboxDebug, type SandboxDebugRequest } from './debug.js';
 import { fallbackSysroots, missingLoader } from '../sysroots.js';
 import { planNameFiles } from './names.js';
+import { planCaCerts } from './ca-certs.js';
 import type { PlannedMount } from './scaffold.js';
 import { Scaffold, describeLayer, type MakeBy } from './scaffold.js';
 import { closedStdio, inheritedFds } from '../stdio.js';
@@ -76,6 +78,8 @@ export interface SandboxRequest {
   readonly hosts?: boolean | undefined;
   /** false with --no-resolv-conf: the tree's own /etc/resolv.conf, not a copy of the host's. */
   readonly resolvConf?: boolean | undefined;
+  /** --ca-certs FILE; false with --no-ca-certs; undefined: the host's bundle where the tree has one (ca-certs.ts). */
+  readonly caCerts?: string | false | undefined;
   readonly qemu?: string | undefined;
   /** --transparent with -L: QEMU_LD_PREFIX for the foreign programs. */
   readonly sysroot?: string | undefined;
@@ -239,6 +243,36 @@ export function locateInView(view: Scaffold, program: string, pathEnv: string, c
   });
 }
 
+/**
+ * Throws unless `dir` (the tree, `shown` as the user named it) is a directory
+ * xrun can look into, naming the cause: missing, not a directory, or behind a
+ * directory closed to this user (whose, and its mode), not only "not a directory".
+ */
+export function checkTreeDir(dir: string, shown: string): void {
+  let st;
+  try {
+    st = statSync(toBytes(dir));
+  } catch (err) {
+    const code = errnoCode(err);
+    let closed = '';
+    if (code === 'EACCES') {
+      // The first directory on the way that this user may not search.
+      const parts = posix.resolve(dir).split('/').filter(Boolean);
+      for (let i = 0; i < parts.length && closed === ''; i++) {
+        const at = `/${parts.slice(0, i).join('/')}`;
+        try {
+          accessSync(toBytes(at), constants.X_OK);
+        } catch {
+          const d = statSync(toBytes(at));
+          closed = `: ${at} (owner uid ${d.uid}, mode ${(d.mode & 0o7777).toString(8).padStart(4, '0')}) is closed to uid ${process.geteuid?.() ?? 0}`;
+        }
+      }
+    }
+    throw new XrunError('rootfs', `--rootfs ${shown}: ${errnoText(code)}${closed}`, { exitCode: EXIT.failure });
+  }
+  if (!st.isDirectory()) throw new XrunError('rootfs', `--rootfs ${shown}: not a directory`, { exitCode: EXIT.failure });
+}
+
 /** Whether the tree at host path `root` has an /etc directory or a /bin/sh, as a root file system does (its own, links followed inside it). */
 function isRootFileSystem(root: string): boolean {
   const etc = resolveInRoot(root, '/etc', DISK);
@@ -383,7 +417,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
    * --rootfs: the ops from the overlay and `root` to the entries registered
    * inside, with `launched`, and the guest's view they make.
    */
-  function rootOps(root: string, launched: readonly LaunchedEntry[], registers: boolean, mounts: PlannedMount[], notes: string[]): { ops: SandboxOp[]; view: Scaffold; warning: PlanWarning | undefined } {
+  function rootOps(root: string, launched: readonly LaunchedEntry[], registers: boolean, mounts: PlannedMount[], notes: string[]): { ops: SandboxOp[]; view: Scaffold; warning: PlanWarning | undefined; env: Record<string, string> } {
     const ops: SandboxOp[] = [];
     const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
     if (req.overlay) {
@@ -431,6 +465,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     // Mounted once inside: their sources are on the guest's /dev.
     const inside: SandboxOp[] = [];
     const warning = planNameFiles({ resolvConf: req.resolvConf !== false, hosts: req.hosts !== false, bound }, scaffold, ops, inside, mounts, notes);
+    const caEnv = planCaCerts({ caCerts: req.caCerts, bound, hostEnv: req.env, assignments: req.envAssignments }, scaffold, ops, inside, mounts, notes);
     mounts.splice(layersAt, 0, ...scaffold.layers().map((l) => ({ source: 'tmpfs', target: l.at, what: describeLayer(l) })));
     ops.push({ op: 'enter' });
     ops.push(...inside);
@@ -439,7 +474,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     for (const line of launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').lines) {
       ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
     }
-    return { ops, view: scaffold, warning };
+    return { ops, view: scaffold, warning, env: caEnv };
   }
 
   let root: string | undefined;
@@ -454,7 +489,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     root = posix.resolve(req.root!);
     // What the guest will see, as far as the host can look at it before anything is mounted.
     const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
-    if (!isDir(view)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
+    checkTreeDir(view, req.root!);
     // Relative to the root's '/', never to xrun's own directory on the host:
     // the child chroots and then changes directory (issue 12, relative --cwd escape).
     cwd = posix.resolve('/', req.cwd ?? '/');
@@ -520,6 +555,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   if (root) {
     const made = rootOps(root, launched, registers, mounts, notes);
     ops.push(...made.ops);
+    env = { ...env, ...made.env };
     if (made.warning) warnings.push(made.warning);
   } else if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0) {
     throw new XrunError('usage', `${req.binds.length > 0 ? '--bind' : '--dev-bind'} goes with --rootfs`, { exitCode: EXIT.usage });

@@ -16,11 +16,11 @@ import { join, posix } from 'node:path';
 import { chooseCpu, parseCpuSpecs, type CpuChoice } from '../cpu.js';
 import { findEmulator, type Emulator } from '../emulator.js';
 import { EXIT, XrunError } from '../errors.js';
-import { exists, isDir, isFile } from '../fs-checks.js';
+import { exists, isFile } from '../fs-checks.js';
 import { host, runsNatively, type Host } from '../host.js';
 import { pathDirs } from '../paths.js';
 import { Scaffold } from './scaffold.js';
-import { ROOTFS_PATH, cleanEnv, locateInView, programArch, type SandboxRequest } from './plan.js';
+import { ROOTFS_PATH, checkTreeDir, cleanEnv, locateInView, programArch, type SandboxRequest } from './plan.js';
 
 export interface ProotPlan {
   readonly kind: 'proot';
@@ -55,12 +55,19 @@ export function findProot(pathEnv: string | undefined): string | undefined {
 /** Plans `proot -0 -r ROOT ... [-q 'EMULATOR -cpu MODEL'] PROGRAM ARGS` for a --rootfs request. */
 export function planProot(req: SandboxRequest, proot: string, because: string, h: Host = host()): ProotPlan {
   const root = posix.resolve(req.root!);
-  if (!isDir(root)) throw new XrunError('rootfs', `--rootfs ${req.root}: not a directory`, { exitCode: EXIT.failure });
+  checkTreeDir(root, req.root!);
   if (req.debug?.gdb) {
     // -q is the same emulator command for every exec: each one would wait for a debugger on the same stub.
     throw new XrunError('usage', `${req.debug.gdb.kind === 'session' ? '--gdb' : '--gdb-port'} needs the namespace sandbox: under proot every program the guest starts would wait for the debugger (${because})`, {
       exitCode: EXIT.usage,
       hint: '--no-sandbox debugs the first program alone: xrun --rootfs DIR --no-sandbox --gdb COMMAND...',
+    });
+  }
+  if (typeof req.caCerts === 'string') {
+    // The copy of ca-certs.ts lives on the namespace sandbox's own /dev; proot has none to put it on.
+    throw new XrunError('usage', `--ca-certs needs the namespace sandbox, and this run falls back to proot: ${because}`, {
+      exitCode: EXIT.usage,
+      hint: `bind a bundle of your own instead: --bind BUNDLE:/etc/ssl/certs/ca-certificates.crt --env SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt`,
     });
   }
   const cwd = posix.resolve('/', req.cwd ?? '/');

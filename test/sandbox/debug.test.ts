@@ -133,7 +133,7 @@ for (const runner of [currentUser, otherUser]) {
       expectMainAtLine(r.stdout);
       expect(r.exitCode).toBe(0);
       const child = await runner.run(['--rootfs', root, '--no-sandbox', '--gdb', '--gdb-child', 'twice', '/bin/sh'], { env });
-      expect(child.stderr).toBe('xrun: --bind, --dev-bind, --cwd and --gdb-child need a sandbox: not with --no-sandbox\n');
+      expect(child.stderr).toBe('xrun: --bind, --dev-bind, --cwd, --gdb-child and --ca-certs need a sandbox: not with --no-sandbox\n');
       expect(child.exitCode).toBe(2);
       expectNothingLeft(root, scratch);
     });

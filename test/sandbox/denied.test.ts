@@ -121,6 +121,24 @@ for (const runner of [currentUser, otherUser]) {
     });
 
     it(runner.uid === 0
+      ? 'a tree under a directory closed to others is entered'
+      : 'a tree under a directory closed to you: the error names that directory, not "not a directory"', async (ctx) => {
+      skipIf(ctx, cannot(runner));
+      const closed = mkdtempSync(join(tmpdir(), 'xrun-closed-'));
+      dirs.push(closed);
+      expect(statSync(closed).mode & 0o777).toBe(0o700);
+      await execa('cp', ['-a', rootfs('arm64'), join(closed, 'tree')]);
+      const r = await runner.run(['--rootfs', join(closed, 'tree'), 'true']);
+      if (runner.uid === 0) {
+        expect(r.stderr).toBe('');
+        expect(r.exitCode).toBe(0);
+        return;
+      }
+      expect(r.stderr).toBe(`xrun: --rootfs ${join(closed, 'tree')}: permission denied: ${closed} (owner uid 0, mode 0700) is closed to uid ${NOBODY}\n`);
+      expect(r.exitCode).toBe(125);
+    });
+
+    it(runner.uid === 0
       ? 'a program under /root runs'
       : 'a program under /root: the same cause and fixes, exit 126, not a stack trace', async (ctx) => {
       skipIf(ctx, cannot(runner));
