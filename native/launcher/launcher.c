@@ -179,15 +179,24 @@ static void debug_write(int fd, const char *s, size_t n) {
   }
 }
 
+/* Writes `line` to `fd` in one write (so that no other process's output lands inside it), "{program}" and "{sysroot}" filled in. */
 static void debug_line(int fd, const char *line, const char *program, const char *sysroot) {
-  for (const char *brace; (brace = strchr(line, '{')) != NULL;) {
-    debug_write(fd, line, (size_t)(brace - line));
-    const char *value = strncmp(brace, "{program}", 9) == 0 ? program : strncmp(brace, "{sysroot}", 9) == 0 ? sysroot : NULL;
-    debug_write(fd, value ? value : brace, value ? strlen(value) : 1);
-    line = brace + (value ? 9 : 1);
+  static char out[4 * PATH_MAX];
+  size_t n = 0;
+  for (const char *p = line; *p && n < sizeof out - 1;) {
+    const char *value = strncmp(p, "{program}", 9) == 0 ? program : strncmp(p, "{sysroot}", 9) == 0 ? sysroot : NULL;
+    if (!value) {
+      out[n++] = *p++;
+      continue;
+    }
+    size_t len = strlen(value);
+    if (len > sizeof out - 1 - n) len = sizeof out - 1 - n;
+    memcpy(out + n, value, len);
+    n += len;
+    p += 9;
   }
-  debug_write(fd, line, strlen(line));
-  debug_write(fd, "\n", 1);
+  out[n++] = '\n';
+  debug_write(fd, out, n);
 }
 
 /* Whether this exec takes the debugger; the one that does records itself in the marker and tells how to attach. */

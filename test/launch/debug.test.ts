@@ -82,7 +82,7 @@ for (const runner of [currentUser, otherUser]) {
       const attach = await new Promise<string>((resolve, reject) => {
         launch.stderr!.on('data', (chunk: Buffer) => {
           said += chunk.toString();
-          const m = /^xrun: attach with: (.*)$/m.exec(said);
+          const m = /^xrun: attach with: (.*)\n/m.exec(said);
           if (m) resolve(m[1]!);
         });
         void launch.then(() => reject(new Error(`xrun ended before saying how to attach:\n${said}`)));
