@@ -21,9 +21,12 @@
  * the guest trusts what the host trusts, as it shares the host's network and
  * resolver. --no-ca-certs leaves the tree's own.
  *
- * The cost: a file mounted over cannot be replaced by rename(2), so for that
- * run update-ca-certificates (its trigger runs when ca-certificates is
- * upgraded, or a package adds a CA) fails with "Device or resource busy".
+ * Only --ca-certs mounts over the tree's bundle. A file mounted over cannot be
+ * replaced by rename(2), so in such a run update-ca-certificates (its trigger
+ * runs when ca-certificates is upgraded, or a package adds a CA) fails with
+ * "Device or resource busy": a cost the user chose. The host's bundle, given
+ * unasked, is named by the variables alone, and the tree's own files stay in
+ * place, so `apt-get upgrade` in a tree works as it does without xrun.
  */
 
 import { readFileSync, statSync } from 'node:fs';
@@ -132,29 +135,48 @@ export function planCaCerts(req: CaCertsRequest, view: Scaffold, ops: SandboxOp[
   // What the guest trusts without xrun's help: the tree's first readable bundle.
   const treeFile = present.map((t) => view.file(t.path)?.hostPath).find((p) => p !== undefined && isFile(p));
   const treeText = treeFile !== undefined ? read(treeFile) ?? '' : '';
-  let text: string;
-  let what: string;
   if (req.caCerts !== undefined) {
     const given = readGiven(req.caCerts);
     const host = present.length > 0 ? defaultFromHost(req, treeText) : undefined;
     const base = host?.text ?? treeText;
-    text = joined(base, given);
+    const text = joined(base, given);
     const after = base === '' ? '' : ` after those of ${host ? `the host's bundle (${host.path})` : "the tree's own bundle"}`;
-    what = `the certificates of ${posix.resolve(req.caCerts)} (--ca-certs)${after}`;
-  } else {
-    if (present.length === 0) {
-      notes.push('CA bundle: none given: the tree has none (ca-certificates is not installed); --ca-certs FILE gives one');
-      return {};
-    }
-    const host = defaultFromHost(req, treeText);
-    if (!host) {
-      notes.push(`CA bundle: the tree's own: ${hostBundle(req.hostEnv) ? 'it has every certificate the host trusts' : 'the host has none to give'}`);
-      return {};
-    }
-    text = host.text;
-    what = `the host's CA bundle (${host.path}), as the host trusts certificates the tree's lacks`;
+    return bindOver(req, view, targets, text, `the certificates of ${posix.resolve(req.caCerts)} (--ca-certs)${after}`, ops, inside, mounts, notes);
   }
-  const copy = `${NAMES_DIR}/ca-certificates.crt`;
+  if (present.length === 0) {
+    notes.push('CA bundle: none given: the tree has none (ca-certificates is not installed); --ca-certs FILE gives one');
+    return {};
+  }
+  const host = defaultFromHost(req, treeText);
+  if (!host) {
+    notes.push(`CA bundle: the tree's own: ${hostBundle(req.hostEnv) ? 'it has every certificate the host trusts' : 'the host has none to give'}`);
+    return {};
+  }
+  // Named by the variables only: a mount over the tree's bundle would make update-ca-certificates fail.
+  ops.push(...copyOps(host.text));
+  const env = variables(req, COPY);
+  const named = Object.keys(env);
+  notes.push(named.length > 0
+    ? `CA bundle: the host's (${host.path}), as the host trusts certificates the tree's lacks: a private copy at ${COPY}, named by ${named.join(' and ')}; the tree's own bundle stays in place (update-ca-certificates works); --ca-certs FILE puts a bundle over its path too, for programs that read only that path (apt, wget, git)`
+    : `CA bundle: the tree's own: ${CA_ENV.join(' and ')} are given with --env`);
+  return env;
+}
+
+/** The guest's private copy of the bundle it gets, on its /dev. */
+const COPY = `${NAMES_DIR}/ca-certificates.crt`;
+
+function copyOps(text: string): SandboxOp[] {
+  return [{ op: 'mkdir', path: NAMES_DIR, mode: 0o755 }, { op: 'file', path: COPY, mode: 0o644 }, { op: 'write', path: COPY, data: text }];
+}
+
+/** SSL_CERT_FILE and NODE_EXTRA_CA_CERTS naming `path`, but for those --env sets. */
+function variables(req: CaCertsRequest, path: string): Record<string, string> {
+  return Object.fromEntries(CA_ENV.filter((k) => req.assignments[k] === undefined).map((k) => [k, path]));
+}
+
+/** --ca-certs: the copy bound over each of the tree's bundle paths (`targets`), or made at Debian's where it has none. */
+function bindOver(req: CaCertsRequest, view: Scaffold, targets: readonly { here: ReturnType<Scaffold['at']> }[], text: string, what: string,
+  ops: SandboxOp[], inside: SandboxOp[], mounts: PlannedMount[], notes: string[]): Record<string, string> {
   const places = targets.length > 0 ? targets.map((t) => ({ path: t.here.path, over: t.here.node.kind === 'symlink' ? "over the tree's link itself, which is left as it is" : "over the tree's file, which is left as it is" })) : [];
   if (places.length === 0) {
     // --ca-certs into a tree without ca-certificates: the Debian path, made on a private layer.
@@ -162,15 +184,15 @@ export function planCaCerts(req: CaCertsRequest, view: Scaffold, ops: SandboxOp[
     view.ensure(ops, path, 'file', `${path} (--ca-certs)`);
     places.push({ path: view.at(path).path, over: 'where the tree has none' });
   }
-  ops.push({ op: 'mkdir', path: NAMES_DIR, mode: 0o755 }, { op: 'file', path: copy, mode: 0o644 }, { op: 'write', path: copy, data: text });
+  ops.push(...copyOps(text));
   for (const p of places) {
-    inside.push({ op: 'bind', source: copy, target: p.path, nofollow: true });
-    mounts.push({ source: copy, target: p.path, what: `${what}, a private copy, ${p.over} (--no-ca-certs leaves the tree's own)` });
+    inside.push({ op: 'bind', source: COPY, target: p.path, nofollow: true });
+    mounts.push({ source: COPY, target: p.path, what: `${what}, a private copy, ${p.over}` });
   }
-  const env = Object.fromEntries(CA_ENV.filter((k) => req.assignments[k] === undefined).map((k) => [k, places[0]!.path]));
+  const env = variables(req, places[0]!.path);
   if (Object.keys(env).length > 0) notes.push(`CA bundle: ${Object.keys(env).join(' and ')} name it too, for programs with a store of their own`);
   if (targets.length > 0) {
-    notes.push('CA bundle: a file mounted over cannot be replaced, so update-ca-certificates fails in this run ("Device or resource busy"); --no-ca-certs for a run that upgrades ca-certificates');
+    notes.push('CA bundle: a file mounted over cannot be replaced, so update-ca-certificates fails in this run ("Device or resource busy"); leave out --ca-certs for a run that upgrades ca-certificates');
   }
   return env;
 }

@@ -113,7 +113,7 @@ for (const runner of [currentUser, otherUser]) {
       expect(r.stdout).toBe('hello over tls\n');
     });
 
-    it("a tree with ca-certificates gets the host's bundle when the host trusts a CA it lacks, as a private copy; --no-ca-certs and a host with nothing more leave the tree's own", async (ctx) => {
+    it("a tree with ca-certificates gets the host's bundle through SSL_CERT_FILE when the host trusts a CA it lacks; its own bundle stays in place and replaceable; --no-ca-certs and a host with nothing more leave the tree's own", async (ctx) => {
       skipIf(ctx, cannot(runner, 'rootfs/arm64'));
       const dir = scratchFor(runner);
       const tree = join(dir, 'tree');
@@ -125,25 +125,31 @@ for (const runner of [currentUser, otherUser]) {
       // The host's bundle, as $SSL_CERT_FILE names it: the tree's CA and the test's.
       const hostFile = file('host-bundle.pem');
       writeFileSync(hostFile, `${readFileSync(file('other.pem'), 'utf8')}${readFileSync(file('ca.pem'), 'utf8')}`, { mode: 0o644 });
-      const look = ['sh', '-c', 'cat /etc/ssl/certs/ca-certificates.crt; echo "SSL_CERT_FILE=$SSL_CERT_FILE NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS"'];
+      const look = ['sh', '-c', 'cat /etc/ssl/certs/ca-certificates.crt; echo "SSL_CERT_FILE=$SSL_CERT_FILE NODE_EXTRA_CA_CERTS=$NODE_EXTRA_CA_CERTS"; test -z "$SSL_CERT_FILE" || cat "$SSL_CERT_FILE"'];
       const r = await runner.run(['--rootfs', tree, ...look], { env: { SSL_CERT_FILE: hostFile } });
       expect(r.stderr).toBe('');
-      expect(r.stdout).toBe(`${readFileSync(hostFile, 'utf8')}SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt\n`);
-      expect(readFileSync(own, 'utf8')).toBe(readFileSync(file('other.pem'), 'utf8'));
-      // Edits inside change the copy, not the tree.
-      await runner.run(['--rootfs', tree, 'sh', '-c', 'echo changed > /etc/ssl/certs/ca-certificates.crt'], { env: { SSL_CERT_FILE: hostFile } });
+      expect(r.stdout).toBe(`${readFileSync(file('other.pem'), 'utf8')}SSL_CERT_FILE=/dev/.xrun/ca-certificates.crt NODE_EXTRA_CA_CERTS=/dev/.xrun/ca-certificates.crt\n${readFileSync(hostFile, 'utf8')}`);
+      // Nothing is mounted over the tree's bundle unasked: update-ca-certificates' rename over it works (here on a copy of a tree).
+      const renamed = await runner.run(['--rootfs', tree, 'sh', '-c', 'cat /etc/ssl/certs/ca-certificates.crt > /etc/ssl/certs/new.crt && busybox mv /etc/ssl/certs/new.crt /etc/ssl/certs/ca-certificates.crt'], { env: { SSL_CERT_FILE: hostFile } });
+      expect(renamed.stderr).toBe('');
+      expect(renamed.exitCode).toBe(0);
       expect(readFileSync(own, 'utf8')).toBe(readFileSync(file('other.pem'), 'utf8'));
       const no = await runner.run(['--rootfs', tree, '--no-ca-certs', ...look], { env: { SSL_CERT_FILE: hostFile } });
       expect(no.stdout).toBe(`${readFileSync(file('other.pem'), 'utf8')}SSL_CERT_FILE= NODE_EXTRA_CA_CERTS=\n`);
       const same = await runner.run(['--rootfs', tree, ...look], { env: { SSL_CERT_FILE: file('other.pem') } });
       expect(same.stdout).toBe(no.stdout);
-      // --ca-certs adds to what the guest would trust: here the tree's own bundle.
+      // --ca-certs adds to what the guest would trust (here the tree's own bundle), over the bundle's own path; edits inside change the copy, not the tree.
       const added = await runner.run(['--rootfs', tree, '--ca-certs', file('ca.pem'), 'cat', '/etc/ssl/certs/ca-certificates.crt'], { env: { SSL_CERT_FILE: file('other.pem') } });
       expect(pemCertificates(added.stdout)).toEqual([...pemCertificates(readFileSync(file('other.pem'), 'utf8')), ...pemCertificates(readFileSync(file('ca.pem'), 'utf8'))]);
-      // --explain says what was bound, from where, and the cost.
+      await runner.run(['--rootfs', tree, '--ca-certs', file('ca.pem'), 'sh', '-c', 'echo changed > /etc/ssl/certs/ca-certificates.crt']);
+      expect(readFileSync(own, 'utf8')).toBe(readFileSync(file('other.pem'), 'utf8'));
+      // --explain says what was given, from where, and the cost of the mount.
       const text = (await runner.run(['--rootfs', tree, '--explain', 'true'], { env: { SSL_CERT_FILE: hostFile } })).stdout;
-      expect(text).toContain(`mount     /dev/.xrun/ca-certificates.crt on /etc/ssl/certs/ca-certificates.crt (the host's CA bundle (${hostFile}), as the host trusts certificates the tree's lacks, a private copy, over the tree's file, which is left as it is (--no-ca-certs leaves the tree's own))\n`);
-      expect(text).toMatch(/^note +CA bundle: a file mounted over cannot be replaced, so update-ca-certificates fails in this run .*--no-ca-certs/m);
+      expect(text).toMatch(new RegExp(`^note +CA bundle: the host's \\(${hostFile.replace(/[.]/g, '\\.')}\\), as the host trusts certificates the tree's lacks: a private copy at /dev/\\.xrun/ca-certificates\\.crt, named by SSL_CERT_FILE and NODE_EXTRA_CA_CERTS; the tree's own bundle stays in place`, 'm'));
+      expect(text).not.toContain('on /etc/ssl/certs/ca-certificates.crt');
+      const given = (await runner.run(['--rootfs', tree, '--ca-certs', file('ca.pem'), '--explain', 'true'])).stdout;
+      expect(given).toContain(`mount     /dev/.xrun/ca-certificates.crt on /etc/ssl/certs/ca-certificates.crt (the certificates of ${file('ca.pem')} (--ca-certs) after those of`);
+      expect(given).toMatch(/^note +CA bundle: a file mounted over cannot be replaced, so update-ca-certificates fails in this run .*leave out --ca-certs/m);
     });
   });
 }
