@@ -3,7 +3,7 @@
 #
 # Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
 #   --only ITEMS   comma-separated groups (busybox-static, qemu-user-static, sysroot, rootfs, vm, node, tree,
-#                  blas, trixie, tools) or items (sysroot/s390x)
+#                  blas, trixie, tools, debootstrap) or items (sysroot/s390x)
 #   --print-dir    print the cache directory and exit
 # Environment:
 #   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
@@ -47,7 +47,13 @@
 #                                      skeleton, for chroot:
 #                                        arm64-trixie    Debian 13 (PAC-built), python3.13, gcc-14
 #                                        arm64-bookworm  Debian 12, python3.11, gcc-12
+#   debootstrap/<debarch>-<suite>/     first-stage.tgz: `debootstrap --make-tarball` of a minbase tree (its
+#                                      .debs and the archive's indexes they were checked against), for
+#                                      `debootstrap --foreign --unpack-tarball` with no network: arm64-bookworm
 #   .stamps/<group>.<name>             written last; an item without its stamp is rebuilt
+#
+# Every tree with a skeleton (rootfs, tree, blas, trixie, tools) has an empty /etc/hosts and
+# /etc/resolv.conf, as trees xrun makes do; trees made before the skeleton had /etc/hosts are given it.
 #
 # The system's apt configuration and state are never touched: apt-get runs on a private
 # configuration (APT_CONFIG) in a scratch directory inside the cache, so it works unprivileged too.
@@ -82,6 +88,8 @@ readonly TRIXIE_ARCHES=(arm64)
 readonly TRIXIE_PACKAGES=(busybox perl-base xz-utils gzip libc-bin)
 # <debarch>-<suite>, and per suite the tools a userland's CPU model must run (docs/cpu.md).
 readonly TOOLS_TREES=(arm64-trixie arm64-bookworm)
+# <debarch>-<suite>: debootstrap's own first stage, as a tarball it can unpack offline.
+readonly DEBOOTSTRAP_TREES=(arm64-bookworm)
 declare -rA TOOLS_PACKAGES=([trixie]='busybox python3.13-minimal gcc-14 libc6-dev apt dpkg'
   [bookworm]='busybox python3.11-minimal gcc-12 libc6-dev apt dpkg')
 # PT_INTERP of Debian's dynamic busybox, relative to the tree: checked so that a layout change
@@ -135,6 +143,7 @@ all_items() {
   for a in "${BLAS_ARCHES[@]}"; do echo "blas/$a"; done
   for a in "${TRIXIE_ARCHES[@]}"; do echo "trixie/$a"; done
   for a in "${TOOLS_TREES[@]}"; do echo "tools/$a"; done
+  for a in "${DEBOOTSTRAP_TREES[@]}"; do echo "debootstrap/$a"; done
 }
 
 stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
@@ -160,7 +169,7 @@ stamp_lists_packages() {
 # Items fetched with an apt of their own (their suite or dependency closure differs from SUITE's
 # one shared download): the trees apt resolves, and VMs of another suite.
 own_apt() {
-  is_resolved_tree "$1" || [[ $1 == vm/*-* ]]
+  is_resolved_tree "$1" || [[ $1 == vm/*-* || $1 == debootstrap/* ]]
 }
 
 packages_of() {
@@ -269,6 +278,33 @@ make_rootfs_skeleton() {
     >"$root/etc/passwd"
   printf '%s\n' 'root:x:0:' 'nogroup:x:65534:' >"$root/etc/group"
   : >"$root/etc/resolv.conf"
+  : >"$root/etc/hosts"
+}
+
+# Trees stamped before make_rootfs_skeleton gave /etc/hosts get it in place: nothing else differs,
+# so they are not rebuilt. Without it every --rootfs run of a copy would add one (and say so).
+give_skeletons_hosts() {
+  local item etc
+  while read -r item; do
+    case ${item%/*} in rootfs | tree | blas | trixie | tools) ;; *) continue ;; esac
+    etc=$cache/$item/etc
+    if is_present "$item" && [[ -d $etc && ! -L $etc && ! -e $etc/hosts && ! -L $etc/hosts ]]; then : >"$etc/hosts"; fi
+  done < <(all_items)
+}
+
+# debootstrap/<debarch>-<suite>: `debootstrap --make-tarball` (download and check, no root, nothing
+# unpacked); tests then run the first stage from it offline, as often as they like.
+fetch_debootstrap() {
+  local item=$1 name=${1#*/} tmp=$work/item.debootstrap-${1#*/}
+  local arch=${name%%-*} suite=${name#*-}
+  command -v debootstrap >/dev/null || die "$item: needs debootstrap (rootfs-tools/install-deps.sh)"
+  mkdir -m 755 -- "$tmp"
+  debootstrap --make-tarball="$tmp/first-stage.tgz" --arch="$arch" --variant=minbase --keyring="$KEYRING" \
+    "$suite" "$work/debootstrap-$name" "$MIRROR" >"$work/debootstrap.log" 2>&1 ||
+    die "$item: debootstrap --make-tarball failed: $(tail -n 3 "$work/debootstrap.log")"
+  [[ $(tar -tzf "$tmp/first-stage.tgz") == *'/dpkg_'*'.deb'* ]] || die "$item: no dpkg .deb in the tarball"
+  install_item "$item" "$tmp"
+  printf 'fetch-fixtures: %s (debootstrap --make-tarball, %s)\n' "$item" "$(du -h "$cache/$item/first-stage.tgz" | cut -f1)" >&2
 }
 
 build_item() {
@@ -395,6 +431,10 @@ debs_of() {
   local pkg
   if is_resolved_tree "$1"; then
     printf '%s\n' "$work/apt-${1//\//-}/cache/archives/"*.deb
+    return
+  fi
+  if [[ ${1%/*} == debootstrap ]]; then
+    tar -tzf "$cache/$1/first-stage.tgz" | grep '\.deb$'
     return
   fi
   for pkg in $(packages_of "$1"); do deb_of "$pkg"; done
@@ -578,6 +618,7 @@ main() {
     done
   fi
 
+  give_skeletons_hosts
   local missing=()
   for item in "${wanted[@]}"; do is_present "$item" || missing+=("$item"); done
   ((${#missing[@]})) || exit 0
@@ -646,6 +687,7 @@ main() {
       trixie) fetch_trixie_tree "$item" ;;
       tools) fetch_tools_tree "$item" ;;
       vm) fetch_vm "$item" ;;
+      debootstrap) fetch_debootstrap "$item" ;;
       *) fetch_node_tree "$item" ;;
     esac
   done

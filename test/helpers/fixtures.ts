@@ -41,6 +41,8 @@ export const TRIXIE_ARCHES = ['arm64'] as const;
  * (python3.13 on trixie, python3.11 on bookworm), gcc-N with libc6-dev (cc1, as, ld), apt and dpkg: tools/<name>/.
  */
 export const TOOLS_TREES = ['arm64-trixie', 'arm64-bookworm'] as const;
+/** Debian's own first stage, `debootstrap --make-tarball` of a minbase tree, per `<debarch>-<suite>`: debootstrap/<name>/first-stage.tgz. */
+export const DEBOOTSTRAP_TREES = ['arm64-bookworm'] as const;
 
 export type StaticArch = (typeof STATIC_ARCHES)[number];
 export type SysrootArch = (typeof SYSROOT_ARCHES)[number];
@@ -52,6 +54,7 @@ export type VmFixture = (typeof VM_FIXTURES)[number];
 export type QemuHost = (typeof QEMU_HOSTS)[number];
 export type TrixieArch = (typeof TRIXIE_ARCHES)[number];
 export type ToolsTree = (typeof TOOLS_TREES)[number];
+export type DebootstrapTree = (typeof DEBOOTSTRAP_TREES)[number];
 
 /** One fetched unit, named as the script's `--only` takes it, e.g. `sysroot/s390x`. */
 export type FixtureItem =
@@ -64,7 +67,8 @@ export type FixtureItem =
   | `qemu-user-static/${QemuHost}`
   | `vm/${VmFixture}`
   | `trixie/${TrixieArch}`
-  | `tools/${ToolsTree}`;
+  | `tools/${ToolsTree}`
+  | `debootstrap/${DebootstrapTree}`;
 
 export const ALL_ITEMS: readonly FixtureItem[] = [
   ...STATIC_ARCHES.map((a) => `busybox-static/${a}` as const),
@@ -77,6 +81,7 @@ export const ALL_ITEMS: readonly FixtureItem[] = [
   ...VM_FIXTURES.map((a) => `vm/${a}` as const),
   ...TRIXIE_ARCHES.map((a) => `trixie/${a}` as const),
   ...TOOLS_TREES.map((t) => `tools/${t}` as const),
+  ...DEBOOTSTRAP_TREES.map((t) => `debootstrap/${t}` as const),
 ];
 
 /**
@@ -139,6 +144,11 @@ export function trixie(debarch: string, env: Env = process.env): string {
 /** A root file system with `name`'s python3, gcc, apt and dpkg (e.g. `arm64-trixie`): `chroot R /bin/sh`. */
 export function toolsTree(name: string, env: Env = process.env): string {
   return join(fixturesDir(env), 'tools', known(TOOLS_TREES, name, 'tools'));
+}
+
+/** `debootstrap --make-tarball` of `name`'s minbase first stage (e.g. `arm64-bookworm`), for `debootstrap --foreign --unpack-tarball`. */
+export function debootstrapTarball(name: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'debootstrap', known(DEBOOTSTRAP_TREES, name, 'debootstrap'), 'first-stage.tgz');
 }
 
 function known<A extends string>(arches: readonly A[], debarch: string, group: string): A {
