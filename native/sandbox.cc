@@ -53,6 +53,7 @@ struct Op {
   unsigned mode = 0;                         // mkdir/file mode
   bool recursive = false, readonly = false;  // bind
   bool nofollow = false;                     // bind: onto a symlink itself, not where it leads
+  bool sourceInRoot = false;                 // bind: the source is a path inside the root, resolved there
   std::vector<std::string> make;             // layer: paths made on it, relative to it, parents first
   std::vector<bool> makeFile;                // layer: make[i] is an empty file, else a directory
   bool byMount = false;                      // layer: attached by mount(2), not fsmount
@@ -292,6 +293,7 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
       out.recursive = op.Get("recursive").ToBoolean().Value();
       out.readonly = op.Get("readonly").ToBoolean().Value();
       out.nofollow = op.Get("nofollow").ToBoolean().Value();
+      out.sourceInRoot = op.Get("sourceInRoot").ToBoolean().Value();
     } else if (kind == "layer") {
       out.kind = kLayer;
       std::string attach;
@@ -710,11 +712,23 @@ int MakeOnLayer(int mnt, const std::string& rel, bool file) {
   return err;
 }
 
+// Whether `name` is an entry the plan makes on the layer itself (the first
+// component of one of its paths): a link the tree has there (debootstrap's
+// `proc -> /proc`) is then left out, and a directory made in its place.
+bool MadeOnLayer(const Op& op, const char* name) {
+  size_t n = std::strlen(name);
+  for (const std::string& rel : op.make) {
+    if (rel.compare(0, n, name) == 0 && (rel.size() == n || rel[n] == '/')) return true;
+  }
+  return false;
+}
+
 // The layer's own entries, before it is attached: a directory, an empty file
 // or a copy of the link for each entry of `orig` (the directory it covers),
 // then the paths the plan makes.
 int PopulateLayer(int orig, int mnt, const Op& op) {
   int err = EachEntry(orig, [&](const char* name, unsigned char type) -> int {
+    if (MadeOnLayer(op, name)) return 0;
     if (type == DT_UNKNOWN) {
       struct stat st;
       if (fstatat(orig, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return 0;  // gone meanwhile
@@ -924,8 +938,14 @@ int RunOp(const Op& op, int* root, bool walk) {
       return MountAt(*root, target, op.source.empty() ? nullptr : op.source.c_str(), op.fstype.empty() ? nullptr : op.fstype.c_str(),
                      op.flags, op.data.empty() ? nullptr : op.data.c_str(), walk);
     case kBind: {
-      int err = MountAt(*root, target, op.source.c_str(), nullptr, MS_BIND | (op.recursive ? MS_REC : 0), nullptr, walk,
+      // A source inside the root is reached through its descriptor too, before the root is entered.
+      char from[32];
+      int src = op.sourceInRoot ? OpenIn(*root, op.source.c_str(), O_PATH, walk) : -1;
+      if (op.sourceInRoot && src < 0) return errno;
+      if (src >= 0) FdName(src, from);
+      int err = MountAt(*root, target, src >= 0 ? from : op.source.c_str(), nullptr, MS_BIND | (op.recursive ? MS_REC : 0), nullptr, walk,
                         op.nofollow ? O_PATH | O_NOFOLLOW : O_PATH);
+      if (src >= 0) close(src);
       return err != 0 || !op.readonly ? err : ReadOnly(*root, target, op.recursive, walk);
     }
     case kLayer:

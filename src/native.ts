@@ -28,8 +28,8 @@ export interface NativeOpError extends Error {
  */
 export type SandboxOp =
   | { op: 'mount'; source?: string; target: string; fstype?: string; flags: number; data?: string; optional?: boolean; fallback?: boolean }
-  /** Binds host `source` on `target`; `readonly` covers the submounts too when `recursive`. */
-  | { op: 'bind'; source: string; target: string; recursive?: boolean; readonly?: boolean; optional?: boolean; fallback?: boolean; nofollow?: boolean }
+  /** Binds host `source` (with `sourceInRoot`, a path inside the root) on `target`; `readonly` covers the submounts too when `recursive`. */
+  | { op: 'bind'; source: string; target: string; recursive?: boolean; readonly?: boolean; optional?: boolean; fallback?: boolean; nofollow?: boolean; sourceInRoot?: boolean }
   /**
    * A private read-only layer over the directory `path`: a tmpfs with every entry of the directory bound back
    * (symlinks copied) and `make` (paths relative to it, parents first) made on it; over '/', later paths resolve in it.

@@ -43,6 +43,9 @@ export class UnsafePathError extends Error {
   override readonly name = 'UnsafePathError';
 }
 
+/** A path whose symlinks never end (debootstrap's `proc -> /proc` inside a root): ELOOP. */
+export class SymlinkLoopError extends UnsafePathError {}
+
 /** Components of an archive path relative to the root; [] is the root itself. Throws when '..' climbs out. */
 export function entryComponents(name: string): string[] {
   const out: string[] = [];
@@ -89,7 +92,7 @@ export function resolveDir(root: string, dir: readonly string[], ops: PathOps, c
         cur.push(c);
         break;
       case 'symlink': {
-        if (++hops > MAX_SYMLINKS) throw new UnsafePathError(`${what}: too many levels of symbolic links`);
+        if (++hops > MAX_SYMLINKS) throw new SymlinkLoopError(`${what}: too many levels of symbolic links`);
         if (node.target.startsWith('/')) cur.length = 0;
         queue.unshift(...node.target.split('/'));
         break;

@@ -116,8 +116,8 @@ function joined(text: string, more: string): string {
 
 /**
  * Plans the guest's CA bundle: the copy and the places it goes on go in `ops`
- * (before the root is entered), the binds in `inside` (after: the copy is then
- * on the guest's /dev). Returns the variables to add to the guest's
+ * (before the root is entered), the binds in `inside` (after everything else
+ * is mounted: the copy is on the guest's /dev, reached inside the root). Returns the variables to add to the guest's
  * environment, empty when the tree keeps its own bundle.
  */
 export function planCaCerts(req: CaCertsRequest, view: Scaffold, ops: SandboxOp[], inside: SandboxOp[], mounts: PlannedMount[], notes: string[], read = readBundle): Record<string, string> {
@@ -186,7 +186,7 @@ function bindOver(req: CaCertsRequest, view: Scaffold, targets: readonly { here:
   }
   ops.push(...copyOps(text));
   for (const p of places) {
-    inside.push({ op: 'bind', source: COPY, target: p.path, nofollow: true });
+    inside.push({ op: 'bind', source: COPY, target: p.path, nofollow: true, sourceInRoot: true });
     mounts.push({ source: COPY, target: p.path, what: `${what}, a private copy, ${p.over}` });
   }
   const env = variables(req, places[0]!.path);

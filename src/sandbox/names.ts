@@ -9,25 +9,27 @@
  * /dev tmpfs, so a guest that edits them changes neither the host nor the tree.
  *
  * The copy is mounted over what the tree has, a link itself included (the
- * link's target is never looked at); where the tree has nothing, over a
- * place made on a private layer (scaffold.ts). --no-resolv-conf and
- * --no-hosts leave the tree's own.
+ * link's target is never looked at). --no-resolv-conf and --no-hosts leave
+ * the tree's own.
  *
- * That layer has a cost: no entry can be added, removed or renamed right in
- * /etc for the run, which is how dpkg, apk, rpm, useradd and ldconfig write
- * there. Nothing can be mounted where the tree has no entry without either
- * writing one into the tree (bubblewrap, crun and so podman create the file)
- * or such a layer, and glibc reads /etc/hosts by that name only. So names
- * still resolve, and where the tree has a package manager, whose every
- * install adds files to /etc, the run says so and names the one-time fix: an
- * empty file in the tree, which xrun then mounts over and never changes.
- * Trees xrun makes (`rootfs debian`, `import`, `pull`, --image's) get both
- * files when they are made, so they never need the layer.
+ * Where the tree has nothing there, something must be made to mount on. A
+ * private layer over /etc would do without writing the tree, but no entry
+ * could then be added, removed or renamed right in /etc for the run, which is
+ * how dpkg, apk, rpm, useradd and ldconfig write there (issue 23: debootstrap's
+ * second stage failed at ldconfig). So the tree is given an empty file, once,
+ * and the run says so: what docker's init layer, bubblewrap and crun do for
+ * every container. xrun mounts over it and never changes it. A tree whose
+ * /etc the caller cannot write runs without the file, and says so (localhost
+ * may then not resolve: glibc reads /etc/hosts by that name only). Where /etc
+ * is not the tree's own directory (a --bind, or a layer a --bind needed), the
+ * place is made on a private layer as for any other mount point. Trees xrun
+ * makes (`rootfs debian`, `import`, `pull`, --image's) get both files when
+ * they are made.
  */
 
 import type { PlanWarning } from '../errors.js';
 import { LOCALHOST_LINES } from '../etc-files.js';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { posix } from 'node:path';
 import type { SandboxOp } from '../native.js';
 import { ROOTFS_LAUNCH_DIR } from './launcher.js';
@@ -53,18 +55,6 @@ function readHost(path: string): string | undefined {
   }
 }
 
-/**
- * A package manager's database, by the path it keeps it at: a tree with one
- * is where adding files to /etc is everyday work.
- */
-const PACKAGE_DATABASES = [
-  '/var/lib/dpkg/status', // dpkg: Debian, Ubuntu
-  '/lib/apk/db/installed', // apk: Alpine
-  '/var/lib/rpm', // rpm: RHEL, Fedora, openSUSE (older)
-  '/usr/lib/sysimage/rpm', // rpm: Fedora 36+, openSUSE
-  '/var/lib/pacman/local', // pacman: Arch
-];
-
 export interface NameFilesRequest {
   readonly resolvConf: boolean;
   readonly hosts: boolean;
@@ -73,18 +63,21 @@ export interface NameFilesRequest {
 }
 
 /**
- * Plans /etc/resolv.conf and /etc/hosts: the copies and their places go in
- * `ops` (before the root is entered), the mounts in `inside` (after: their
- * source is then the guest's /dev). Returns a warning when a layer over the
- * tree's /etc is made for them alone in a tree with a package manager.
+ * Plans /etc/resolv.conf and /etc/hosts: the copies, their places and the
+ * files added to the tree go in `ops` (before the root is entered), the
+ * mounts in `inside` (after everything else is mounted: their sources are on
+ * the guest's /dev, reached inside the root). Returns
+ * what the run says before it starts: files added to the tree, and files the
+ * tree lacks and cannot be given.
  */
-export function planNameFiles(req: NameFilesRequest, view: Scaffold, ops: SandboxOp[], inside: SandboxOp[], mounts: PlannedMount[], notes: string[], read = readHost): PlanWarning | undefined {
+export function planNameFiles(req: NameFilesRequest, view: Scaffold, ops: SandboxOp[], inside: SandboxOp[], mounts: PlannedMount[], notes: string[], read = readHost): PlanWarning[] {
   const files = [
     { path: '/etc/resolv.conf', wanted: req.resolvConf, option: '--no-resolv-conf', what: "the host's resolver configuration", text: () => read('/etc/resolv.conf') },
     { path: '/etc/hosts', wanted: req.hosts, option: '--no-hosts', what: "the host's hosts file, localhost named", text: () => hostsFor(read('/etc/hosts')) },
   ];
   let dir = false;
-  const placed: { path: string; option: string; why: string }[] = [];
+  const added: { path: string; option: string }[] = [];
+  const lacking: { path: string; option: string; dir: string }[] = [];
   for (const f of files) {
     if (!f.wanted) {
       notes.push(`${f.path}: the tree's own (${f.option})`);
@@ -109,42 +102,65 @@ export function planNameFiles(req: NameFilesRequest, view: Scaffold, ops: Sandbo
     } else if (here.node.kind === 'other') {
       over = "over the tree's file, which is left as it is";
     } else {
-      const why = `${f.path} (${f.option} goes without it)`;
-      try {
-        view.ensure(ops, f.path, 'file', why);
-        placed.push({ path: here.path, option: f.option, why });
-      } catch (err) {
-        notes.push(`${f.path}: none: ${(err as Error).message}`);
+      const etc = view.treeDir(posix.dirname(here.path));
+      if (etc !== undefined && !writable(etc)) {
+        notes.push(`${f.path}: none: ${view.name} has none, and ${etc} is not writable by you`);
+        lacking.push({ path: here.path, option: f.option, dir: etc });
         continue;
       }
-      over = 'where the tree has none';
+      if (etc !== undefined) {
+        ops.push({ op: 'file', path: here.path, mode: 0o644 });
+        added.push({ path: here.path, option: f.option });
+        over = `over an empty file added to the tree for it, once (${posix.join(etc, posix.basename(here.path))})`;
+      } else {
+        try {
+          view.ensure(ops, f.path, 'file', `${f.path} (${f.option} goes without it)`);
+        } catch (err) {
+          notes.push(`${f.path}: none: ${(err as Error).message}`);
+          continue;
+        }
+        over = 'where the tree has none';
+      }
     }
     if (!dir) ops.push({ op: 'mkdir', path: NAMES_DIR, mode: 0o755 });
     dir = true;
     const copy = `${NAMES_DIR}/${f.path.slice('/etc/'.length)}`;
     ops.push({ op: 'file', path: copy, mode: 0o644 }, { op: 'write', path: copy, data: text });
-    inside.push({ op: 'bind', source: copy, target: f.path, nofollow: true });
+    inside.push({ op: 'bind', source: copy, target: f.path, nofollow: true, sourceInRoot: true });
     mounts.push({ source: copy, target: f.path, what: `${f.what}, a private copy, ${over} (${f.option} leaves the tree's own)` });
   }
-  return layerWarning(view, placed);
+  return [...addedWarning(view, added), ...lackingWarning(view, lacking)];
 }
 
-/**
- * The warning for a layer made over the tree's /etc for the name files alone
- * (a --bind into /etc that needs one is the user's own doing, and --explain
- * shows it), in a tree with a package manager.
- */
-function layerWarning(view: Scaffold, placed: readonly { path: string; option: string; why: string }[]): PlanWarning | undefined {
-  if (placed.length === 0 || !PACKAGE_DATABASES.some((p) => view.resolve(p) !== undefined)) return undefined;
-  const etc = posix.dirname(placed[0]!.path);
-  const layer = view.layers().find((l) => l.at === etc);
-  const dir = view.file(etc);
-  if (!layer || !dir?.ofTree || dir.hostPath === undefined || !layer.why.every((w) => placed.some((p) => p.why === w))) return undefined;
-  const names = placed.map((p) => posix.basename(p.path));
-  return {
-    message: `${view.name} has no ${names.map((n) => `${etc}/${n}`).join(' or ')}: this run covers ${etc} with a private read-only layer to give ${names.length > 1 ? 'them' : 'it'}, ` +
-      `so nothing can be added, removed or renamed right in ${etc} ("Read-only file system": dpkg fails on packages with files there, as do ldconfig and useradd)`,
-    hint: `give the tree ${names.length > 1 ? 'the files' : 'the file'} once (xrun mounts over ${names.length > 1 ? 'them' : 'it'} and never changes ${names.length > 1 ? 'them' : 'it'}): ` +
-      `touch ${names.map((n) => shellQuote(posix.join(dir.hostPath!, n))).join(' ')}; or pass ${placed.map((p) => p.option).join(' ')}`,
-  };
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const names = (files: readonly { path: string }[]) => files.map((f) => f.path).join(' and ');
+
+/** The one line that says a file was added to the tree; later runs find it there and say nothing. */
+function addedWarning(view: Scaffold, added: readonly { path: string; option: string }[]): PlanWarning[] {
+  if (added.length === 0) return [];
+  const one = added.length === 1;
+  return [{
+    message: `${view.name} has no ${names(added)}: adding ${one ? 'an empty one' : 'empty ones'} to the tree, once, to mount the host's ${one ? 'copy' : 'copies'} over, ` +
+      `as container runtimes do (xrun never changes ${one ? 'it' : 'them'} afterwards; without ${one ? 'it' : 'them'} /etc would have to be read-only for the run)`,
+    hint: `${added.map((f) => f.option).join(' ')} leaves the tree as it is`,
+  }];
+}
+
+/** The tree lacks a file and the caller cannot add it: the run goes without. */
+function lackingWarning(view: Scaffold, lacking: readonly { path: string; option: string; dir: string }[]): PlanWarning[] {
+  if (lacking.length === 0) return [];
+  const hosts = lacking.some((f) => f.path === '/etc/hosts');
+  return [{
+    message: `${view.name} has no ${names(lacking)}, and you cannot add to ${lacking[0]!.dir}: this run goes without` +
+      (hosts ? ' (localhost may not resolve: glibc reads /etc/hosts by that name only)' : ''),
+    hint: `its owner can give the tree ${lacking.length > 1 ? 'the files' : 'the file'} once: touch ${lacking.map((f) => shellQuote(posix.join(f.dir, posix.basename(f.path)))).join(' ')}`,
+  }];
 }

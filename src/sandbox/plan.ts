@@ -50,6 +50,9 @@ const DEV_LINKS: ReadonlyArray<readonly [string, string]> = [
   ['fd', '/proc/self/fd'], ['stdin', '/proc/self/fd/0'], ['stdout', '/proc/self/fd/1'], ['stderr', '/proc/self/fd/2'], ['ptmx', 'pts/ptmx'],
 ];
 
+/** What debootstrap --foreign leaves in a tree for its second stage to run. */
+const DEBOOTSTRAP = '/debootstrap/debootstrap';
+
 /** PATH inside a root file system unless --env says otherwise. */
 export const ROOTFS_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 const DISK = { lookup: lookupOnDisk, mkdir: () => undefined };
@@ -417,7 +420,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
    * --rootfs: the ops from the overlay and `root` to the entries registered
    * inside, with `launched`, and the guest's view they make.
    */
-  function rootOps(root: string, launched: readonly LaunchedEntry[], registers: boolean, mounts: PlannedMount[], notes: string[]): { ops: SandboxOp[]; view: Scaffold; warning: PlanWarning | undefined; env: Record<string, string> } {
+  function rootOps(root: string, launched: readonly LaunchedEntry[], registers: boolean, mounts: PlannedMount[], notes: string[]): { ops: SandboxOp[]; view: Scaffold; warnings: PlanWarning[]; env: Record<string, string> } {
     const ops: SandboxOp[] = [];
     const view = req.overlay ? posix.resolve(req.overlay.lower) : root;
     if (req.overlay) {
@@ -434,12 +437,21 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     const scaffold = new Scaffold(view, made.by, req.root!);
     if (made.by.by === 'layer' && made.by.attach === 'mount') notes.push(`mount points the tree lacks: ${made.reason}`);
     const layersAt = mounts.length;
-    mountProcSys(ops, mounts, registers, scaffold);
+    const proc = mountProcSys(ops, mounts, registers, scaffold, notes);
     mountDev(req, ops, mounts, scaffold);
+    // Where the launcher's entries are registered from inside: the guest's own view of binfmt_misc, or,
+    // with no /proc, an instance of the same (one per user namespace) on the launcher's directory.
+    let registerDir = DEFAULT_BINFMT_DIR;
     if (launched.length > 0) {
       ops.push({ op: 'mkdir', path: ROOTFS_LAUNCH_DIR, mode: 0o755 });
       scaffold.made(ROOTFS_LAUNCH_DIR, { kind: 'directory' });
       ops.push(...launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').setup);
+      if (!proc) {
+        registerDir = `${ROOTFS_LAUNCH_DIR}/binfmt_misc`;
+        ops.push({ op: 'mkdir', path: registerDir, mode: 0o755 });
+        ops.push({ op: 'mount', source: 'binfmt_misc', target: registerDir, fstype: 'binfmt_misc', flags: 0 });
+        mounts.push({ source: 'binfmt_misc', target: registerDir, what: 'the private binfmt_misc, to register the launcher from inside: the guest has no /proc' });
+      }
       mounts.push({
         source: [req.launcher!, ...new Set(launched.flatMap((e) => ('emulator' in e ? [e.emulator.path] : [])))].join(', '), target: ROOTFS_LAUNCH_DIR,
         what: "bound read-only into a directory of the private /dev, with the launcher's CPU settings",
@@ -462,19 +474,19 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
       scaffold.mount(target, 'host', source);
       bound.push(scaffold.resolve(target) ?? target);
     }
-    // Mounted once inside: their sources are on the guest's /dev.
+    // Their sources are on the guest's /dev: bound from inside the root, after everything else is mounted.
     const inside: SandboxOp[] = [];
-    const warning = planNameFiles({ resolvConf: req.resolvConf !== false, hosts: req.hosts !== false, bound }, scaffold, ops, inside, mounts, notes);
+    const warnings = planNameFiles({ resolvConf: req.resolvConf !== false, hosts: req.hosts !== false, bound }, scaffold, ops, inside, mounts, notes);
     const caEnv = planCaCerts({ caCerts: req.caCerts, bound, hostEnv: req.env, assignments: req.envAssignments }, scaffold, ops, inside, mounts, notes);
     mounts.splice(layersAt, 0, ...scaffold.layers().map((l) => ({ source: 'tmpfs', target: l.at, what: describeLayer(l) })));
-    ops.push({ op: 'enter' });
     ops.push(...inside);
+    ops.push({ op: 'enter' });
     // Registered from inside, so that the kernel opens the launcher (flag F) by
     // its path in the root: that path is the argv[0] it finds its settings by.
     for (const line of launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').lines) {
-      ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
+      ops.push({ op: 'write', path: `${registerDir}/register`, data: line });
     }
-    return { ops, view: scaffold, warning, env: caEnv };
+    return { ops, view: scaffold, warnings, env: caEnv };
   }
 
   let root: string | undefined;
@@ -500,6 +512,11 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     // depend on the binfmt entries (those live under /proc and /dev).
     const guest = rootOps(root, [], false, [], []).view;
     const found = locateInView(guest, req.program ?? '/bin/sh', env.PATH ?? ROOTFS_PATH, cwd, { uidMap: idmap.uidMap, gidMap: idmap.gidMap, uid, gid });
+    if (env.container === undefined && isFile(guest.file(DEBOOTSTRAP)?.hostPath ?? '')) {
+      env.container = 'lxc';
+      notes.push(`container=lxc: ${DEBOOTSTRAP} is there, so the tree is a debootstrap first stage (--foreign) whose second stage will run; it tests mknod, ` +
+        'which no user namespace allows, and skips that test in an LXC container, whose devices are bound in as here (--env container=... sets another value)');
+    }
     kernelCanExec(found.hostPath, found.path, found.where);
     const arch = programArch(guest, found.hostPath, found.path);
     program = { path: found.path, hostPath: found.hostPath, arch: arch?.name };
@@ -556,7 +573,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     const made = rootOps(root, launched, registers, mounts, notes);
     ops.push(...made.ops);
     env = { ...env, ...made.env };
-    if (made.warning) warnings.push(made.warning);
+    warnings.push(...made.warnings);
   } else if (req.binds.length > 0 || (req.devBinds?.length ?? 0) > 0) {
     throw new XrunError('usage', `${req.binds.length > 0 ? '--bind' : '--dev-bind'} goes with --rootfs`, { exitCode: EXIT.usage });
   } else {
@@ -635,19 +652,44 @@ function makeBy(req: SandboxRequest, f: Features): { by: MakeBy; reason: string 
  * A /proc of the sandbox's own pid namespace (the guest sees only its own
  * processes), or the host's where the kernel refuses a new one (a /proc with
  * parts hidden under other mounts, as in some containers); /sys read-only.
+ * Returns whether a /proc is mounted.
  */
-function mountProcSys(ops: SandboxOp[], mounts: PlannedMount[], binfmt: boolean, view: Scaffold): void {
-  view.ensure(ops, '/proc', 'directory', '/proc');
-  ops.push({ op: 'mount', source: 'proc', target: '/proc', fstype: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC });
-  ops.push({ op: 'bind', source: '/proc', target: '/proc', recursive: true, fallback: true });
-  mounts.push({ source: 'proc', target: '/proc', what: "the sandbox's own (its pid namespace's processes only); the host's where the kernel refuses a new one" });
-  view.mount('/proc', 'fixed', '/proc');
-  // The guest sees its binfmt_misc entries where a Linux system has them.
-  if (binfmt) ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
+function mountProcSys(ops: SandboxOp[], mounts: PlannedMount[], binfmt: boolean, view: Scaffold, notes: string[]): boolean {
+  let proc = false;
+  if (view.loops('/proc')) {
+    notes.push(`/proc: ${loopingLink(view, '/proc')}: no /proc is mounted, so the guest has none until it makes one (debootstrap's second stage replaces the link with a directory and mounts proc itself)`);
+  } else {
+    view.ensure(ops, '/proc', 'directory', '/proc');
+    ops.push({ op: 'mount', source: 'proc', target: '/proc', fstype: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC });
+    ops.push({ op: 'bind', source: '/proc', target: '/proc', recursive: true, fallback: true });
+    mounts.push({ source: 'proc', target: '/proc', what: "the sandbox's own (its pid namespace's processes only); the host's where the kernel refuses a new one" });
+    view.mount('/proc', 'fixed', '/proc');
+    // The guest sees its binfmt_misc entries where a Linux system has them.
+    if (binfmt) ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
+    proc = true;
+  }
+  if (view.loops('/sys')) {
+    notes.push(`/sys: ${loopingLink(view, '/sys')}: the host's /sys is not bound there`);
+    return proc;
+  }
   view.ensure(ops, '/sys', 'directory', '/sys');
   ops.push({ op: 'bind', source: '/sys', target: '/sys', recursive: true, readonly: true, optional: true });
   mounts.push({ source: '/sys', target: '/sys', what: "the host's /sys, recursively, read-only" });
   view.mount('/sys', 'fixed', '/sys');
+  return proc;
+}
+
+/**
+ * A mount point that is a link looping on itself, as debootstrap --foreign
+ * leaves `proc -> /proc` on a host it takes for a container (one with
+ * /.dockerenv): nothing can be mounted through it, and covering `/` with a
+ * layer to put a directory in its place would make `/` read-only for the
+ * run, where debootstrap's second stage writes (its test files, the removal
+ * of /debootstrap). The link is left to the guest, as debootstrap expects.
+ */
+function loopingLink(view: Scaffold, path: string): string {
+  const here = view.at(path);
+  return `a link in ${view.name} that loops (${here.path} -> ${here.node.kind === 'symlink' ? here.node.target : '?'})`;
 }
 
 /**
@@ -658,7 +700,10 @@ function mountProcSys(ops: SandboxOp[], mounts: PlannedMount[], binfmt: boolean,
  * the same way: a `file` or `mkdir` op, then a bind onto it.
  */
 function mountDev(req: SandboxRequest, ops: SandboxOp[], mounts: PlannedMount[], view: Scaffold): void {
-  view.ensure(ops, '/dev', 'directory', '/dev');
+  // xrun's own files live in the private /dev (the launcher, the name files): a link that loops there gets
+  // a directory in its place, on a layer over the directory holding it.
+  if (view.loops('/dev')) view.cover(ops, '/dev', `/dev (${loopingLink(view, '/dev')})`);
+  else view.ensure(ops, '/dev', 'directory', '/dev');
   ops.push({ op: 'mount', source: 'tmpfs', target: '/dev', fstype: 'tmpfs', flags: MS_NOSUID, data: 'mode=0755' });
   view.mount('/dev', 'tmpfs');
   const nodes = DEV_NODES.filter((n) => isCharDevice(`/dev/${n}`));

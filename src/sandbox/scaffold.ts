@@ -34,7 +34,7 @@ import { realpathSync } from 'node:fs';
 import { posix } from 'node:path';
 import { EXIT, XrunError } from '../errors.js';
 import type { SandboxOp } from '../native.js';
-import { lookupOnDisk, resolveDir, UnsafePathError, type Node } from '../safe-path.js';
+import { lookupOnDisk, resolveDir, SymlinkLoopError, UnsafePathError, type Node } from '../safe-path.js';
 
 /** A mount of the plan, as --explain shows it. */
 export interface PlannedMount {
@@ -155,6 +155,23 @@ export class Scaffold {
     return { path: at, hostPath: at === m.at ? m.host : posix.join(m.host, relative(at, m.at)), ofTree };
   }
 
+  /**
+   * The host path of the directory at guest path `path` when it is the
+   * tree's own and new entries made in it reach the tree: not a layer's own
+   * directory or one made on it, not in a bound directory, not on a file
+   * system of the sandbox's, and not a private overlay's (--image).
+   */
+  treeDir(path: string): string | undefined {
+    if (this.makeBy.by === 'mkdir') return undefined;
+    const at = this.resolve(path);
+    if (at === undefined) return undefined;
+    const m = this.mountOf(at);
+    if (m !== this.mounts[0] && m.kind !== 'layer') return undefined;
+    if (m.kind === 'layer' && (at === m.at || [...m.made.keys()].some((p) => within(at, p)))) return undefined;
+    const found = this.file(at);
+    return found?.ofTree && this.lookup(at).kind === 'directory' ? found.hostPath : undefined;
+  }
+
   /** Records an entry the plan makes on a tmpfs of its own (the private /dev), with its own op. */
   made(path: string, node: Node): void {
     this.mountOf(path).made.set(path, node);
@@ -189,10 +206,40 @@ export class Scaffold {
       }
       return;
     }
+    this.make(ops, missing, missing.map((p) => (p === real && kind === 'file' ? 'file' as const : 'directory' as const)), why);
+  }
+
+  /** Whether `path` is a link in the view that never resolves (debootstrap's `proc -> /proc`, made where it takes the host for a container). */
+  loops(path: string): boolean {
+    const here = this.at(path);
+    if (here.node.kind !== 'symlink') return false;
+    try {
+      resolveDir('', here.path.split('/'), { lookup: (p) => this.lookup(p || '/'), mkdir: () => undefined }, false, path, true);
+      return false;
+    } catch (err) {
+      if (err instanceof SymlinkLoopError) return true;
+      throw err;
+    }
+  }
+
+  /**
+   * A directory in place of the link at `path` (one that loops: see loops()),
+   * on a private layer over the directory holding it; the link stays in the
+   * tree as it is.
+   */
+  cover(ops: SandboxOp[], path: string, why: string): void {
+    const here = this.at(path);
+    if (this.makeBy.by === 'mkdir') {
+      throw new XrunError('mount-point', `${why}: ${here.path} is a link that loops in ${this.name}`, { exitCode: EXIT.usage });
+    }
+    this.make(ops, [here.path], ['directory'], why);
+  }
+
+  /** Makes `missing` (guest paths, parents first, all in one directory of the view) as `kinds` say. */
+  private make(ops: SandboxOp[], missing: readonly string[], kinds: readonly ('file' | 'directory')[], why: string): void {
     const first = missing[0]!;
     const parent = posix.dirname(first);
     const m = this.mountOf(parent);
-    const kinds = missing.map((p) => (p === real && kind === 'file' ? 'file' as const : 'directory' as const));
     const node = (k: 'file' | 'directory'): Node => (k === 'file' ? { kind: 'other' } : { kind: 'directory' });
     if (m.kind === 'fixed') {
       throw new XrunError('mount-point', `${why}: ${first} cannot be made in ${m.at}, which is the kernel's`, { exitCode: EXIT.usage });

@@ -6,8 +6,8 @@
  */
 
 import { execa } from 'execa';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseKernelVersion, probeFeatures } from '../../src/sandbox/features.js';
 import { native } from '../../src/native.js';
@@ -114,7 +114,7 @@ for (const runner of [currentUser, otherUser]) {
       expect(existsSync(join(root, 'stray'))).toBe(false);
     });
 
-    it('resolv.conf a dangling link and no /etc/hosts: getent hosts localhost resolves inside, the host resolver configuration is seen, the tree is unchanged', async (ctx) => {
+    it('resolv.conf a dangling link and no /etc/hosts: getent hosts localhost resolves inside, the host resolver configuration is seen, the tree gains only an empty /etc/hosts, said once', async (ctx) => {
       skipIf(ctx, cannotSandbox(runner));
       skipIf(ctx, !existsSync(join(trixie('arm64'), 'usr', 'bin', 'getent')) && 'fixture trixie/arm64 missing or without getent (rootfs-tools/fetch-fixtures.sh)');
       // A copy of a Debian 13 tree (glibc's NSS with libc-bin's nsswitch.conf, getent, perl), made as systemd-resolved
@@ -129,7 +129,8 @@ for (const runner of [currentUser, otherUser]) {
       // getent asks for IPv6 first (::1 where the hosts file names it), so perl's gethostbyname checks the IPv4 answer.
       const lookup = 'my @a = gethostbyname("localhost") or die "localhost: not found\\n"; print join(".", unpack("C4", $a[4])), "\\n"';
       const r = await runner.run(['--rootfs', root, 'sh', '-c', 'getent hosts localhost && perl -e "$0"', lookup]);
-      expect(r.stderr).toBe('');
+      expect(r.stderr).toBe(`xrun: warning: ${root} has no /etc/hosts: adding an empty one to the tree, once, to mount the host's copy over, as container runtimes do ` +
+        "(xrun never changes it afterwards; without it /etc would have to be read-only for the run)\nhint: --no-hosts leaves the tree as it is\n");
       const [getent, perl, ...rest] = r.stdout.split('\n');
       expect(getent).toMatch(/^(::1|127\.0\.0\.1)\s+localhost(\s|$)/);
       expect(perl).toBe('127.0.0.1');
@@ -138,16 +139,62 @@ for (const runner of [currentUser, otherUser]) {
       // The control: a name nobody has is not found (getent's exit 2), so the lines above came from the hosts file.
       const none = await runner.run(['--rootfs', root, 'getent', 'hosts', 'no-such-host.invalid']);
       expect(none.exitCode).toBe(2);
+      // Said once: the file is there for every later run.
+      expect(none.stderr).toBe('');
       if (existsSync('/etc/resolv.conf')) {
         const conf = await runner.run(['--rootfs', root, 'cat', '/etc/resolv.conf']);
         expect(conf.stdout).toBe(readFileSync('/etc/resolv.conf', 'utf8'));
       }
+      expect(readFileSync(join(root, 'etc', 'hosts'), 'utf8')).toBe('');
+      expect(statSync(join(root, 'etc', 'hosts')).uid).toBe(runner.uid);
+      // Nothing else changed: the tree's listing but /etc itself (its mtime) and the new file.
+      const others = (l: string) => l.split('\n').filter((e) => !/^etc (d|l) /.test(e) && !e.startsWith('etc/hosts ')).join('\n');
+      expect(others(await listing(root))).toBe(others(before));
+    });
+
+    it("a tree without /etc/hosts whose /etc you cannot write: the run goes without one, says so and names the fix; /etc is never made read-only", async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      // Root's tree, used by a plain user: the user cannot add to its /etc.
+      const other = runner === currentUser ? otherUser : currentUser;
+      skipIf(ctx, cannotSandbox(other) ?? (runner.uid === 0 && 'root can write any /etc'));
+      const root = await rootfsFor(other);
+      rmSync(join(root, 'etc', 'hosts'));
+      chmodSync(dirname(root), 0o755);
+      const before = await listing(root);
+      const r = await runner.run(['--rootfs', root, 'sh', '-c', 'test -e /etc/hosts || echo no-hosts']);
+      expect(r.stderr).toBe(`xrun: warning: ${root} has no /etc/hosts, and you cannot add to ${join(root, 'etc')}: this run goes without (localhost may not resolve: glibc reads /etc/hosts by that name only)\n` +
+        `hint: its owner can give the tree the file once: touch ${join(root, 'etc', 'hosts')}\n`);
+      expect(r.stdout).toBe('no-hosts\n');
+      expect(r.exitCode).toBe(0);
       expect(await listing(root)).toBe(before);
+      const plan = await runner.run(['--rootfs', root, '--explain', '--json', 'true']);
+      expect(JSON.parse(plan.stdout).spec.ops.filter((o: { op: string }) => o.op === 'layer')).toEqual([]);
+    });
+
+    it('proc, sys and dev links that loop (debootstrap --foreign makes proc -> /proc where it takes the host for a container): the run starts, foreign programs run, the tree is unchanged', async (ctx) => {
+      skipIf(ctx, cannotSandbox(runner));
+      const root = await rootfsFor(runner);
+      for (const d of ['proc', 'sys', 'dev']) {
+        rmSync(join(root, d), { recursive: true });
+        symlinkSync(`/${d}`, join(root, d));
+      }
+      if (runner.uid !== currentUser.uid) await execa('chown', ['-h', `${runner.uid}:${runner.uid}`, join(root, 'proc'), join(root, 'sys'), join(root, 'dev')]);
+      const before = await listing(root);
+      // /dev gets a directory over the link (xrun's own files live there); /proc and /sys are left to the guest.
+      const r = await runner.run(['--rootfs', root, 'sh', '-c', 'ls /proc 2>&1; ls /sys 2>&1; echo x > /dev/null && echo dev; /bin/true && echo foreign-child']);
+      expect(r.stderr).toBe('');
+      expect(r.stdout).toBe('ls: /proc: Too many levels of symbolic links\nls: /sys: Too many levels of symbolic links\ndev\nforeign-child\n');
+      expect(r.exitCode).toBe(0);
+      expect(await listing(root)).toBe(before);
+      const explained = await runner.run(['--rootfs', root, '--explain', 'true']);
+      expect(explained.stdout).toMatch(/^note {6}\/proc: a link in \S+ that loops \(\/proc -> \/proc\): no \/proc is mounted, so the guest has none until it makes one/m);
+      expect(explained.stdout).toMatch(/^mount {5}tmpfs on \/ \(a private read-only layer over \/: its entries bound back, \/dev made on it for \/dev \(a link in \S+ that loops \(\/dev -> \/dev\)\)/m);
     });
 
     it("--no-hosts and --no-resolv-conf leave the tree's own files, or their absence, as they are", async (ctx) => {
       skipIf(ctx, cannotSandbox(runner));
       const root = await rootfsFor(runner);
+      rmSync(join(root, 'etc', 'hosts'));
       writeFileSync(join(root, 'etc', 'resolv.conf'), 'nameserver 192.0.2.1\n');
       const before = await listing(root);
       const r = await runner.run(['--rootfs', root, '--no-hosts', '--no-resolv-conf', 'sh', '-c', 'cat /etc/resolv.conf; test -e /etc/hosts || echo no-hosts']);
@@ -169,6 +216,7 @@ for (const runner of [currentUser, otherUser]) {
       const outside = scratchFor(runner);
       writeFileSync(join(outside, 'hosts'), 'host file, not to be replaced\n');
       // An absolute link out of the tree: inside, it leads to the tree's /nowhere, and is covered itself.
+      rmSync(join(root, 'etc', 'hosts'));
       symlinkSync(join(outside, 'hosts'), join(root, 'etc', 'hosts'));
       if (runner.uid !== currentUser.uid) await execa('chown', ['-hR', `${runner.uid}:${runner.uid}`, join(root, 'etc', 'hosts'), outside]);
       const before = await listing(root);
@@ -208,13 +256,12 @@ describe('the plan', () => {
   it('a kernel without fsmount (Linux < 5.2): layers mounted with mount(2) and reached again by name, over / and below; the tree unchanged', async (ctx) => {
     skipIf(ctx, cannotSandbox(currentUser));
     const root = await rootfsFor(currentUser);
-    rmSync(join(root, 'etc', 'resolv.conf'));
     const src = await source(currentUser);
     const before = await listing(root);
     // The plan a 5.1 kernel gets, run here for real by the addon in this process.
     const old = { ...probeFeatures(), kernel: parseKernelVersion('5.1.0') };
-    const check = 'test "$(cat /newdir/from-host)" = bound && test -f /etc/hosts && test -f /etc/resolv.conf && ! touch /stray 2>/dev/null';
-    const req = { mode: 'rootfs' as const, root, program: '/bin/sh', args: ['-c', check], envAssignments: {}, binds: [`${src}:/newdir`], env: process.env };
+    const check = 'test "$(cat /newdir/from-host /etc/new/from-host)" = "$(printf "bound\\nbound")" && test -f /etc/hosts && test -f /etc/resolv.conf && ! touch /stray /etc/stray 2>/dev/null';
+    const req = { mode: 'rootfs' as const, root, program: '/bin/sh', args: ['-c', check], envAssignments: {}, binds: [`${src}:/newdir`, `${src}:/etc/new`], env: process.env };
     const plan = planSandbox(req, old);
     expect(plan.spec.ops.flatMap((o) => (o.op === 'layer' ? [[o.path, o.attach]] : []))).toEqual([['/', 'mount'], ['/etc', 'mount']]);
     expect(plan.notes.join('\n')).toMatch(/mount\(2\) .*Linux 5\.1\.0 has no fsmount/);
@@ -239,7 +286,7 @@ describe('the plan', () => {
     expect(await listing(root)).toBe(before);
   });
 
-  it('a layer over /etc for the name files alone, in a tree with a package manager: a warning naming the cost and the one-time fix; none otherwise', (ctx) => {
+  it('no /etc/hosts or /etc/resolv.conf in the tree: an empty file is made in the tree\'s own /etc, said once, never a layer over /etc (issue 23: ldconfig under a read-only /etc)', (ctx) => {
     skipIf(ctx, cannotSandbox(currentUser));
     skipIf(ctx, !(existsSync('/etc/hosts') && existsSync('/etc/resolv.conf')) && 'the host has no /etc/hosts or /etc/resolv.conf to give');
     const root = scratchFor(currentUser);
@@ -247,30 +294,37 @@ describe('the plan', () => {
     copyFileSync(busyboxStatic('arm64'), join(root, 'bin', 'sh'));
     writeFileSync(join(root, 'etc', 'resolv.conf'), '');
     const req = { mode: 'rootfs' as const, root, program: '/bin/sh', args: [], envAssignments: {}, binds: [] as string[], env: process.env };
-    const warnings = (more: Partial<typeof req> & { hosts?: boolean; resolvConf?: boolean } = {}) => planSandbox({ ...req, ...more }, probeFeatures()).warnings;
-    // No package database: the layer is there (--explain says so), no warning.
-    expect(warnings()).toEqual([]);
-    writeFileSync(join(root, 'var', 'lib', 'dpkg', 'status'), '');
-    expect(warnings()).toEqual([{
-      message: `${root} has no /etc/hosts: this run covers /etc with a private read-only layer to give it, so nothing can be added, removed or renamed right in /etc ("Read-only file system": dpkg fails on packages with files there, as do ldconfig and useradd)`,
-      hint: `give the tree the file once (xrun mounts over it and never changes it): touch ${root}/etc/hosts; or pass --no-hosts`,
-    }]);
-    // Shown by --explain too, with the plan.
-    expect(formatSandboxPlan(planSandbox(req, probeFeatures()))).toMatch(/^warning +\S+ has no \/etc\/hosts: .*; give the tree the file once/m);
-    expect(warnings({ hosts: false })).toEqual([]);
-    // A --bind into /etc needs the layer anyway: the user's own choice, not warned about.
+    const plan = (more: Partial<typeof req> & { hosts?: boolean; resolvConf?: boolean } = {}) => planSandbox({ ...req, ...more }, probeFeatures());
+    const added = {
+      message: `${root} has no /etc/hosts: adding an empty one to the tree, once, to mount the host's copy over, as container runtimes do (xrun never changes it afterwards; without it /etc would have to be read-only for the run)`,
+      hint: '--no-hosts leaves the tree as it is',
+    };
+    expect(plan().warnings).toEqual([added]);
+    // The file op comes before the root is entered, resolved inside it; no layer anywhere.
+    const ops = plan().spec.ops;
+    expect(ops.filter((o) => o.op === 'layer')).toEqual([]);
+    const made = ops.findIndex((o) => o.op === 'file' && o.path === '/etc/hosts');
+    expect(made).toBeGreaterThan(ops.findIndex((o) => o.op === 'root'));
+    expect(made).toBeLessThan(ops.findIndex((o) => o.op === 'enter'));
+    // Shown by --explain too, with the plan; nothing planned is written meanwhile.
+    expect(formatSandboxPlan(plan())).toMatch(/^warning +\S+ has no \/etc\/hosts: adding an empty one to the tree, once/m);
+    expect(existsSync(join(root, 'etc', 'hosts'))).toBe(false);
+    expect(plan({ hosts: false }).warnings).toEqual([]);
+    // A --bind into /etc that needs a layer: the file is made on that layer, as any mount point there.
     const src = scratchFor(currentUser);
-    expect(warnings({ binds: [`${src}:/etc/x.d`] })).toEqual([]);
-    // Both files missing: both named, with both fixes.
+    const bound = plan({ binds: [`${src}:/etc/x.d`] });
+    expect(bound.warnings).toEqual([]);
+    expect(bound.spec.ops.filter((o) => o.op === 'layer')).toEqual([{ op: 'layer', path: '/etc', attach: 'fsmount', make: [{ path: 'x.d', kind: 'directory' }, { path: 'hosts', kind: 'file' }] }]);
+    // Both files missing: both named in one line.
     rmSync(join(root, 'etc', 'resolv.conf'));
-    const both = warnings();
-    expect(both).toHaveLength(1);
-    expect(both[0]!.message).toMatch(/ has no \/etc\/resolv\.conf or \/etc\/hosts: this run covers \/etc with a private read-only layer to give them, /);
-    expect(both[0]!.hint).toBe(`give the tree the files once (xrun mounts over them and never changes them): touch ${root}/etc/resolv.conf ${root}/etc/hosts; or pass --no-resolv-conf --no-hosts`);
-    // The files given (as `touch` gives them): no layer over /etc, nothing to warn about.
+    expect(plan().warnings).toEqual([{
+      message: `${root} has no /etc/resolv.conf and /etc/hosts: adding empty ones to the tree, once, to mount the host's copies over, as container runtimes do (xrun never changes them afterwards; without them /etc would have to be read-only for the run)`,
+      hint: '--no-resolv-conf --no-hosts leaves the tree as it is',
+    }]);
+    // The files there (as the first run leaves them): nothing to add, nothing said.
     for (const f of ['hosts', 'resolv.conf']) writeFileSync(join(root, 'etc', f), '');
-    expect(warnings()).toEqual([]);
-    expect(planSandbox(req, probeFeatures()).spec.ops.filter((o) => o.op === 'layer')).toEqual([]);
+    expect(plan().warnings).toEqual([]);
+    expect(plan().spec.ops.filter((o) => o.op === 'file' && o.path.startsWith('/etc/'))).toEqual([]);
   });
 
   it('hostsFor: the host file kept when it names localhost, localhost added when not', () => {
