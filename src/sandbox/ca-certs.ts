@@ -117,8 +117,9 @@ function joined(text: string, more: string): string {
 /**
  * Plans the guest's CA bundle: the copy and the places it goes on go in `ops`
  * (before the root is entered), the binds in `inside` (after everything else
- * is mounted: the copy is on the guest's /dev, reached inside the root). Returns the variables to add to the guest's
- * environment, empty when the tree keeps its own bundle.
+ * is mounted: the copy is on the guest's /dev, reached inside the root).
+ * Returns the variables to add to the guest's environment, empty when the
+ * tree keeps its own bundle.
  */
 export function planCaCerts(req: CaCertsRequest, view: Scaffold, ops: SandboxOp[], inside: SandboxOp[], mounts: PlannedMount[], notes: string[], read = readBundle): Record<string, string> {
   if (req.caCerts === false) {
