@@ -4,16 +4,15 @@
  * and what the emulator at hand accepts. Older QEMU lacks newer models and
  * rejects properties it does not know ("Property ... not found"), so every
  * value is tried against the emulator before it is used; the answers are
- * cached per emulator identity (path, size, mtime), so a launch pays for a
- * probe once, not every time.
+ * cached per emulator identity (emulator-probes.ts), so a launch pays for a
+ * probe once, not every time. Which models and defaults an emulator has
+ * depends on its QEMU version: each emulator is asked for itself.
  */
 
 import { createRequire } from 'node:module';
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { archByName, type Arch } from './arch.js';
+import { probeRecord, saveProbeRecord, type ProbeAnswer } from './emulator-probes.js';
 import { EXIT, XrunError } from './errors.js';
-import { cacheDir, trustCache, tryCacheDir } from './paths.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -62,67 +61,9 @@ export function parseCpuSpecs(options: readonly string[], env: Env): CpuSpec[] {
 }
 
 // ---------------------------------------------------------------------------
-// Probing, cached per emulator identity.
+// Probing, cached per emulator identity (emulator-probes.ts).
 
-export interface ProbeAnswer {
-  readonly ok: boolean;
-  /** The emulator's own words when it refused. */
-  readonly why?: string;
-}
-
-interface ProbeCache {
-  readonly file: string;
-  readonly identity: string;
-  answers: Record<string, ProbeAnswer>;
-  dirty: boolean;
-}
-
-const caches = new Map<string, ProbeCache>();
-
-function emulatorIdentity(path: string): string | undefined {
-  try {
-    const st = statSync(path);
-    return `${path}\n${st.size}\n${Math.trunc(st.mtimeMs)}`;
-  } catch {
-    return undefined;
-  }
-}
-
-function cacheFor(emulator: string, env: Env): ProbeCache | undefined {
-  const identity = emulatorIdentity(emulator);
-  if (identity === undefined) return undefined;
-  const known = caches.get(emulator);
-  if (known && known.identity === identity) return known;
-  const name = emulator.replace(/[^A-Za-z0-9_.-]/g, '_').replace(/^_+/, '');
-  const file = join(cacheDir(env), 'cpu-probe', `${name}.json`);
-  // Forged answers would steer the CPU: a cache others can write is refused, not read.
-  trustCache(file, env);
-  let answers: Record<string, ProbeAnswer> = {};
-  try {
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as { identity?: string; answers?: Record<string, ProbeAnswer> };
-    // A different size or mtime is another emulator (an upgrade): ask it again.
-    if (saved.identity === identity && saved.answers) answers = saved.answers;
-  } catch {
-    // No cache yet, or unreadable: probe.
-  }
-  const cache = { file, identity, answers, dirty: false };
-  caches.set(emulator, cache);
-  return cache;
-}
-
-function saveCache(cache: ProbeCache): void {
-  if (!cache.dirty) return;
-  try {
-    // Not Node's recursive mkdir: it spins forever under /proc (XDG_CACHE_HOME=/proc/nope).
-    if (!tryCacheDir(join(cache.file, '..'))) return;
-    const tmp = `${cache.file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify({ identity: cache.identity, answers: cache.answers })}\n`);
-    renameSync(tmp, cache.file);
-    cache.dirty = false;
-  } catch {
-    // A read-only cache only costs a probe next time.
-  }
-}
+export type { ProbeAnswer };
 
 /**
  * Asks the emulator itself whether it accepts `-cpu value`: QEMU creates the
@@ -146,14 +87,14 @@ export function trialCpu(emulator: string, value: string): ProbeAnswer & { cache
 
 /** Whether `emulator` accepts `-cpu value`, from the cache or a trial. */
 export function emulatorAccepts(emulator: string, value: string, env: Env): ProbeAnswer {
-  const cache = cacheFor(emulator, env);
-  const known = cache?.answers[value];
+  const record = probeRecord(emulator, env);
+  const known = record?.answers[value];
   if (known) return known;
   const { cacheable, ...answer } = trialCpu(emulator, value);
-  if (cache && cacheable) {
-    cache.answers[value] = answer;
-    cache.dirty = true;
-    saveCache(cache);
+  if (record && cacheable) {
+    record.answers[value] = answer;
+    record.dirty = true;
+    saveProbeRecord(record);
   }
   return answer;
 }
