@@ -22,6 +22,9 @@ packages=(
   gcc-aarch64-linux-gnu libc6-arm64-cross
   # an outside judge of which architectures this machine runs (tiny static helpers per arch)
   arch-test
+  # Go cross-builds test programs with goroutines (GOARCH=386, arm64, riscv64, s390x): what QEMU 7.2's
+  # qemu-i386 crashes and the emulator choice must avoid (test/provision/emulators/go.test.ts)
+  golang-go
   # rootfs pull's tests: a real registry (CNCF distribution), skopeo to fill it, umoci to compare trees,
   # htpasswd for basic auth, openssl for the token-auth server's certificate
   docker-registry skopeo umoci apache2-utils openssl

@@ -88,10 +88,10 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     });
   emulators
     .command('fetch')
-    .description("download Debian's qemu-user-static for this host, verify it, and put the emulators in the cache")
+    .description("download Debian's static QEMU emulators for this host, verify them, and put them in the cache (one directory per suite)")
     .argument('[arch...]', "QEMU or Debian architecture names (aarch64, arm64, armhf...), or 'all'")
     .addOption(new Option('--mirror <url>', 'Debian mirror (default http://deb.debian.org/debian)').env('XRUN_MIRROR'))
-    .option('--suite <name>', 'Debian suite', 'bookworm')
+    .option('--suite <name>', 'Debian suite (default trixie: Debian 13, QEMU 10.0; bookworm has 7.2)')
     .option('--keyring <file>', 'OpenPGP keyring for gpgv (default /usr/share/keyrings/debian-archive-keyring.gpg)')
     .option('--insecure', 'go on when the Release signature cannot be checked (no gpgv or keyring): only hashes are checked')
     .option('--refresh', 'ask the mirror even when every emulator asked for is cached and verifies')

@@ -11,6 +11,7 @@ import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, wor
 import { emulatorIsStatic, findEmulator } from './emulator.js';
 import { GDB } from './debugger.js';
 import { findOnPath } from './which.js';
+import { describeFault, faultFix } from './emulator-choice.js';
 import { host, runsNatively } from './host.js';
 import { formatIdMap, isIdentityMap, probeFeatures, sandboxBlocker, type Features, type IdExtent } from './sandbox/features.js';
 import { findProot } from './sandbox/proot.js';
@@ -24,6 +25,8 @@ export interface Check {
   readonly fix?: string;
   /** An improvement for a passing check (e.g. id ranges so that chown works). */
   readonly hint?: string;
+  /** Passing, but with a known problem worth fixing (printed WARN, with the fix; the exit code stays 0). */
+  readonly warn?: boolean;
 }
 
 /** What `doctor --json` prints: `ok` is false when any check needs fixing, as the exit code says. */
@@ -87,11 +90,13 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
   for (const c of h.compat) {
     const arch = archByName(c.arch)!;
     const emu = c.native ? undefined : findEmulator(arch, { env, hostArch: h.arch.name });
+    const fault = emu?.faults[0];
     checks.push({
       name: `compat ${c.arch}`,
       ok: c.native || emu !== undefined,
-      detail: c.native ? `${c.reason}: ${c.arch} programs run without an emulator` : `${c.reason}: ${emu ? `emulated with ${emu.path}` : 'and no emulator is installed'}`,
+      detail: c.native ? `${c.reason}: ${c.arch} programs run without an emulator` : `${c.reason}: ${emu ? `emulated with ${emu.path} (QEMU ${emu.version ?? 'version unknown'})${fault ? `: ${describeFault(fault)}` : ''}` : 'and no emulator is installed'}`,
       ...(c.native || emu ? {} : { fix: `apt-get install qemu-user-static, or without root: xrun emulators fetch ${c.arch}` }),
+      ...(fault ? { warn: true, fix: faultFix(fault) } : {}),
     });
   }
   checks.push({
@@ -151,6 +156,27 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
       : `${found.length} of ${foreign.length} foreign architectures have one (${staticCount} static)${found.some((e) => e.static === false) ? `; dynamic: ${found.filter((e) => e.static === false).map((e) => e.arch).join(', ')} (useless inside --rootfs)` : ''}`,
     ...(staticCount > 0 ? {} : { fix: 'apt-get install qemu-user-static, or without root: xrun emulators fetch all' }),
   });
+  // Where several serve an architecture, which version wins and why; where the only one has a known fault, the fix.
+  const compat = new Set(h.compat.map((c) => c.arch));
+  const byVersion = new Map<string, string[]>();
+  for (const e of found) {
+    // Only where the choice was one of versions: a static and a dynamic build of one version are no news.
+    if (e.passedOver.some((o) => o.version !== e.version)) {
+      const key = `QEMU ${e.version ?? '?'} ${e.where}`;
+      byVersion.set(key, [...(byVersion.get(key) ?? []), e.arch]);
+    }
+    const fault = e.faults[0];
+    if (fault && !compat.has(e.arch)) {
+      checks.push({ name: `emulator ${e.arch}`, ok: true, warn: true, detail: `${e.path} (QEMU ${e.version}): ${describeFault(fault)}`, fix: faultFix(fault) });
+    }
+  }
+  if (byVersion.size > 0) {
+    checks.push({
+      name: 'emulator choice',
+      ok: true,
+      detail: `where several serve an architecture, newest first and known faults last: ${[...byVersion].map(([k, arches]) => `${k} for ${arches.join(', ')}`).join('; ')} (xrun emulators list shows all; --qemu or XRUN_QEMU pins one)`,
+    });
+  }
 
   // The emulated CPU xrun would use, for each architecture where it differs from QEMU's default or the user chose one.
   const specs = parseCpuSpecs([], env);
@@ -206,7 +232,7 @@ export function doctorCommand(opts: { json?: boolean }): number {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
     for (const c of checks) {
-      process.stdout.write(`${c.ok ? 'ok  ' : 'FIX '} ${c.name.padEnd(22)} ${c.detail}\n`);
+      process.stdout.write(`${c.ok ? (c.warn ? 'WARN' : 'ok  ') : 'FIX '} ${c.name.padEnd(22)} ${c.detail}\n`);
       if (c.fix) process.stdout.write(`     ${''.padEnd(22)} fix: ${c.fix}\n`);
       if (c.hint) process.stdout.write(`     ${''.padEnd(22)} hint: ${c.hint}\n`);
     }

@@ -80,7 +80,7 @@ export function planInstall(req: InstallRequest, existing: readonly BinfmtEntry[
       skipped.push({ arch: arch.name, why: `this ${h.arch.name} host runs it natively` });
       continue;
     }
-    const emulator = findEmulator(arch, { qemu: req.qemu, env: req.env, hostArch: h.arch.name });
+    const emulator = findEmulator(arch, { qemu: req.qemu, env: req.env, hostArch: h.arch.name, needStatic: flags.includes('F') });
     if (!emulator) {
       if (all && !req.dryRun) {
         skipped.push({ arch: arch.name, why: `no qemu-${arch.name}-static found` });

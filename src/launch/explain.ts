@@ -32,6 +32,7 @@ export function formatDirectPlan(plan: DirectPlan): string {
     const linked = emu.static === undefined ? 'linkage unknown' : emu.static ? 'static' : 'dynamic';
     out += planRow('mode', 'emulated, direct: xrun execs the emulator in its own place');
     out += planRow('emulator', `${emu.path} (${linked}; ${emu.reason})`);
+    for (const o of emu.passedOver) out += planRow('', `passed over ${o.path}: ${o.why}`);
     const s = plan.sysroot!;
     out += planRow('sysroot', s.path ? `${s.path} (${s.reason})` : `none (${s.reason})`);
     if (s.loader) out += planRow('loader', loaderText(s.loader, s.view !== undefined));

@@ -335,7 +335,7 @@ function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, notes
     refused.push({ arch: arch.name, message, line: lines[0]! });
   };
   for (const arch of arches) {
-    const emulator = findEmulator(arch, { qemu: arch === first ? req.qemu : undefined, env: req.env, hostArch: h.arch.name });
+    const emulator = findEmulator(arch, { qemu: arch === first ? req.qemu : undefined, env: req.env, hostArch: h.arch.name, needStatic: inRoot });
     if (!emulator) {
       if (arch === first) {
         throw new XrunError('no-emulator', `no emulator for ${arch.name}: qemu-${arch.name}-static not found on PATH`, {

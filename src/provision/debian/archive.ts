@@ -38,6 +38,8 @@ export interface VerifiedRelease {
 
 export interface FetchedPackage {
   readonly record: PackageRecord;
+  /** The Release's Codename (trixie), when it has one. */
+  readonly codename: string | undefined;
   /** The verified .deb in xrun's cache. */
   readonly path: string;
   /** Bytes downloaded by this call (index and package); 0 when all came from the cache. */
@@ -181,13 +183,24 @@ export async function findPackage(src: ArchiveSource, rel: Release, debArch: str
   return { record: found, downloaded: cached.downloaded };
 }
 
-/** Gets the verified .deb of `name` for `debArch` from the archive (or the cache). */
-export async function fetchPackage(src: ArchiveSource, debArch: string, name: string, warn: (line: string) => void, downloads?: string): Promise<FetchedPackage> {
+/**
+ * Gets the verified .deb of `name` for `debArch` from the archive (or the cache). `instead`, given
+ * `name`'s record, may name another package of the same verified index to get in its place (a
+ * transitional package's successor), so that a package never needed is never downloaded.
+ */
+export async function fetchPackage(src: ArchiveSource, debArch: string, name: string, warn: (line: string) => void, downloads?: string,
+  instead?: (record: PackageRecord) => string | undefined): Promise<FetchedPackage> {
   // Before the network: an unusable cache is one line, now.
   downloadsDir(downloads);
   const { release, signed } = await fetchRelease(src, warn);
-  const { record, downloaded: indexBytes } = await findPackage(src, release, debArch, name, downloads);
+  let { record, downloaded: indexBytes } = await findPackage(src, release, debArch, name, downloads);
+  const other = instead?.(record);
+  if (other !== undefined && other !== name) {
+    const found = await findPackage(src, release, debArch, other, downloads);
+    record = found.record;
+    indexBytes += found.downloaded;
+  }
   const url = `${src.mirror}/${record.filename}`;
-  const deb = await cachedDownload(url, join(downloadsDir(downloads), `${name}_${debArch}`), record, `${name} ${record.version}`);
-  return { record, path: deb.path, downloaded: indexBytes + deb.downloaded, signed };
+  const deb = await cachedDownload(url, join(downloadsDir(downloads), `${record.name}_${debArch}`), record, `${record.name} ${record.version}`);
+  return { record, codename: release.fields.Codename, path: deb.path, downloaded: indexBytes + deb.downloaded, signed };
 }

@@ -136,6 +136,13 @@ export interface PackageRecord {
   readonly filename: string;
   readonly sha256: string;
   readonly size: number;
+  /** The Depends field as written ("qemu-user (>= 1:10.0.13), ..."); empty when there is none. */
+  readonly depends: string;
+}
+
+/** The package names a Depends field lists, alternatives and versions left out. */
+export function dependsNames(depends: string): string[] {
+  return depends.split(/[,|]/).map((d) => d.trim().split(/[\s(:]/)[0]!).filter(Boolean);
 }
 
 /** The fields of a Packages stanza that a download needs, checked. */
@@ -154,5 +161,5 @@ export function packageRecord(s: Stanza): PackageRecord {
   if (filename.startsWith('/') || filename.split('/').includes('..')) {
     throw new Deb822Error(`package ${s.Package}: unsafe Filename '${filename}'`);
   }
-  return { name: need('Package'), version: need('Version'), architecture: need('Architecture'), filename, sha256, size: Number(size) };
+  return { name: need('Package'), version: need('Version'), architecture: need('Architecture'), filename, sha256, size: Number(size), depends: s.Depends ?? '' };
 }

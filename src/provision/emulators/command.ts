@@ -1,5 +1,6 @@
 /** `xrun emulators list|fetch`: argument handling and output for emulators.ts. */
 
+import { join } from 'node:path';
 import { warn } from '../../errors.js';
 import { host } from '../../host.js';
 import { cachedEmulators, fetchEmulators, planFetch } from './fetch.js';
@@ -30,13 +31,14 @@ export async function emulatorsFetchCommand(names: string[], opts: FetchOptions)
   const cached = opts.refresh ? undefined : await cachedEmulators(plan);
   if (cached) {
     for (const e of cached) process.stdout.write(`${e.path}\n`);
-    const versions = [...new Set(cached.map((e) => e.entry.version))].join(', ');
-    process.stderr.write(`xrun: qemu-user-static ${versions} (${plan.debArch}) already in ${plan.cacheDir}, SHA256 as installed; --refresh asks the mirror for a newer one\n`);
+    const packages = [...new Set(cached.map((e) => `${e.entry.package} ${e.entry.version}`))].join(', ');
+    const dirs = [...new Set(cached.map((e) => e.entry.dir ?? e.entry.suite))].join(', ');
+    process.stderr.write(`xrun: ${packages} (${plan.debArch}, ${dirs}) already in ${plan.cacheDir}, SHA256 as installed; --refresh asks the mirror for a newer one\n`);
     return 0;
   }
   const r = await fetchEmulators(plan, warn);
   for (const e of r.installed) process.stdout.write(`${e.path}\n`);
   const how = r.downloaded > 0 ? `downloaded ${formatBytes(r.downloaded)}` : 'package from the cache';
-  process.stderr.write(`xrun: qemu-user-static ${r.version} (${plan.debArch}) ${r.signed ? 'verified' : 'hashes checked, signature NOT checked (--insecure)'}; ${how}; ${r.installed.length} emulator${r.installed.length === 1 ? '' : 's'} in ${plan.cacheDir}\n`);
+  process.stderr.write(`xrun: ${r.package} ${r.version} (${plan.debArch}, ${r.dir}) ${r.signed ? 'verified' : 'hashes checked, signature NOT checked (--insecure)'}; ${how}; ${r.installed.length} emulator${r.installed.length === 1 ? '' : 's'} in ${join(plan.cacheDir, r.dir)}\n`);
   return 0;
 }

@@ -2,6 +2,13 @@
  * `xrun emulators fetch`: Debian's static emulators into xrun's cache without
  * root: the package verified from a signed Release, data.tar streamed, each
  * emulator checked to be a static ELF, the manifest updated under a lock.
+ * Each suite's emulators go to their own directory (emulator-cache.ts), so
+ * Debian 12's QEMU 7.2 and Debian 13's 10.0 can both be there.
+ *
+ * Up to Debian 12 the static emulators are qemu-user-static's
+ * usr/bin/qemu-ARCH-static; since QEMU 9.1 (Debian 13) qemu-user itself
+ * ships them (static-pie usr/bin/qemu-ARCH) and qemu-user-static is a
+ * transitional package of links to them, depending on qemu-user.
  */
 
 import { createHash } from 'node:crypto';
@@ -12,14 +19,23 @@ import { emulatorIsStatic } from '../../emulator.js';
 import { EXIT, XrunError, errnoCode, errnoText } from '../../errors.js';
 import type { Host } from '../../host.js';
 import { emulatorCacheDir, ensureCacheDir } from '../../paths.js';
+import { dependsNames, type PackageRecord } from '../debian/deb822.js';
 import { sha256File } from '../transport/download.js';
 import { archiveSource, fetchPackage, type ArchiveSource } from '../debian/archive.js';
 import { entryComponents } from '../../safe-path.js';
 import { debDataEntries } from '../debian/deb.js';
 import { withLock } from '../transport/lock.js';
 import { makeStaging, removeStaleStaging } from '../transport/staging.js';
-import { MANIFEST, PACKAGE, readManifest, type Manifest, type ManifestEntry } from '../../emulator-cache.js';
+import { MANIFEST, SUITE_DIR, readManifest, type Manifest, type ManifestEntry } from '../../emulator-cache.js';
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** Debian 13 (stable since August 2025): QEMU 10.0, whose qemu-i386 runs Go programs that 12's 7.2 crashes (emulator-choice.ts). */
+export const DEFAULT_EMULATOR_SUITE = 'trixie';
+
+/** The package asked for first: the static emulators up to Debian 12, a transitional package since. */
+const PACKAGE = 'qemu-user-static';
+/** What the transitional qemu-user-static depends on, and where its emulators are. */
+const SUCCESSOR = 'qemu-user';
 
 export interface FetchPlan {
   readonly hostArch: string;
@@ -53,11 +69,16 @@ export function planFetch(names: readonly string[], opts: { mirror?: string; sui
     });
     arches = [...new Set(arches)];
   }
-  return { hostArch: h.arch.name, debArch, arches, source: archiveSource(opts, env), cacheDir: emulatorCacheDir(h.arch.name, env) };
+  const source = archiveSource({ ...opts, suite: opts.suite || DEFAULT_EMULATOR_SUITE }, env);
+  return { hostArch: h.arch.name, debArch, arches, source, cacheDir: emulatorCacheDir(h.arch.name, env) };
 }
 
 export interface FetchResult {
+  /** The package the emulators came from: qemu-user-static, or qemu-user since Debian 13. */
+  readonly package: string;
   readonly version: string;
+  /** The suite's directory in the cache (the Release's codename). */
+  readonly dir: string;
   readonly debPath: string;
   readonly downloaded: number;
   readonly signed: boolean;
@@ -66,7 +87,21 @@ export interface FetchResult {
 
 const STAGING = '.fetch-';
 
-const EMULATOR_PATH = /^usr\/bin\/qemu-(.+)-static$/;
+/** Where each package keeps its static emulators. */
+const EMULATOR_PATHS: Readonly<Record<string, RegExp>> = {
+  [PACKAGE]: /^usr\/bin\/qemu-(.+)-static$/,
+  [SUCCESSOR]: /^usr\/bin\/qemu-([^/]+)$/,
+};
+
+/** qemu-user-static that depends on qemu-user is the transitional one: the emulators are in qemu-user. */
+function successor(record: PackageRecord): string | undefined {
+  return dependsNames(record.depends).includes(SUCCESSOR) ? SUCCESSOR : undefined;
+}
+
+/** The manifest's entry for `arch` from the suite asked for, when one is recorded. */
+function recorded(manifest: Manifest, plan: FetchPlan, arch: string): ManifestEntry | undefined {
+  return manifest.emulators.find((e) => e.arch === arch && e.suite === plan.source.suite && e.debArch === plan.debArch);
+}
 
 /**
  * Streams one tar entry's body into a new file at `path` (mode 755); returns the SHA256 of what
@@ -98,13 +133,14 @@ async function writeBody(path: string, body: AsyncIterable<Buffer>): Promise<str
  */
 export async function cachedEmulators(plan: FetchPlan): Promise<{ arch: string; path: string; entry: ManifestEntry }[] | undefined> {
   const manifest = readManifest(plan.cacheDir);
-  const arches = plan.arches === 'all' ? manifest.available : plan.arches;
+  const dir = manifest.emulators.find((e) => e.suite === plan.source.suite && e.debArch === plan.debArch)?.dir;
+  const arches = plan.arches === 'all' ? (dir !== undefined ? manifest.available[dir] : undefined) : plan.arches;
   if (!arches || arches.length === 0) return undefined;
   const out: { arch: string; path: string; entry: ManifestEntry }[] = [];
   for (const arch of arches) {
-    const entry = manifest.emulators[arch];
+    const entry = recorded(manifest, plan, arch);
     // Installed without a signature check (--insecure): trusted offline only when asked the same way.
-    if (!entry?.sha256 || entry.debArch !== plan.debArch || (!entry.signed && !plan.source.insecure)) return undefined;
+    if (!entry?.sha256 || (!entry.signed && !plan.source.insecure)) return undefined;
     const path = join(plan.cacheDir, entry.file);
     try {
       if ((await sha256File(path)) !== entry.sha256) return undefined;
@@ -120,7 +156,11 @@ export async function cachedEmulators(plan: FetchPlan): Promise<{ arch: string; 
 export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => void): Promise<FetchResult> {
   // Before the network: an unusable cache is one line, now.
   ensureCacheDir(plan.cacheDir);
-  const deb = await fetchPackage(plan.source, plan.debArch, PACKAGE, warn);
+  const deb = await fetchPackage(plan.source, plan.debArch, PACKAGE, warn, undefined, successor);
+  const pkg = deb.record.name;
+  const pattern = EMULATOR_PATHS[pkg]!;
+  // The codename names the directory: `--suite stable` and `--suite trixie` are one place.
+  const dir = deb.codename !== undefined && SUITE_DIR.test(deb.codename) ? deb.codename : plan.source.suite;
   // An interrupted fetch left its staging directory (a dozen MB or more): nothing else removes it.
   removeStaleStaging(plan.cacheDir, STAGING);
   // Same file system as the destination, so each rename is atomic.
@@ -129,21 +169,21 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
     const wanted = plan.arches === 'all' ? undefined : new Set(plan.arches);
     const available: string[] = [];
     const extracted: { arch: string; tmpPath: string; sha256: string }[] = [];
-    for await (const entry of debDataEntries(deb.path, `${PACKAGE} ${deb.record.version}`)) {
-      const m = EMULATOR_PATH.exec(entryComponents(entry.name).join('/'));
+    for await (const entry of debDataEntries(deb.path, `${pkg} ${deb.record.version}`)) {
+      const m = pattern.exec(entryComponents(entry.name).join('/'));
       const arch = m ? archByName(m[1]!) : undefined;
       if (!arch) continue;
       available.push(arch.name);
       if (wanted && !wanted.has(arch.name)) continue;
-      if (entry.type !== 'file') throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is a ${entry.type}, expected a file`);
+      if (entry.type !== 'file') throw new XrunError('bad-package', `${pkg}: ${entry.name} is a ${entry.type}, expected a file`);
       const tmpPath = join(tmp, `qemu-${arch.name}-static`);
       const sha256 = await writeBody(tmpPath, entry.body);
-      if (emulatorIsStatic(tmpPath) !== true) throw new XrunError('bad-package', `${PACKAGE}: ${entry.name} is not a static ELF executable`);
+      if (emulatorIsStatic(tmpPath) !== true) throw new XrunError('bad-package', `${pkg}: ${entry.name} is not a static ELF executable`);
       extracted.push({ arch: arch.name, tmpPath, sha256 });
     }
     const missing = wanted ? [...wanted].filter((a) => !available.includes(a)) : [];
     if (missing.length > 0) {
-      throw new XrunError('not-found', `${PACKAGE} ${deb.record.version} (${plan.debArch}) has no emulator for ${missing.join(', ')}`, {
+      throw new XrunError('not-found', `${pkg} ${deb.record.version} (${plan.debArch}) has no emulator for ${missing.join(', ')}`, {
         hint: `it has: ${available.sort().join(' ')}`,
       });
     }
@@ -151,23 +191,33 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
     const fetchedAt = new Date().toISOString();
     // Two fetches at once each read, extend and write the manifest: one at a time, or one's entries are lost.
     await withLock(join(plan.cacheDir, `${MANIFEST}.lock`), () => {
-      const entries: Record<string, ManifestEntry> = { ...readManifest(plan.cacheDir).emulators };
+      const before = readManifest(plan.cacheDir);
+      const mkdir = ensureCacheDir(join(plan.cacheDir, dir));
+      const fresh: ManifestEntry[] = [];
       for (const e of extracted) {
-        const dest = join(plan.cacheDir, `qemu-${e.arch}-static`);
+        const file = `${dir}/qemu-${e.arch}-static`;
+        const dest = join(mkdir, `qemu-${e.arch}-static`);
         renameSync(e.tmpPath, dest);
         installed.push({ arch: e.arch, path: dest });
-        entries[e.arch] = {
-          file: `qemu-${e.arch}-static`, package: PACKAGE, version: deb.record.version, debArch: plan.debArch,
-          suite: plan.source.suite, mirror: plan.source.mirror, debSha256: deb.record.sha256, signed: deb.signed, fetchedAt,
-          sha256: e.sha256,
-        };
+        fresh.push({
+          arch: e.arch, file, package: pkg, version: deb.record.version, debArch: plan.debArch, suite: plan.source.suite, dir,
+          mirror: plan.source.mirror, debSha256: deb.record.sha256, signed: deb.signed, fetchedAt, sha256: e.sha256,
+        });
       }
+      const replaced = (old: ManifestEntry) => fresh.some((f) => f.arch === old.arch && (old.file === f.file
+        // A format-1 entry (top directory) of the same suite: the new one takes its place.
+        || (!old.file.includes('/') && old.suite === f.suite && old.debArch === f.debArch)));
+      for (const old of before.emulators.filter((o) => replaced(o) && !o.file.includes('/'))) rmSync(join(plan.cacheDir, old.file), { force: true });
       const manifestTmp = join(tmp, MANIFEST);
-      const manifest: Manifest = { format: 1, emulators: entries, available: [...new Set(available)].sort() };
+      const manifest: Manifest = {
+        format: 2,
+        emulators: [...before.emulators.filter((o) => !replaced(o)), ...fresh],
+        available: { ...before.available, [dir]: [...new Set(available)].sort() },
+      };
       writeFileSync(manifestTmp, `${JSON.stringify(manifest, null, 2)}\n`);
       renameSync(manifestTmp, join(plan.cacheDir, MANIFEST));
     });
-    return { version: deb.record.version, debPath: deb.path, downloaded: deb.downloaded, signed: deb.signed, installed };
+    return { package: pkg, version: deb.record.version, dir, debPath: deb.path, downloaded: deb.downloaded, signed: deb.signed, installed };
   } catch (err) {
     if (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EROFS' || errnoCode(err) === 'ENOSPC') {
       throw new XrunError('cache', `cache directory ${plan.cacheDir}: ${errnoText(errnoCode(err))} (set XDG_CACHE_HOME to a writable directory)`, { cause: err });

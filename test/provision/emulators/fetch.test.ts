@@ -30,7 +30,11 @@ let home: string;
 let cannot: string | undefined;
 let bb: string;
 const hostArch = host().arch.name;
-const cacheFile = () => join(home, '.cache', 'xrun', 'emulators', hostArch, 'qemu-aarch64-static');
+const cacheRoot = () => join(home, '.cache', 'xrun', 'emulators', hostArch);
+/** Debian 13's emulators, in the cache's directory for trixie (the default suite). */
+const cacheFile = (arch = 'aarch64') => join(cacheRoot(), 'trixie', `qemu-${arch}-static`);
+const manifestOf = (dir = cacheRoot()) => JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8')) as { format: number; emulators: { arch: string }[] };
+const entryFor = (arch: string, dir = cacheRoot()) => manifestOf(dir).emulators.find((e) => e.arch === arch);
 
 beforeAll(async () => {
   cannot = (await unprivilegedUnavailable()) ?? (await mirrorUnreachable());
@@ -43,35 +47,36 @@ beforeAll(async () => {
 afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 describe('emulators fetch', () => {
-  it('fetches a verified static aarch64 emulator into a private cache, without root', async (ctx) => {
+  it("fetches Debian 13's verified static aarch64 emulator (qemu-user's, since qemu-user-static is transitional there) into a private cache, without root", async (ctx) => {
     skipIf(ctx, cannot);
     const started = Date.now();
     const r = await xrun(['emulators', 'fetch', 'aarch64'], { home, timeout: 600_000 });
     process.stderr.write(`emulators fetch aarch64 (cold cache): ${((Date.now() - started) / 1000).toFixed(1)} s; ${r.stderr.trim()}\n`);
-    expect(r.stderr).toMatch(/qemu-user-static .* verified; downloaded [\d.]+ MB; 1 emulator in/);
+    expect(r.stderr).toMatch(/^xrun: qemu-user 1:10\.0\.\S+ \(\w+, trixie\) verified; downloaded [\d.]+ MB; 1 emulator in \S+\/trixie$/m);
     expect(r.exitCode).toBe(0);
     expect(r.stdout.trim()).toBe(cacheFile());
     expect(statSync(cacheFile()).mode & 0o777).toBe(0o755);
     expect(emulatorIsStatic(cacheFile())).toBe(true);
-    const manifest = JSON.parse(readFileSync(join(home, '.cache/xrun/emulators', hostArch, 'manifest.json'), 'utf8'));
-    expect(manifest.emulators.aarch64).toMatchObject({ package: 'qemu-user-static', signed: true, suite: 'bookworm' });
+    expect(manifestOf().format).toBe(2);
+    expect(entryFor('aarch64')).toMatchObject({ package: 'qemu-user', signed: true, suite: 'trixie', dir: 'trixie', file: 'trixie/qemu-aarch64-static' });
+    expect((await execa(cacheFile(), ['-version'])).stdout).toMatch(/^qemu-aarch64 version 10\.0\./);
   }, 600_000);
 
   it('is an "ensure": cached and verified, it needs no network; --refresh asks the mirror; a changed file is fetched again', async (ctx) => {
     skipIf(ctx, cannot ?? (existsSync(cacheFile()) ? undefined : 'the fetch above failed'));
     const offline = ['--mirror', await unreachableMirror()];
     const r = await xrun(['emulators', 'fetch', ...offline, 'aarch64'], { home, timeout: 30_000 });
-    expect(r.stderr).toMatch(/^xrun: qemu-user-static \S+ \(\w+\) already in \S+, SHA256 as installed; --refresh asks the mirror for a newer one$/);
+    expect(r.stderr).toMatch(/^xrun: qemu-user \S+ \(\w+, trixie\) already in \S+, SHA256 as installed; --refresh asks the mirror for a newer one$/);
     expect(r.stdout).toBe(cacheFile());
     expect(r.exitCode).toBe(0);
     const refresh = await xrun(['emulators', 'fetch', '--refresh', ...offline, 'aarch64'], { home, timeout: 30_000 });
     expect(refresh.exitCode).toBe(125);
-    expect(refresh.stderr).toMatch(/^xrun: GET http:\/\/127\.0\.0\.1:\d+\/debian\/dists\/bookworm\/InRelease: ECONNREFUSED\n/);
+    expect(refresh.stderr).toMatch(/^xrun: GET http:\/\/127\.0\.0\.1:\d+\/debian\/dists\/trixie\/InRelease: ECONNREFUSED\n/);
     // A copy of the cache whose emulator no longer matches its recorded hash: not trusted offline.
     const other = userTempDir('xrun-emulators-changed-');
     try {
       await execa('cp', ['-a', join(home, '.cache'), join(other, '.cache')]);
-      appendFileSync(join(other, '.cache/xrun/emulators', hostArch, 'qemu-aarch64-static'), 'x');
+      appendFileSync(join(other, '.cache/xrun/emulators', hostArch, 'trixie', 'qemu-aarch64-static'), 'x');
       const changed = await xrun(['emulators', 'fetch', ...offline, 'aarch64'], { home: other, timeout: 30_000 });
       expect(changed.exitCode).toBe(125);
       expect(changed.stderr).toMatch(/ECONNREFUSED/);
@@ -91,7 +96,7 @@ describe('emulators fetch', () => {
     const r = await xrun(['emulators', 'fetch', 'armhf'], { home, timeout: 300_000 });
     expect(r.exitCode).toBe(0);
     expect(r.stderr).toMatch(/package from the cache; 1 emulator/);
-    expect(existsSync(join(home, '.cache/xrun/emulators', hostArch, 'qemu-arm-static'))).toBe(true);
+    expect(existsSync(cacheFile('arm'))).toBe(true);
   }, 300_000);
 
   it('two concurrent fetches lost a manifest update: both are recorded; an interrupted run\'s .fetch-* staging is removed', async (ctx) => {
@@ -107,8 +112,7 @@ describe('emulators fetch', () => {
       xrun(['emulators', 'fetch', 'ppc64'], { home, timeout: 300_000 }),
     ]);
     expect([a.exitCode, b.exitCode]).toEqual([0, 0]);
-    const manifest = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
-    expect(Object.keys(manifest.emulators)).toEqual(expect.arrayContaining(['aarch64', 'mips', 'ppc64']));
+    expect(manifestOf(dir).emulators.map((e) => e.arch)).toEqual(expect.arrayContaining(['aarch64', 'mips', 'ppc64']));
     expect(readdirSync(dir).filter((n) => n.startsWith('.fetch-') || n.startsWith('manifest.json.lock'))).toEqual([]);
   }, 300_000);
 
@@ -124,10 +128,10 @@ describe('emulators fetch', () => {
   it('refuses a tampered InRelease (signature check)', async (ctx) => {
     skipIf(ctx, cannot);
     skipIf(ctx, existsSync('/usr/share/keyrings/debian-archive-keyring.gpg') ? undefined : 'debian-archive-keyring not installed');
-    const real = Buffer.from(await (await fetch('http://deb.debian.org/debian/dists/bookworm/InRelease')).arrayBuffer()).toString();
+    const real = Buffer.from(await (await fetch('http://deb.debian.org/debian/dists/trixie/InRelease')).arrayBuffer()).toString();
     const tampered = real.replace(/^(Suite: .*)$/m, '$1\nX-Injected: yes');
     const server: Server = createServer((req, res) => {
-      if (req.url === '/debian/dists/bookworm/InRelease') res.end(tampered);
+      if (req.url === '/debian/dists/trixie/InRelease') res.end(tampered);
       else res.writeHead(404).end();
     });
     await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
@@ -135,8 +139,8 @@ describe('emulators fetch', () => {
       const port = (server.address() as { port: number }).port;
       const r = await xrun(['emulators', 'fetch', '--mirror', `http://127.0.0.1:${port}/debian`, 'riscv64'], { home });
       expect(r.exitCode).toBe(125);
-      expect(r.stderr).toMatch(/^xrun: http:\/\/127\.0\.0\.1:\d+\/debian\/dists\/bookworm\/InRelease: signature check failed/);
-      expect(existsSync(join(home, '.cache/xrun/emulators', hostArch, 'qemu-riscv64-static'))).toBe(false);
+      expect(r.stderr).toMatch(/^xrun: http:\/\/127\.0\.0\.1:\d+\/debian\/dists\/trixie\/InRelease: signature check failed/);
+      expect(existsSync(cacheFile('riscv64'))).toBe(false);
     } finally {
       server.close();
     }
@@ -152,13 +156,13 @@ describe('emulators fetch fails closed', () => {
     if (xz && !existsSync(join(dir, 'xz'))) symlinkSync(xz, join(dir, 'xz'));
     return dir;
   };
-  const riscv = () => join(home, '.cache/xrun/emulators', hostArch, 'qemu-riscv64-static');
+  const riscv = () => cacheFile('riscv64');
 
   it('unsigned Release accepted when gpgv is missing: now refused, with the fix, and nothing is fetched', async (ctx) => {
     skipIf(ctx, cannot);
     const r = await xrun(['emulators', 'fetch', 'riscv64'], { home, env: { PATH: pathWithoutGpgv() } });
     expect(r.exitCode).toBe(125);
-    expect(r.stderr).toMatch(/^xrun: cannot verify the signature of http:\/\/\S+\/dists\/bookworm\/InRelease: gpgv is not installed\n/);
+    expect(r.stderr).toMatch(/^xrun: cannot verify the signature of http:\/\/\S+\/dists\/trixie\/InRelease: gpgv is not installed\n/);
     expect(r.stderr).toMatch(/^hint: install gpgv and debian-archive-keyring .*--insecure/m);
     expect(existsSync(riscv())).toBe(false);
   });
@@ -178,8 +182,7 @@ describe('emulators fetch fails closed', () => {
     expect(r.stderr).toMatch(/signature NOT checked \(--insecure\)/);
     expect(r.exitCode).toBe(0);
     expect(emulatorIsStatic(riscv())).toBe(true);
-    const manifest = JSON.parse(readFileSync(join(home, '.cache/xrun/emulators', hostArch, 'manifest.json'), 'utf8'));
-    expect(manifest.emulators.riscv64).toMatchObject({ signed: false });
+    expect(entryFor('riscv64')).toMatchObject({ signed: false });
   }, 600_000);
 
   it('an --insecure emulator ends up registered for the whole host by --install-binfmt: now refused, a verified one accepted', async (ctx) => {
@@ -210,11 +213,13 @@ describe('emulators list', () => {
     skipIf(ctx, cannot);
     const r = await xrun(['emulators', 'list', '--json'], { home });
     expect(r.exitCode).toBe(0);
-    const list = JSON.parse(r.stdout) as { arch: string; source: string; static: boolean; version: string; path: string }[];
+    const list = JSON.parse(r.stdout) as { arch: string; source: string; static: boolean; version: string; package: string; path: string }[];
     expect(Array.isArray(list)).toBe(true);
     const cached = list.find((e) => e.source === 'cache' && e.arch === 'aarch64');
     expect(cached).toMatchObject({ static: true, path: cacheFile() });
-    expect(cached!.version).toMatch(/^qemu-user-static \S+/);
+    // The version the emulator itself prints; the package and suite the manifest records.
+    expect(cached!.version).toMatch(/^10\.0\.\d+$/);
+    expect(cached!.package).toMatch(/^qemu-user 1:10\.0\.\S+, trixie$/);
     const text = await xrun(['emulators', 'list'], { home });
     expect(text.stdout).toMatch(/ARCH\s+SOURCE\s+LINKAGE\s+VERSION\s+PATH/);
   });
@@ -234,6 +239,67 @@ describe('the launcher and the cache', () => {
     expect(r.stdout.trim()).toBe('aarch64');
     expect(r.exitCode).toBe(0);
   });
+});
+
+describe('several suites side by side', () => {
+  it("a cache made before suite directories keeps serving; fetch --suite bookworm puts Debian 12's 7.2 beside Debian 13's 10.0 in the old top-level file's place; the launcher chooses 10.0, XRUN_QEMU=7.2 the other", async (ctx) => {
+    const debian12 = '/usr/bin/qemu-aarch64-static';
+    skipIf(ctx, cannot ?? (existsSync(cacheFile()) ? undefined : 'the fetch above failed') ?? (existsSync(debian12) ? undefined : 'qemu-user-static is not installed'));
+    const other = userTempDir('xrun-emulators-suites-');
+    try {
+      const root = join(other, '.cache', 'xrun', 'emulators', hostArch);
+      mkdirSync(root, { recursive: true });
+      // Format 1, as xrun wrote it before: an emulator in the top directory, and its provenance.
+      const flat = join(root, 'qemu-aarch64-static');
+      copyFileSync(debian12, flat);
+      chmodSync(flat, 0o755);
+      const sha256 = (await execa('sha256sum', [flat])).stdout.split(' ')[0];
+      writeFileSync(join(root, 'manifest.json'), JSON.stringify({ format: 1, emulators: { aarch64: {
+        file: 'qemu-aarch64-static', package: 'qemu-user-static', version: '1:7.2+dfsg-7', debArch: 'amd64', suite: 'bookworm',
+        mirror: 'http://deb.debian.org/debian', debSha256: '0'.repeat(64), signed: true, fetchedAt: '2026-01-01T00:00:00Z', sha256,
+      } } }));
+      // Debian 13's package from the first fetch, verified again by hash: only Debian 12's is downloaded.
+      await execa('cp', ['-a', join(home, '.cache', 'xrun', 'downloads'), join(other, '.cache', 'xrun', 'downloads')]);
+      if (isRoot) await execa('chown', ['-R', '65534:65534', join(other, '.cache')]);
+      const emptyPath = join(other, 'empty-path');
+      mkdirSync(emptyPath);
+      const env = { PATH: emptyPath };
+      const row = async (extra: Record<string, string> = {}) => /^emulator +(.*)$/m.exec((await xrun(['--explain', bb, 'true'], { home: other, env: { ...env, ...extra } })).stdout)?.[1] ?? '';
+      expect(await row()).toMatch(new RegExp(`^${flat} \\(static; QEMU 7\\.2\\.\\d+, in xrun's cache; the only one found\\)$`));
+      const dry = await xrun(['--install-binfmt', '--arch', 'aarch64', '--dry-run'], { home: other, env });
+      expect(dry.exitCode).toBe(0);
+      expect(dry.stdout).toContain(`:${flat}:`);
+
+      // The old entry verifies: asked for the same suite, the fetch is already done.
+      const ensured = await xrun(['emulators', 'fetch', '--suite', 'bookworm', 'aarch64'], { home: other, timeout: 60_000 });
+      expect(ensured.stderr).toMatch(/^xrun: qemu-user-static 1:7\.2\S* \(\w+, bookworm\) already in /);
+      expect(ensured.stdout.trim()).toBe(flat);
+      const b = await xrun(['emulators', 'fetch', '--refresh', '--suite', 'bookworm', 'aarch64'], { home: other, timeout: 600_000 });
+      expect(b.stderr).toMatch(/^xrun: qemu-user-static 1:7\.2\S* \(\w+, bookworm\) verified; /m);
+      expect(b.stdout.trim()).toBe(join(root, 'bookworm', 'qemu-aarch64-static'));
+      expect(existsSync(flat)).toBe(false);
+      const t = await xrun(['emulators', 'fetch', 'aarch64'], { home: other, timeout: 600_000 });
+      expect(t.stderr).toMatch(/package from the cache; 1 emulator in \S+\/trixie$/);
+      const manifest = JSON.parse(readFileSync(join(root, 'manifest.json'), 'utf8')) as { format: number; emulators: { arch: string; file: string }[] };
+      expect(manifest.format).toBe(2);
+      expect(manifest.emulators.map((e) => e.file).sort()).toEqual(['bookworm/qemu-aarch64-static', 'trixie/qemu-aarch64-static']);
+
+      const bookworm = join(root, 'bookworm', 'qemu-aarch64-static');
+      const trixie = join(root, 'trixie', 'qemu-aarch64-static');
+      expect(await row()).toMatch(new RegExp(`^${trixie} \\(static; QEMU 10\\.0\\.\\d+, in xrun's cache \\(trixie\\); the best of 2 found`));
+      expect(await row({ XRUN_QEMU: '7.2' })).toMatch(new RegExp(`^${bookworm} \\(static; QEMU 7\\.2\\.\\d+, in xrun's cache \\(bookworm\\); pinned by XRUN_QEMU=7\\.2\\)$`));
+      for (const extra of [{}, { XRUN_QEMU: '7.2' }] as Record<string, string>[]) {
+        const r = await xrun([bb, 'uname', '-m'], { home: other, env: { ...env, ...extra } });
+        expect(r.stdout.trim()).toBe('aarch64');
+      }
+      const list = JSON.parse((await xrun(['emulators', 'list', '--json'], { home: other, env })).stdout) as { arch: string; path: string; version: string; selected: boolean }[];
+      expect(list.filter((e) => e.arch === 'aarch64').map((e) => [e.path, e.version.split('.').slice(0, 2).join('.'), e.selected])).toEqual([
+        [bookworm, '7.2', false], [trixie, '10.0', true],
+      ]);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  }, 900_000);
 });
 
 describe('an unusable cache directory: one line naming it and XDG_CACHE_HOME, exit 125, before any network', () => {
