@@ -62,9 +62,10 @@ export const KNOWN_FAULTS: readonly KnownFault[] = [
     arch: 'i386',
     fixedIn: '10.0',
     what: 'Go programs that start goroutines crash ("fatal error: mallocgc called without a P", "bad g in signal handler")',
-    evidence: "a Go 386 program with 8 goroutines (CGO_ENABLED=0, Debian 12's go 1.19) crashed in 3 runs of 3 under Debian 12's "
-      + "qemu-i386-static 7.2.22 and ran 20 times of 20 under Debian 13's qemu-i386 10.0.13 (test/provision/emulators/go.test.ts "
-      + 'keeps checking both); no 8.x or 9.x build was at hand to check, so they count as faulty',
+    evidence: "a Go 386 program with 8 goroutines (CGO_ENABLED=0, Debian 12's go 1.19), 20 runs under each: Debian 12's "
+      + "qemu-i386-static 7.2.22 crashed 20 (19 in another run); Debian 13's qemu-i386 10.0.13, bookworm-backports' 10.0.2 "
+      + "and trixie-backports' 11.1.3 none (test/provision/emulators/go.test.ts keeps checking 7.2 and 10.0); "
+      + 'no 8.x or 9.x build was at hand to check, so they count as faulty',
   },
 ];
 
@@ -203,7 +204,7 @@ export function chooseAmong(arch: string, candidates: readonly Candidate[], opts
   const version = chosen.version ? `QEMU ${chosen.version.text}` : 'QEMU version unknown';
   const how = opts.pinnedBy !== undefined
     ? (ranked.length > 1 ? `${opts.pinnedBy}, the best of ${ranked.length} that match` : opts.pinnedBy)
-    : ranked.length === 1 ? 'the only one found' : `the best of ${ranked.length} found (newest first, known faults last)`;
+    : ranked.length === 1 ? 'the only one found' : `the best of ${ranked.length} found`;
   const fault = faults.length > 0 ? `; ${describeFault(faults[0]!)}: fix: ${faultFix(faults[0]!)}` : '';
   return {
     chosen,

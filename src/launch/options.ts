@@ -20,7 +20,7 @@ const RUNS = ['launch', 'rootfs', 'image', 'transparent'] as const;
 const DEBUGS = RUNS;
 
 export const LAUNCH_OPTIONS: readonly OptionSpec<keyof LaunchOptions>[] = [
-  { long: '--qemu', value: 'path', key: 'qemu', launch: true, modes: [...RUNS, 'binfmt'], description: 'use this emulator file, or this QEMU version (e.g. 10.0), instead of the best one found on PATH and in the cache' },
+  { long: '--qemu', value: 'path', key: 'qemu', launch: true, modes: [...RUNS, 'binfmt'], description: 'use this emulator file, or this QEMU version (e.g. 10.0), not the best one found on PATH and in the cache (also XRUN_QEMU)' },
   { long: '--sysroot', short: '-L', value: 'dir', key: 'sysroot', launch: true, modes: ['launch', 'rootfs', 'transparent'], description: 'root file system for the dynamic loader and libraries (QEMU -L)' },
   { long: '--argv0', value: 'name', key: 'argv0', launch: true, modes: ['launch'], description: 'argv[0] for the program (default: the name as typed)' },
   { long: '--cpu', value: '[arch:]model', many: true, key: 'cpu', launch: true, modes: RUNS, description: "the emulated CPU (QEMU -cpu; also XRUN_CPU), 'default' for QEMU's own (repeatable, one per arch)" },
