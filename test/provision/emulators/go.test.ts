@@ -171,9 +171,19 @@ describe('Go programs with goroutines under xrun, with emulators from `xrun emul
       }
       expect(await runMany(args, env), goarch).toEqual(Array(RUNS).fill(EXPECTED));
     }
-    // As root too (the runs above drop to uid 65534).
-    const args386 = i386Native ? ['--qemu', '10.0', programs['386']] : [programs['386']];
-    expect(await runMany(args386, env, { unprivileged: false })).toEqual(Array(RUNS).fill(EXPECTED));
+    // As root too (the runs above drop to uid 65534), with a copy of the cache root owns: root trusts no cache
+    // another user could write (paths.ts trustCache).
+    const rootCache = mkdtempSync(join(tmpdir(), 'xrun-go-root-cache-'));
+    try {
+      mkdirSync(join(rootCache, 'xrun'));
+      await execa('cp', ['-r', join(home, '.cache', 'xrun', 'emulators'), join(rootCache, 'xrun', 'emulators')]);
+      const args386 = i386Native ? ['--qemu', '10.0', programs['386']] : [programs['386']];
+      const explain386 = (await xrun(['--explain', ...args386], { home, env: { ...env, XDG_CACHE_HOME: rootCache }, unprivileged: false })).stdout;
+      expect(emulatorRow(explain386)).toMatch(new RegExp(`^${join(rootCache, 'xrun', 'emulators', hostArch, 'trixie', 'qemu-i386-static')} \\(static; QEMU 10\\.0\\.`));
+      expect(await runMany(args386, { ...env, XDG_CACHE_HOME: rootCache }, { unprivileged: false })).toEqual(Array(RUNS).fill(EXPECTED));
+    } finally {
+      rmSync(rootCache, { recursive: true, force: true });
+    }
   }, 900_000);
 
   it("the fault the choice avoids is real: pinned to Debian 12's QEMU 7.2, the 386 program crashes (the evidence for KNOWN_FAULTS)", async (ctx) => {
