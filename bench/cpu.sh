@@ -8,10 +8,16 @@
 # engine). Prints medians and the speed-up over (a), in wall time and in CPU
 # time (user + system of every process, emulator included: on a shared,
 # loaded machine the steadier figure). Not a test.
-# Usage: bench/cpu.sh [ROUNDS] [WORKLOAD...]   (default: 3 rounds, every workload)
+# With --qemu-versions: the same workloads under two QEMU versions in one run,
+# Debian 12's qemu-aarch64-static from PATH (7.2) and Debian 13's (10.0,
+# fetched into xrun's cache), each as (a) gives it and under xrun --rootfs
+# with xrun's CPU, the version pinned with XRUN_QEMU.
+# Usage: bench/cpu.sh [--qemu-versions] [ROUNDS] [WORKLOAD...]   (default: 3 rounds, every workload)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/timing.sh"
+versions=false
+if [[ ${1:-} == --qemu-versions ]]; then versions=true; shift; fi
 rounds=${1:-3}
 shift || true
 xrun=("$(command -v node)" "$here/../bin/xrun")
@@ -48,7 +54,8 @@ gzip13_files="$lib/libc.so.6|/usr/bin/perl|/usr/bin/busybox|/usr/sbin/ldconfig"
 gzip12_four="/lib/aarch64-linux-gnu/libc.so.6|/lib/aarch64-linux-gnu/libm.so.6|/bin/busybox|$lib/gconv/libCNS.so"
 gzip12_files="$gzip12_four|$gzip12_four|$gzip12_four|$gzip12_four"
 
-rule=":bench-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:$qemu:FP"
+rule_for() { echo ":bench-aarch64:M::\\x7fELF\\x02\\x01\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xb7\\x00:\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff\\xff:$1:FP"; }
+rule=$(rule_for "$qemu")
 
 # (a): the plain binfmt entry and chroot, QEMU's default CPU, the host's /dev and the scratch
 # directory bound in and a clean environment, as a chroot set up by hand has them.
@@ -110,11 +117,27 @@ declare -A what=(
   [gcc12]='Debian 12 gcc-12 -O2 -S launcher.c'
 )
 methods=(plain direct rootfs envi)
-if command -v proot >/dev/null; then methods+=(proot_engine); else echo "proot not installed: no proot row"; fi
+base=plain
+if $versions; then
+  # The older from PATH, the newer fetched (no root; an "ensure" step when already in the cache).
+  old_qemu=$qemu
+  new_qemu=$("${xrun[@]}" emulators fetch aarch64)
+  version_of() { "$1" -version | head -n1 | grep -o 'version [0-9.]*' | cut -d' ' -f2; }
+  old_v=$(version_of "$old_qemu")
+  new_v=$(version_of "$new_qemu")
+  plain_old() { local rule; rule=$(rule_for "$old_qemu"); plain "$@"; }
+  plain_new() { local rule; rule=$(rule_for "$new_qemu"); plain "$@"; }
+  rootfs_old() { XRUN_QEMU="aarch64:$old_v" rootfs "$@"; }
+  rootfs_new() { XRUN_QEMU="aarch64:$new_v" rootfs "$@"; }
+  methods=(plain_old plain_new rootfs_old rootfs_new)
+  base=plain_old
+elif command -v proot >/dev/null; then methods+=(proot_engine); else echo "proot not installed: no proot row"; fi
 label() {
   case $1 in
     plain) echo '(a) binfmt + chroot, default CPU' ;; direct) echo 'xrun PROGRAM' ;; rootfs) echo 'xrun --rootfs' ;;
     envi) echo 'xrun --rootfs, env -i child' ;; proot_engine) echo 'xrun --rootfs through proot' ;;
+    plain_old) echo "(a) QEMU $old_v, default CPU" ;; plain_new) echo "(a) QEMU $new_v, default CPU" ;;
+    rootfs_old) echo "xrun --rootfs, QEMU $old_v" ;; rootfs_new) echo "xrun --rootfs, QEMU $new_v" ;;
   esac
 }
 
@@ -147,12 +170,16 @@ for ((r = 0; r < rounds; r++)); do
   done
 done
 
-echo "Emulated CPU, $($qemu --version | head -n1), median of $rounds rounds, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-echo "speed-up over (a) in wall time and in CPU time (user + system of every process):"
+if $versions; then
+  echo "QEMU $old_v ($old_qemu) and $new_v ($new_qemu), median of $rounds rounds, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+else
+  echo "Emulated CPU, $($qemu --version | head -n1), median of $rounds rounds, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
+fi
+echo "speed-up over $(label "$base") in wall time and in CPU time (user + system of every process):"
 printf '  %-34s %9s %7s %9s %7s\n' '' 'wall' '' 'cpu' ''
 for w in "${order[@]}"; do
-  base=$(echo "${wall[$w.plain]}" | median)
-  cbase=$(echo "${cpu[$w.plain]}" | median)
+  base_t=$(echo "${wall[$w.$base]}" | median)
+  cbase=$(echo "${cpu[$w.$base]}" | median)
   printf '%s: %s\n' "$w" "${what[$w]}"
   for m in "${methods[@]}"; do
     if [[ -z ${wall[$w.$m]:-} ]]; then
@@ -161,7 +188,7 @@ for w in "${order[@]}"; do
     fi
     t=$(echo "${wall[$w.$m]}" | median)
     c=$(echo "${cpu[$w.$m]}" | median)
-    printf '  %-34s %7.2f s %6.1fx %7.2f s %6.1fx\n' "$(label "$m")" "$t" "$(awk -v t="$t" -v b="$base" 'BEGIN {print b / t}')" \
+    printf '  %-34s %7.2f s %6.2fx %7.2f s %6.2fx\n' "$(label "$m")" "$t" "$(awk -v t="$t" -v b="$base_t" 'BEGIN {print b / t}')" \
       "$c" "$(awk -v t="$c" -v b="$cbase" 'BEGIN {print b / t}')"
   done
 done
