@@ -11,12 +11,13 @@
  * for the arch cannot pass for native support.
  */
 
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { machine, release, tmpdir } from 'node:os';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import type { Arch } from './arch.js';
 import { cacheDir, ensureDir, trustCache, tryCacheDir } from './paths.js';
+import { removeTree } from './remove.js';
 import { untrusted } from './trust.js';
 
 export interface CompatProbe {
@@ -127,7 +128,7 @@ function runProbe(bytes: Buffer, env: Readonly<Record<string, string | undefined
     } catch {
       continue;
     } finally {
-      if (dir) rmSync(dir, { recursive: true, force: true });
+      if (dir) removeTree(dir);
     }
   }
   return undefined;

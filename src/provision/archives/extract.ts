@@ -24,11 +24,12 @@
 
 import {
   closeSync, constants, fchmodSync, fchownSync, futimesSync, lchownSync, linkSync, lstatSync, lutimesSync,
-  mkdirSync, openSync, readdirSync, readlinkSync, rmSync, symlinkSync, unlinkSync, writeSync, chmodSync, chownSync, utimesSync,
+  mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, unlinkSync, writeSync, chmodSync, chownSync, utimesSync,
 } from 'node:fs';
 import { errnoCode } from '../../errors.js';
 import { UnsafePathError, entryComponents, findEntry, placeEntry, resolveDir, type Node, type PathOps } from '../../safe-path.js';
 import { displayName, type TarEntry } from './tar.js';
+import { removeTree } from '../../remove.js';
 
 export interface ExtractStats {
   files: number;
@@ -116,7 +117,7 @@ export class Extractor {
 
   /** Removes `path` (and, when it is a directory, everything below) and forgets it was a directory. */
   private remove(path: string): void {
-    rmSync(B(path), { recursive: true, force: true });
+    removeTree(B(path));
     if (this.knownDirs.delete(path)) {
       const below = `${path}/`;
       for (const d of this.knownDirs) if (d.startsWith(below)) this.knownDirs.delete(d);

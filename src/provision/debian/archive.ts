@@ -6,7 +6,7 @@
  * size its Packages stanza lists. Downloads are cached by content hash.
  */
 
-import { existsSync, mkdtempSync, rmSync, writeFileSync, createReadStream } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync, createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -16,6 +16,7 @@ import { findCommand } from '../../which.js';
 import { decompress } from '../archives/compression.js';
 import { Deb822Error, packageRecord, packageStanzas, parseRelease, releaseDate, unwrapClearsigned, type PackageRecord, type Release } from './deb822.js';
 import { cachedDownload, fetchText } from '../transport/download.js';
+import { removeTree } from '../../remove.js';
 
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
 export const DEFAULT_SUITE = 'bookworm';
@@ -139,7 +140,7 @@ export async function fetchRelease(src: ArchiveSource, warn: (line: string) => v
     checkRelease(release, src, base);
     return { release, signed: canVerify };
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    removeTree(tmp);
   }
 }
 

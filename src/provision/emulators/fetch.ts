@@ -27,6 +27,7 @@ import { debDataEntries } from '../debian/deb.js';
 import { withLock } from '../transport/lock.js';
 import { makeStaging, removeStaleStaging } from '../transport/staging.js';
 import { MANIFEST, SUITE_DIR, readManifest, type Manifest, type ManifestEntry } from '../../emulator-cache.js';
+import { removeTree } from '../../remove.js';
 type Env = Readonly<Record<string, string | undefined>>;
 
 /** Debian 13 (stable since August 2025): QEMU 10.0, whose qemu-i386 runs Go programs that 12's 7.2 crashes (emulator-choice.ts). */
@@ -224,6 +225,6 @@ export async function fetchEmulators(plan: FetchPlan, warn: (line: string) => vo
     }
     throw err;
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    removeTree(tmp);
   }
 }

@@ -30,6 +30,7 @@ import { Registry } from './registry.js';
 import { makeStaging } from '../transport/staging.js';
 import type { ExtractStats } from '../archives/extract.js';
 import { addNameFiles, describeNameFiles } from '../rootfs/name-files.js';
+import { removeTree } from '../../remove.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -222,7 +223,7 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
     };
   } catch (err) {
     staging.abort();
-    if (!target.existed) rmSync(target.dir, { recursive: true, force: true });
+    if (!target.existed) removeTree(target.dir);
     throw err;
   }
 }
@@ -315,6 +316,6 @@ export async function imageTree(refText: string, opts: PullOptions, env: Env = p
     }
     return { tree, result: { ...result, dir: tree } };
   } finally {
-    rmSync(staging, { recursive: true, force: true });
+    removeTree(staging);
   }
 }

@@ -6,37 +6,15 @@
  * thrown away afterwards, so the cached tree is never modified.
  */
 
-import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BinfmtOptions } from '../../binfmt/options.js';
 import type { SandboxCommandOptions } from '../../sandbox/command.js';
 import { cacheDir, ensureCacheDir } from '../../paths.js';
 import { makeStaging, removeStaleStaging } from '../transport/staging.js';
+import { removeTree } from '../../remove.js';
 
 const SESSION = 's-';
-
-/** Removes `dir` even where the guest (or overlayfs's work dir) left directories without write or search permission. */
-function forceRemove(dir: string): void {
-  try {
-    rmSync(dir, { recursive: true, force: true });
-    return;
-  } catch {
-    // Fall through: open up the directories, then try again.
-  }
-  const open = (d: string) => {
-    try {
-      chmodSync(d, 0o700);
-      for (const n of readdirSync(d)) {
-        const p = join(d, n);
-        if (lstatSync(p).isDirectory()) open(p);
-      }
-    } catch {
-      // Not ours to open: rmSync below says so.
-    }
-  };
-  open(dir);
-  rmSync(dir, { recursive: true, force: true });
-}
 
 /** --image reads what --rootfs reads, and --arch for the platform. */
 export type ImageRunOptions = SandboxCommandOptions & Pick<BinfmtOptions, 'arch'>;
@@ -55,6 +33,6 @@ export async function imageRunCommand(program: string | undefined, args: string[
     const { arch: _platform, ...rest } = opts;
     return await sandboxCommand(program, args, { ...rest, rootfs: root }, { lower: tree, upper, work });
   } finally {
-    forceRemove(session);
+    removeTree(session);
   }
 }

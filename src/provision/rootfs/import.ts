@@ -5,7 +5,7 @@
  */
 
 import { createHash, type Hash } from 'node:crypto';
-import { chmodSync, createReadStream, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, createReadStream, mkdirSync, readdirSync, realpathSync, renameSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { XrunError, errnoCode, errnoText } from '../../errors.js';
 import { decompress } from '../archives/compression.js';
@@ -17,6 +17,7 @@ import { entryComponents } from '../../safe-path.js';
 import { makeStaging, removeStaleStaging } from '../transport/staging.js';
 import { addNameFiles, describeNameFiles } from './name-files.js';
 import { readTar, TarFormatError } from '../archives/tar.js';
+import { emptyDir, removeTree } from '../../remove.js';
 
 export interface ImportResult {
   readonly dir: string;
@@ -91,7 +92,7 @@ export function stage(t: Target): { path: string; commit(): void; abort(): void 
       path: t.dir,
       commit: () => undefined,
       abort: () => {
-        for (const n of readdirSync(t.dir)) rmSync(join(t.dir, n), { recursive: true, force: true });
+        emptyDir(t.dir);
       },
     };
   }
@@ -99,7 +100,7 @@ export function stage(t: Target): { path: string; commit(): void; abort(): void 
   return {
     path,
     commit: () => renameSync(path, t.dir),
-    abort: () => rmSync(path, { recursive: true, force: true }),
+    abort: () => removeTree(path),
   };
 }
 
@@ -246,10 +247,10 @@ export async function importRootfs(source: string, dir: string, opts: { arch?: s
     };
   } catch (err) {
     staging?.abort();
-    if (!target.existed) rmSync(target.dir, { recursive: true, force: true });
+    if (!target.existed) removeTree(target.dir);
     throw wrap(err, what, target.dir);
   } finally {
-    if (unpacked !== undefined) rmSync(unpacked, { recursive: true, force: true });
+    if (unpacked !== undefined) removeTree(unpacked);
   }
 }
 

@@ -8,8 +8,9 @@
  * killed run (pid gone) from the work of one still going, and remove them.
  */
 
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, mkdtempSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { fdPath, openDirAt, openDirPath, removeAt } from '../../remove.js';
 import { pidAlive } from './lock.js';
 
 function escape(s: string): string {
@@ -24,24 +25,43 @@ export function makeStaging(parent: string, prefix: string): string {
 /**
  * Removes the staging directories named `<prefix>...` in `dir` whose run is
  * gone. Ones without a pid (older xrun) go once they are an hour old.
+ *
+ * Only the caller's own are touched: `dir` may be shared (the parent of a
+ * tree being imported), and anyone who can write there can name a directory
+ * like a dead run's, or swap one for a link while it is being removed (issue
+ * 23, item 4). So each is opened without following a link and judged through
+ * that descriptor (its owner, its age), and emptied through it
+ * (src/remove.ts).
  */
 export function removeStaleStaging(dir: string, prefix: string): void {
   const pattern = new RegExp(`^${escape(prefix)}(?:(\\d+)-)?[A-Za-z0-9]{6}$`);
-  let names: string[];
+  const me = process.geteuid?.() ?? 0;
+  let parent: number;
   try {
-    names = readdirSync(dir);
+    parent = openDirPath(dir);
   } catch {
     return;
   }
-  for (const name of names) {
-    const m = pattern.exec(name);
-    if (!m) continue;
-    const path = join(dir, name);
-    try {
-      const stale = m[1] !== undefined ? !pidAlive(Number(m[1])) : Date.now() - statSync(path).mtimeMs > 3_600_000;
-      if (stale) rmSync(path, { recursive: true, force: true });
-    } catch {
-      // Gone already, or not ours to remove: leave it.
+  try {
+    for (const name of readdirSync(fdPath(parent))) {
+      const m = pattern.exec(name);
+      if (!m) continue;
+      try {
+        const fd = openDirAt(parent, name);
+        try {
+          const st = fstatSync(fd);
+          const stale = m[1] !== undefined ? !pidAlive(Number(m[1])) : Date.now() - st.mtimeMs > 3_600_000;
+          if (st.uid === me && stale) removeAt(parent, name, join(dir, name), fd);
+        } finally {
+          closeSync(fd);
+        }
+      } catch {
+        // Gone already, or not a directory: not ours to remove.
+      }
     }
+  } catch {
+    // The directory went away meanwhile: nothing to clean.
+  } finally {
+    closeSync(parent);
   }
 }

@@ -284,6 +284,24 @@ describe('rootfs import: findings of the provisioning review', () => {
     rmSync(parent, { recursive: true, force: true });
   });
 
+  // Issue 23, item 4: only the caller's own leftovers go; the race against this clean-up is
+  // test/provision/transport/staging.test.ts's.
+  it("another user's directory named like a dead import's staging directory, in a shared parent: root's import leaves it", async (ctx) => {
+    skipIf(ctx, unprivileged ?? (!isRoot && 'needs root: the look-alike is made as another user'));
+    const parent = userTempDir('xrun-import-shared-');
+    await execa('chmod', ['1777', parent]);
+    const theirs = join(parent, '.root.xrun-import-99999999-ThEiRs');
+    mkdirSync(join(theirs, 'big'), { recursive: true });
+    for (let i = 0; i < 50; i++) writeFileSync(join(theirs, 'big', `f${i}`), '');
+    await execa('chown', ['-R', '65533:65533', theirs]);
+    const before = (await execa('find', [theirs, '-printf', '%p %y %U %i\\n'])).stdout;
+    writeFileSync(join(work, 'small-shared.tar'), tar([{ name: 'f', content: 'x' }]));
+    const r = await xrun(['rootfs', 'import', join(work, 'small-shared.tar'), join(parent, 'root')], { home: work, unprivileged: false });
+    expect(r.exitCode).toBe(0);
+    expect((await execa('find', [theirs, '-printf', '%p %y %U %i\\n'])).stdout).toBe(before);
+    rmSync(parent, { recursive: true, force: true });
+  });
+
   it('imports into an existing empty directory (replaced by the staged tree at the end)', async (ctx) => {
     skipIf(ctx, unprivileged);
     const dir = join(work, 'pre-existing');
