@@ -37,6 +37,19 @@ await build({
   define: { 'import.meta.url': '__xrunModuleUrl' },
   banner: { js: "const __xrunModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
 });
+// The half of `rootfs rm` that runs inside the sandbox (src/sandbox/rootfs-rm-child.ts), a script of its own.
+await build({
+  absWorkingDir: root,
+  entryPoints: ['src/sandbox/rootfs-rm-child.ts'],
+  outfile: 'dist/rootfs-rm-child.cjs',
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+  define: { 'import.meta.url': '__xrunModuleUrl' },
+  banner: { js: "const __xrunModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
 
 const { manPage } = await import(pathToFileURL(`${root}/dist/cli.js`).href);
 mkdirSync(`${root}/man`, { recursive: true });

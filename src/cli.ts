@@ -164,7 +164,7 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
     .description('remove a tree made for --rootfs, whatever ids its guests gave its files (as root of the --rootfs id mapping)')
     .argument('<dir>', 'the root file system (itself, not a link to it)')
     .action(async (dir: string) => {
-      const { rootfsRmCommand } = await import('./sandbox/unshare.js');
+      const { rootfsRmCommand } = await import('./sandbox/rootfs-rm.js');
       run(rootfsRmCommand(dir));
     });
   rootfs

@@ -58,3 +58,10 @@ export function noexecMount(path: string, mountinfo?: string): string | undefine
   const m = mountOf(path, mountinfo);
   return m?.options.includes('noexec') ? m.target : undefined;
 }
+
+/** The mount points strictly below `dir` (a real path, as this process sees it), in the mount table's order. */
+export function mountsBelow(dir: string, mountinfo?: string): string[] {
+  const text = mountinfo ?? readFileSync('/proc/self/mountinfo', 'utf8');
+  const below = dir === '/' ? '/' : `${dir}/`;
+  return parseMountinfo(text).map((m) => posix.normalize(m.target)).filter((t) => t !== dir && t.startsWith(below));
+}

@@ -77,6 +77,13 @@ describe('import rules (docs/architecture.md)', () => {
     expect(wrong).toEqual([]);
   });
 
+  it('every recursive delete goes through remove.ts, which walks by descriptors (issue 23)', () => {
+    const recursive = /\b(?:rmSync|rmdirSync|rm|rmdir)\([^;]*recursive:\s*true|'-[a-z]*r[a-z]*f?'[^;]*'--'|\brimraf\b/s;
+    expect(recursive.test("rmSync(dir, { recursive: true, force: true });"), 'the check sees one').toBe(true);
+    const wrong = FILES.filter((f) => f !== 'remove.ts' && recursive.test(readFileSync(join(SRC, f), 'utf8')));
+    expect(wrong).toEqual([]);
+  });
+
   it("provision's shared folders (transport, archives, debian) import none of the things it fetches", () => {
     const shared = new Set(['transport', 'archives', 'debian']);
     const sub = (file: string) => (file.startsWith('provision/') ? file.split('/')[1] : undefined);

@@ -1,19 +1,15 @@
 /**
- * `xrun rootfs unshare [COMMAND...]` and `xrun rootfs rm DIR`: host commands
- * run with the id mapping --rootfs gives the guest (your id as root, your
+ * `xrun rootfs unshare [COMMAND...]` (and `xrun rootfs rm DIR`'s removal,
+ * src/sandbox/rootfs-rm.ts): host commands run with the id mapping --rootfs
+ * gives the guest (your id as root, your
  * /etc/subuid ranges above it), as `podman unshare` does. Files a tree's
  * guests created for other ids (`useradd -m u1`, packages that chown) belong
  * to subordinate ids on the host, which you cannot remove as yourself; as
  * root of that mapping you can.
  */
 
-import { spawnSync } from 'node:child_process';
-import { lstatSync, realpathSync } from 'node:fs';
-import { posix } from 'node:path';
-import { EXIT, XrunError } from '../errors.js';
-import { isDir, isFile } from '../fs-checks.js';
+import { XrunError, errnoCode, errnoText } from '../errors.js';
 import { locate } from '../program.js';
-import { lookupOnDisk, resolveInRoot } from '../safe-path.js';
 import { probeFeatures, sandboxBlocker, type Features } from './features.js';
 import { chooseIdMap } from './idmap.js';
 import { HANGUP_GRACE_MS, type SandboxPlan } from './plan.js';
@@ -25,7 +21,6 @@ const MS_NODEV = 0x4;
 const MS_NOEXEC = 0x8;
 const MS_REC = 0x4000;
 const MS_PRIVATE = 0x40000;
-const DISK = { lookup: lookupOnDisk, mkdir: () => undefined };
 
 export interface UnshareRequest {
   /** A path, or a name looked up on PATH. */
@@ -72,74 +67,22 @@ export function planUnshare(req: UnshareRequest, f: Features): SandboxPlan {
   };
 }
 
+/** The current directory; one that was removed meanwhile is one line for `what`, not a trace. */
+export function workingDirectory(what: string): string {
+  try {
+    return process.cwd();
+  } catch (err) {
+    throw new XrunError('dir', `${what}: the current directory no longer exists (${errnoText(errnoCode(err))})`, {
+      hint: 'change to a directory that exists (or name paths from /), then run again',
+    });
+  }
+}
+
 /** `xrun rootfs unshare [COMMAND [ARGS...]]`: default command $SHELL, else /bin/sh. */
 export function unshareCommand(program: string | undefined, args: readonly string[]): number {
   const f = probeFeatures();
   const blocker = sandboxBlocker(f);
   if (blocker) throw new XrunError('userns', `rootfs unshare: cannot create a user namespace: ${blocker.why}`, { ...(blocker.fix ? { hint: blocker.fix } : {}) });
   const shell = program ?? (process.env.SHELL || '/bin/sh');
-  return runSandbox(planUnshare({ program: shell, args, cwd: process.cwd(), env: process.env }, f));
-}
-
-/**
- * The tree `dir` names, checked before anything is removed: the operand
- * itself is a directory, not a symlink (a link is never followed to what it
- * names), not `/` however spelled, and it holds a root file system (`etc/`
- * and a shell, found inside it as a guest would). Returns its real path.
- */
-export function treeToRemove(dir: string): string {
-  const abs = posix.resolve(dir);
-  const refuse = (why: string, hint?: string) => new XrunError('usage', `rootfs rm ${dir}: ${why}`, { exitCode: EXIT.usage, ...(hint ? { hint } : {}) });
-  if (abs === '/') throw refuse('refusing to remove /');
-  let parent: string;
-  try {
-    parent = realpathSync(posix.dirname(abs));
-  } catch {
-    throw refuse('no such directory');
-  }
-  const target = posix.join(parent, posix.basename(abs));
-  let st;
-  try {
-    st = lstatSync(target);
-  } catch {
-    throw refuse('no such directory');
-  }
-  if (st.isSymbolicLink()) throw refuse('a symbolic link: name the tree itself, not a link to it');
-  if (!st.isDirectory()) throw refuse('not a directory');
-  if (target === '/' || realpathSync(target) === '/') throw refuse('refusing to remove /');
-  const shell = ['/bin/sh', '/usr/bin/sh'].some((p) => {
-    const at = resolveInRoot(target, p, DISK);
-    return at !== undefined && isFile(at);
-  });
-  const etc = resolveInRoot(target, '/etc', DISK);
-  if (!shell || etc === undefined || !isDir(etc)) {
-    throw refuse('not a root file system (no /etc and /bin/sh inside)', 'rootfs rm removes trees made for --rootfs; for another directory of yours (a tree partly removed already): xrun rootfs unshare -- rm -rf DIR');
-  }
-  return target;
-}
-
-/**
- * `xrun rootfs rm DIR`: removes a tree whatever ids inside it own its files,
- * by GNU rm as root of --rootfs's id mapping, never crossing into another
- * file system (a mount left inside) and never following a link.
- */
-export function rootfsRmCommand(dir: string): number {
-  const target = treeToRemove(dir);
-  const rm = locate('rm', process.env.PATH);
-  const args = ['-rf', '--one-file-system', '--', posix.basename(target)];
-  const f = probeFeatures();
-  let code: number;
-  if (sandboxBlocker(f)) {
-    // No namespace here, so no guest could have made files for other ids: the user's own rm serves.
-    const r = spawnSync(rm, args, { cwd: posix.dirname(target), stdio: 'inherit' });
-    code = r.status ?? 128 + 9;
-  } else {
-    code = runSandbox(planUnshare({ program: rm, args, cwd: posix.dirname(target), env: process.env }, f));
-  }
-  if (code !== 0 || lookupOnDisk(target).kind !== 'missing') {
-    throw new XrunError('rootfs', `rootfs rm ${dir}: not everything could be removed${code !== 0 ? ` (rm exited with ${code})` : ''}`, {
-      hint: 'files owned by ids outside your mapping (see `xrun doctor`), or a mount inside the tree, stay; remove those as their owner',
-    });
-  }
-  return 0;
+  return runSandbox(planUnshare({ program: shell, args, cwd: workingDirectory('rootfs unshare'), env: process.env }, f));
 }
