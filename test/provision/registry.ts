@@ -1,13 +1,14 @@
 /**
  * A real registry for the pull tests: Debian's docker-registry (CNCF
  * distribution) on a loopback port with filesystem storage, filled with
- * skopeo from docker-archive tars built here; plus a small forward proxy and
- * a "flaky front" that cuts blob downloads, both recording what they saw.
+ * skopeo from docker-archive tars built here; plus a small forward proxy, a
+ * "flaky front" that cuts blob downloads, and a "hostile front" that answers
+ * some requests as a hostile registry would, all recording what they saw.
  */
 
 import { X509Certificate, createHash, sign as cryptoSign } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, request, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, createServer as netServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -203,4 +204,61 @@ export async function startTokenServer(dir: string): Promise<{ realm: string; ce
 
 function createPublicKeyDer(certPem: string): Buffer {
   return Buffer.from(new X509Certificate(readFileSync(certPem)).raw);
+}
+
+/** What a hostile front answers instead of the registry: a status, headers, and a body (bytes, or so many bytes of filler). */
+export interface HostileAnswer {
+  readonly status?: number;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: Buffer | { readonly filler: number };
+}
+
+/** Writes `n` bytes of '{' in 64 kB chunks, waiting for the client to read; resolves to how many it took before it went away. */
+function fill(res: ServerResponse, n: number): Promise<number> {
+  const chunk = Buffer.alloc(64 * 1024, '{');
+  let sent = 0;
+  return new Promise((done) => {
+    res.on('close', () => done(sent));
+    const more = () => {
+      while (sent < n) {
+        const part = chunk.subarray(0, Math.min(chunk.length, n - sent));
+        sent += part.length;
+        if (!res.write(part)) return void res.once('drain', more);
+      }
+      res.end();
+    };
+    more();
+  });
+}
+
+/**
+ * A hostile registry on loopback: a front to a real one (`target`) that
+ * answers the requests `answer` picks itself and passes the rest on, with
+ * `rewrite` applied to their paths (a hostile repository's blobs served from
+ * a real one). Records each request and, for filler bodies, how many bytes
+ * the client took before it hung up.
+ */
+export async function startHostileFront(target: string, answer: (req: IncomingMessage) => HostileAnswer | undefined, rewrite: (path: string) => string = (p) => p):
+Promise<{ host: string; requests: string[]; taken: number[]; server: Server }> {
+  const requests: string[] = [];
+  const taken: number[] = [];
+  const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}${req.headers.authorization ? ' (authorized)' : ''}`);
+    const a = answer(req);
+    if (a) {
+      const filler = a.body !== undefined && !Buffer.isBuffer(a.body) ? a.body.filler : undefined;
+      res.writeHead(a.status ?? 200, { ...a.headers, ...(Buffer.isBuffer(a.body) ? { 'content-length': String(a.body.length) } : {}) });
+      if (filler !== undefined) void fill(res, filler).then((n) => taken.push(n));
+      else res.end(a.body);
+      return;
+    }
+    const up = request(`http://${target}${rewrite(req.url ?? '/')}`, { method: req.method, headers: { ...req.headers, host: target } }, (r) => {
+      res.writeHead(r.statusCode!, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  return { host: `127.0.0.1:${(server.address() as AddressInfo).port}`, requests, taken, server };
 }

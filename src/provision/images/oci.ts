@@ -129,6 +129,13 @@ function platformOfJson(v: unknown): Platform | undefined {
   };
 }
 
+/** A descriptor's size: a whole number of bytes, -1 where none is given. */
+function sizeOf(v: unknown, what: string): number {
+  if (v === undefined) return -1;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw new ImageError(`${what}: size ${JSON.stringify(v)} is not a size in bytes`);
+  return v;
+}
+
 function descriptor(v: unknown, what: string): Descriptor {
   if (!isObject(v) || typeof v.digest !== 'string') throw new ImageError(`${what}: descriptor without a digest`);
   blobPath(v.digest);
@@ -136,7 +143,7 @@ function descriptor(v: unknown, what: string): Descriptor {
   return {
     mediaType: typeof v.mediaType === 'string' ? v.mediaType : '',
     digest: v.digest,
-    size: typeof v.size === 'number' ? v.size : -1,
+    size: sizeOf(v.size, what),
     ...(platform ? { platform } : {}),
     ...(isObject(v.annotations) ? { annotations: v.annotations as Record<string, string> } : {}),
   };

@@ -14,10 +14,10 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
-import { XrunError } from '../../errors.js';
+import { XrunError, errnoCode, errnoText } from '../../errors.js';
 import { host } from '../../host.js';
 import { cacheDir, ensureCacheDir } from '../../paths.js';
-import { downloadVerified } from '../transport/download.js';
+import { downloadVerified, sha256File } from '../transport/download.js';
 import { applyPlan, checkTarget, stage } from '../rootfs/import.js';
 import { dirStore, type ImagePlan } from './image.js';
 import {
@@ -26,9 +26,10 @@ import {
 } from './oci.js';
 import { formatBytes } from '../transport/progress.js';
 import { ReferenceError, parseReference, referenceString, type Reference } from './reference.js';
-import { Registry } from './registry.js';
+import { MANIFEST_LIMIT, Registry } from './registry.js';
 import { makeStaging } from '../transport/staging.js';
-import type { ExtractStats } from '../archives/extract.js';
+import { UnsafeEntryError, type ExtractStats } from '../archives/extract.js';
+import { TarFormatError } from '../archives/tar.js';
 import { addNameFiles, describeNameFiles } from '../rootfs/name-files.js';
 import { removeTree } from '../../remove.js';
 
@@ -82,12 +83,18 @@ function wantedPlatform(arch: string | undefined): { want: Platform; explicit: b
   }
 }
 
-/** Puts the blob `d` in the cache (unless it is there), verified; returns whether it was cached. */
+/**
+ * Puts the blob `d` in the cache (unless it is there), verified; returns
+ * whether it was cached. A cached blob is checked against its digest before
+ * it is used: one changed on disk since (a bad disk, a hand) is removed and
+ * fetched again, not refused on every later pull.
+ */
 async function ensureBlob(reg: Registry, cache: string, d: Descriptor, label: string): Promise<{ cached: boolean; bytes: number }> {
   const path = join(cache, blobPath(d.digest));
+  if (d.size < 0) throw new ImageError(`${label}: the manifest gives no size for ${d.digest}`);
   try {
     const st = statSync(path);
-    if (d.size < 0 || st.size === d.size) {
+    if (st.size === d.size && (await sha256File(path)) === d.digest.slice('sha256:'.length)) {
       // Recently used: prune goes by this.
       const now = new Date();
       utimesSync(path, now, now);
@@ -97,7 +104,6 @@ async function ensureBlob(reg: Registry, cache: string, d: Descriptor, label: st
   } catch {
     // Not cached.
   }
-  if (d.size < 0) throw new ImageError(`${label}: the manifest gives no size for ${d.digest}`);
   const bytes = await downloadVerified(`${reg.base}/${reg.ref.repository}/blobs/${d.digest}`, path, { sha256: d.digest.slice('sha256:'.length), size: d.size }, label, {
     get: (headers, signal) => reg.blob(d.digest, headers, signal),
     authority: 'the manifest',
@@ -147,8 +153,33 @@ async function resolveManifest(reg: Registry, ref: Reference, want: Platform, ex
   return { manifest: parseManifest(json, what), digest: chosen?.digest ?? top, ...(indexDigest ? { indexDigest } : {}), ...(chosen?.platform ? { platform: chosen.platform } : {}) };
 }
 
-/** Pulls REF into DIR. */
+/**
+ * Pulls REF into DIR. What the registry sends that is not a well-formed
+ * image (a layer type this puller does not unpack, a malformed digest or
+ * size) is one XrunError line, as every other bad answer is.
+ */
 export async function pullImage(refText: string, dir: string, opts: PullOptions, env: Env = process.env): Promise<PullResult> {
+  try {
+    return await pull(refText, dir, opts, env);
+  } catch (err) {
+    if (err instanceof XrunError) throw err;
+    // The image named once: most messages begin with it already.
+    let what = refText;
+    try {
+      what = referenceString(parseReference(refText));
+    } catch {
+      // Not a reference: pull() said so as an XrunError.
+    }
+    const about = (message: string) => (message.startsWith(`${what} `) || message.startsWith(`${what}:`) ? message : `${what}: ${message}`);
+    if (err instanceof UnsafeEntryError) throw new XrunError('unsafe-archive', about(`refused: ${err.message}`), { cause: err, hint: 'nothing was written' });
+    if (err instanceof ImageError || err instanceof TarFormatError) throw new XrunError('bad-image', about(err.message), { cause: err });
+    const code = errnoCode(err);
+    if (code) throw new XrunError('io', about(`${String((err as { path?: unknown }).path ?? dir)}: ${errnoText(code)}`), { cause: err });
+    throw err;
+  }
+}
+
+async function pull(refText: string, dir: string, opts: PullOptions, env: Env): Promise<PullResult> {
   const started = Date.now();
   let ref: Reference;
   try {
@@ -169,6 +200,10 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
   ensureCacheDir(join(cache, 'blobs', 'sha256'), env);
 
   const resolved = await resolveManifest(reg, ref, want, explicit);
+  // Read whole once cached: bounded as a manifest is.
+  if (resolved.manifest.config.size > MANIFEST_LIMIT) {
+    throw new ImageError(`${what}: the manifest gives its config a size of ${formatBytes(resolved.manifest.config.size)}, more than any image config needs`);
+  }
   const config = await ensureBlob(reg, cache, resolved.manifest.config, `${what} config`);
   const cfg = parseConfig(parseJson(await readBlob(cache, resolved.manifest.config.digest), 'image config'));
   const platform = cfg.platform ?? resolved.platform;
@@ -191,6 +226,9 @@ export async function pullImage(refText: string, dir: string, opts: PullOptions,
     };
   }
   for (const l of layers) {
+    if (/foreign|nondistributable/.test(l.mediaType)) {
+      throw new ImageError(`${what}: layer ${l.digest} is a foreign layer (${l.mediaType}), to be fetched from elsewhere than the registry: not pulled`);
+    }
     if (!/^application\/vnd\.(oci\.image\.layer\.v1\.tar(\+gzip|\+zstd)?|docker\.image\.rootfs\.diff\.tar\.gzip)$/.test(l.mediaType) && l.mediaType !== '') {
       throw new ImageError(`${what}: layer ${l.digest} has media type ${l.mediaType}, which this puller does not unpack`);
     }

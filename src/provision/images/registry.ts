@@ -3,14 +3,16 @@
  * tag or digest, blobs, and the ways registries ask for credentials
  * (anonymous or credentialed bearer tokens from the realm a 401 names, basic
  * auth). Credentials come from the files docker and podman write; none is
- * ever printed.
+ * ever printed, and none goes where it could be read on the way
+ * (credentialsMayGo). Everything a registry sends that is read whole
+ * (manifests, indexes, tokens) is read to a limit, never buffered first.
  */
 
 import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { XrunError } from '../../errors.js';
-import { httpGet, type Response } from '../transport/http.js';
+import { httpGet, readBounded, type Response } from '../transport/http.js';
 import { apiHost, isLoopback, referenceString, type Reference } from './reference.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -74,6 +76,30 @@ export function parseChallenge(header: string): { scheme: string; params: Record
   return { scheme: m[1]!.toLowerCase(), params };
 }
 
+/** The most a manifest or an index may be (as containers/image's limit): real ones are a few kB. */
+export const MANIFEST_LIMIT = 4 * 1024 * 1024;
+/** The most a token service's answer may be. */
+const TOKEN_LIMIT = 1024 * 1024;
+
+/**
+ * Whether Basic credentials may go to the token service at `realm`, named
+ * by a registry at `registry` (issue 23). Only where nobody on the way can
+ * read them or have chosen where they go: both the registry's challenge
+ * and the realm over TLS (a registry that speaks TLS already holds these
+ * credentials and could ask for them itself; Docker Hub's realm is
+ * auth.docker.io, GitLab's gitlab.com); the registry's own host, over TLS
+ * or, for a registry the user named with --insecure-registry, as that
+ * registry is reached; a loopback realm of a loopback registry. Elsewhere
+ * (a plain-HTTP realm, or any other host named in a plain-HTTP challenge)
+ * the token is asked for without them.
+ */
+export function credentialsMayGo(realm: URL, registry: URL, insecure: boolean): boolean {
+  const loopback = (u: URL) => isLoopback(u.hostname);
+  if (loopback(realm) && loopback(registry)) return true;
+  if (realm.protocol === 'https:' && registry.protocol === 'https:') return true;
+  return realm.hostname === registry.hostname && (realm.protocol === 'https:' || (insecure && realm.protocol === 'http:'));
+}
+
 export const MANIFEST_ACCEPT = [
   'application/vnd.oci.image.index.v1+json',
   'application/vnd.docker.distribution.manifest.list.v2+json',
@@ -92,10 +118,13 @@ export class Registry {
   readonly base: string;
   private authorization: string | undefined;
   private readonly credentials: Credentials | undefined;
+  /** Named with --insecure-registry: the user chose plain HTTP for it. */
+  private readonly insecure: boolean;
 
   constructor(readonly ref: Reference, private readonly opts: RegistryOptions = {}) {
     const host = apiHost(ref.registry);
-    const plain = isLoopback(ref.registry) || (opts.insecureRegistries ?? []).includes(ref.registry);
+    this.insecure = (opts.insecureRegistries ?? []).includes(ref.registry);
+    const plain = isLoopback(ref.registry) || this.insecure;
     this.base = `${plain ? 'http' : 'https'}://${host}/v2`;
     this.credentials = credentialsFor(ref.registry, opts.env);
   }
@@ -116,19 +145,36 @@ export class Registry {
       return true;
     }
     if (scheme !== 'bearer' || !params.realm) return false;
-    const url = new URL(params.realm);
+    let url: URL;
+    try {
+      url = new URL(params.realm);
+    } catch {
+      throw new XrunError('auth', `${this.what()}: ${this.ref.registry} names a token service that is not a URL (${params.realm})`);
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new XrunError('auth', `${this.what()}: ${this.ref.registry} names a token service that is not HTTP(S) (${url.protocol})`);
     if (params.service) url.searchParams.set('service', params.service);
     url.searchParams.set('scope', params.scope ?? `repository:${this.ref.repository}:pull`);
-    const tokenRes = await httpGet(url.toString(), { headers: basic ? { authorization: basic } : {}, env: this.opts.env ?? process.env });
+    const carry = basic !== undefined && credentialsMayGo(url, new URL(this.base), this.insecure);
+    const service = `${url.origin}${url.pathname}`;
+    const tokenRes = await httpGet(url.toString(), { headers: carry ? { authorization: basic } : {}, env: this.opts.env ?? process.env });
     if (!tokenRes.ok) {
       await tokenRes.body?.cancel();
-      throw new XrunError('auth', `${this.what()}: the token service ${url.origin}${url.pathname} refused: HTTP ${tokenRes.status}`, {
-        hint: this.credentials ? `check the credentials for ${this.ref.registry} in ${this.credentials.source}` : `log in (docker login / podman login ${this.ref.registry}) if the image is private`,
+      throw new XrunError('auth', `${this.what()}: the token service ${service} refused: HTTP ${tokenRes.status}`, {
+        hint: basic !== undefined && !carry
+          ? `the credentials for ${this.ref.registry} in ${this.credentials!.source} were not sent to ${url.host}: ${url.protocol === 'http:' ? 'it is plain HTTP' : 'the registry named it over plain HTTP'}, where others could read them or have chosen it`
+          : this.credentials ? `check the credentials for ${this.ref.registry} in ${this.credentials.source}` : `log in (docker login / podman login ${this.ref.registry}) if the image is private`,
       });
     }
-    const body = (await tokenRes.json()) as { token?: string; access_token?: string };
-    const token = body.token ?? body.access_token;
-    if (!token) throw new XrunError('auth', `${this.what()}: the token service ${url.origin}${url.pathname} answered without a token`);
+    const text = await readBounded(tokenRes, TOKEN_LIMIT, `${this.what()}: the token service ${service}`);
+    let body: unknown;
+    try {
+      body = JSON.parse(text.toString('utf8'));
+    } catch {
+      throw new XrunError('auth', `${this.what()}: the token service ${service} answered with something that is not JSON`);
+    }
+    const { token: t, access_token: at } = (typeof body === 'object' && body !== null ? body : {}) as { token?: unknown; access_token?: unknown };
+    const token = typeof t === 'string' && t !== '' ? t : typeof at === 'string' && at !== '' ? at : undefined;
+    if (!token) throw new XrunError('auth', `${this.what()}: the token service ${service} answered without a token`);
     const bearer = `Bearer ${token}`;
     if (this.authorization === bearer) return false;
     this.authorization = bearer;
@@ -176,8 +222,7 @@ export class Registry {
       await res.body?.cancel();
       throw new XrunError('download', `${this.what()}: manifest ${reference}: HTTP ${res.status} ${res.statusText}`);
     }
-    const bytes = Buffer.from(await res.arrayBuffer());
-    if (bytes.length > 4 * 1024 * 1024) throw new XrunError('bad-image', `${this.what()}: manifest ${reference} is implausibly large`);
+    const bytes = await readBounded(res, MANIFEST_LIMIT, `${this.what()}: manifest ${reference}`);
     return { bytes, mediaType: (res.headers.get('content-type') ?? '').split(';')[0]!.trim(), digest: res.headers.get('docker-content-digest') ?? undefined };
   }
 

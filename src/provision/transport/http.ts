@@ -13,6 +13,7 @@
 import { setFlagsFromString } from 'node:v8';
 import { Agent, ProxyAgent, fetch as undiciFetch, type Dispatcher, type Response } from 'undici';
 import { XrunError } from '../../errors.js';
+import { formatBytes } from './progress.js';
 
 // undici parses HTTP with llhttp compiled to WebAssembly. Once the parser is hot, V8 compiles
 // it again with its optimizing compiler on a background thread, a transient of 20-25 MB of RSS
@@ -155,4 +156,38 @@ export async function httpGet(url: string, opts: GetOptions = {}): Promise<Respo
     }
     return res;
   }
+}
+
+/**
+ * The body of `res`, read to at most `limit` bytes: a longer one, by its
+ * Content-Length or as it streams, is cancelled there and refused (an
+ * XrunError naming `what`), never buffered first. For what is parsed whole
+ * (manifests, indexes, tokens), whose size the answer itself decides.
+ */
+export async function readBounded(res: Response, limit: number, what: string): Promise<Buffer> {
+  const refuse = () => new XrunError('download', `${what}: the answer is larger than ${formatBytes(limit)}, more than any such answer needs: refused unread`);
+  const declared = res.headers.get('content-length');
+  if (declared !== null && Number(declared) > limit) {
+    await res.body?.cancel().catch(() => undefined);
+    throw refuse();
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  if (!res.body) return Buffer.alloc(0);
+  const reader = res.body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      total += value.byteLength;
+      if (total > limit) {
+        await reader.cancel().catch(() => undefined);
+        throw refuse();
+      }
+      chunks.push(Buffer.from(value.buffer, value.byteOffset, value.byteLength));
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  return Buffer.concat(chunks, total);
 }
