@@ -8,10 +8,10 @@
  */
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import type { GdbSession } from './debugger.js';
 import { EXIT, XrunError, errnoText, warn } from './errors.js';
+import { removeTree } from './remove.js';
 
 /** After gdb has ended, how long a program it leaves running has to end before xrun kills it. */
 export const AFTER_GDB_GRACE_MS = 1000;
@@ -53,7 +53,7 @@ export async function runGdbSession(session: GdbSession, program: ProgramRun): P
   try {
     return await program(gdbEnded);
   } finally {
-    rmSync(session.dir, { recursive: true, force: true });
+    removeTree(session.dir);
     try {
       await gdbEnded;
     } finally {

@@ -12,7 +12,8 @@ import { execDebugged, execDirect } from './exec.js';
 import { formatDirectPlan } from './explain.js';
 import { formatPartialPlan, partialPlan } from './partial.js';
 import { planDirect, type DirectPlan, type LaunchRequest } from './plan.js';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
+import { removeTree } from '../remove.js';
 
 const ENOEXEC = 8;
 
@@ -28,7 +29,7 @@ export function launchCommand(program: string, args: string[], opts: LaunchOptio
   try {
     plan = planDirect(req);
   } catch (err) {
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir) removeTree(dir);
     // --explain shows how far the plan got before the missing piece, then fails as the run would.
     const partial = opts.explain && err instanceof XrunError ? partialPlan(req, err) : undefined;
     if (!partial) throw err;

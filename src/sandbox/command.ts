@@ -5,7 +5,7 @@
  */
 
 import { planRow, shellQuote } from '../text.js';
-import { chmodSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { LaunchOptions } from '../launch/options.js';
 import type { SandboxOptions } from './options.js';
@@ -29,6 +29,7 @@ import { Scaffold } from './scaffold.js';
 import { ROOTFS_PATH, locateInView, planSandbox, type SandboxRequest } from './plan.js';
 import { findProot, planProot, type ProotPlan } from './proot.js';
 import { runSandbox } from './run.js';
+import { removeTree } from '../remove.js';
 
 /**
  * --transparent: an empty directory of xrun's own that the sandbox covers with
@@ -61,7 +62,7 @@ export async function sandboxCommand(program: string | undefined, args: string[]
   try {
     return await sandboxRun(program, args, opts, overlay, dir);
   } finally {
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    if (dir) removeTree(dir);
   }
 }
 
