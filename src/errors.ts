@@ -65,12 +65,20 @@ export function formatError(err: XrunError): string {
   return err.hint ? `xrun: ${printable(err.message)}\nhint: ${printable(err.hint)}\n` : `xrun: ${printable(err.message)}\n`;
 }
 
+/** For a working directory that was removed. */
+export const CWD_HINT = 'change to a directory that exists (or name paths from /), then run again';
+
 /** Writes an error the way xrun writes every error, and returns its exit code. */
 export function reportError(err: unknown): number {
   if (err instanceof XrunError) {
     process.stderr.write(formatError(err));
     if (process.env.XRUN_DEBUG && err.cause) process.stderr.write(`${String((err.cause as Error).stack ?? err.cause)}\n`);
     return err.exitCode;
+  }
+  // A working directory removed under a command that needed it (a relative path resolved, a child started there)
+  // is the user's situation, not a bug, wherever it is met.
+  if (err instanceof Error && (err as NodeJS.ErrnoException).syscall === 'uv_cwd') {
+    return reportError(new XrunError('dir', `the current directory no longer exists (${errnoText(errnoCode(err))})`, { hint: CWD_HINT }));
   }
   // Not a user's mistake: a bug. Say so, with the trace that lets someone fix it.
   process.stderr.write(`xrun: internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

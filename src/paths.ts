@@ -4,11 +4,22 @@ import { accessSync, constants, lstatSync, mkdirSync, readlinkSync, statSync } f
 import { homedir } from 'node:os';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { XrunError, errnoCode, errnoText } from './errors.js';
+import { CWD_HINT, XrunError, errnoCode, errnoText } from './errors.js';
 import { isDir } from './fs-checks.js';
 import { untrusted } from './trust.js';
 
 type Env = Readonly<Record<string, string | undefined>>;
+
+/** The current directory; one that was removed meanwhile is one line for `what`, not a trace. */
+export function workingDirectory(what: string): string {
+  try {
+    return process.cwd();
+  } catch (err) {
+    throw new XrunError('dir', `${what}: the current directory no longer exists (${errnoText(errnoCode(err))})`, {
+      hint: CWD_HINT,
+    });
+  }
+}
 
 /** xrun's cache: $XDG_CACHE_HOME/xrun, else ~/.cache/xrun. */
 export function cacheDir(env: Env = process.env): string {

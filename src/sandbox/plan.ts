@@ -31,6 +31,7 @@ import { planCaCerts } from './ca-certs.js';
 import type { PlannedMount } from './scaffold.js';
 import { Scaffold, describeLayer, type MakeBy } from './scaffold.js';
 import { closedStdio, inheritedFds } from '../stdio.js';
+import { workingDirectory } from '../paths.js';
 import { shellQuote } from '../text.js';
 
 // mount(2) flags.
@@ -527,7 +528,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     debug = req.debug ? planSandboxDebug(req.debug, view, req.env) : undefined;
     ({ entries, refused } = opts.privateBinfmt ? entriesFor(foreign, req, h, notes, first, debug?.launcher) : { entries: [], refused: [] });
   } else {
-    cwd = req.cwd ?? process.cwd();
+    cwd = req.cwd ?? workingDirectory('--transparent');
     env = { ...req.env, ...(req.sysroot ? { QEMU_LD_PREFIX: posix.resolve(req.sysroot) } : {}), ...req.envAssignments };
     if (!req.program) throw new XrunError('usage', '--transparent needs a command to run', { exitCode: EXIT.usage, hint: 'xrun --transparent -- make check' });
     const path = locate(req.program, env.PATH);

@@ -21,12 +21,12 @@ import { join, posix } from 'node:path';
 import { EXIT, XrunError, errnoCode } from '../errors.js';
 import { isDir, isFile } from '../fs-checks.js';
 import { mountsBelow } from '../mounts.js';
-import { packageRoot } from '../paths.js';
+import { packageRoot, workingDirectory } from '../paths.js';
 import { describeLeftover, fdPath, mountIdOf, openDirAt, openDirPath, removeAt, type Leftover } from '../remove.js';
 import { lookupOnDisk, resolveInRoot } from '../safe-path.js';
 import { probeFeatures, sandboxBlocker } from './features.js';
 import { runSandbox } from './run.js';
-import { planUnshare, workingDirectory } from './unshare.js';
+import { planUnshare } from './unshare.js';
 
 const DISK = { lookup: lookupOnDisk, mkdir: () => undefined };
 

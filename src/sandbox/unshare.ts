@@ -8,7 +8,8 @@
  * root of that mapping you can.
  */
 
-import { XrunError, errnoCode, errnoText } from '../errors.js';
+import { XrunError } from '../errors.js';
+import { workingDirectory } from '../paths.js';
 import { locate } from '../program.js';
 import { probeFeatures, sandboxBlocker, type Features } from './features.js';
 import { chooseIdMap } from './idmap.js';
@@ -65,17 +66,6 @@ export function planUnshare(req: UnshareRequest, f: Features): SandboxPlan {
     hangup: { graceMs: HANGUP_GRACE_MS, reason: `every process inside gets SIGHUP; what still runs ${HANGUP_GRACE_MS} ms later is killed` },
     spec: { ops, candidates: [path], argv, env, resolve: 'openat2', ...idSpec, hangupGraceMs: HANGUP_GRACE_MS },
   };
-}
-
-/** The current directory; one that was removed meanwhile is one line for `what`, not a trace. */
-export function workingDirectory(what: string): string {
-  try {
-    return process.cwd();
-  } catch (err) {
-    throw new XrunError('dir', `${what}: the current directory no longer exists (${errnoText(errnoCode(err))})`, {
-      hint: 'change to a directory that exists (or name paths from /), then run again',
-    });
-  }
 }
 
 /** `xrun rootfs unshare [COMMAND [ARGS...]]`: default command $SHELL, else /bin/sh. */

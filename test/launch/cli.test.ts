@@ -14,7 +14,7 @@ import { host, runsNatively } from '../../src/host.js';
 import { crossSysroots } from '../../src/launch/sysroot.js';
 import { busyboxStatic, fixturesAvailable, sysroot } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
-import { shell, xrun, xrunHiding } from './run.js';
+import { XRUN, shell, xrun, xrunHiding } from './run.js';
 
 const QEMU_NAME: Record<string, string> = {
   arm64: 'aarch64', armel: 'arm', armhf: 'arm', i386: 'i386',
@@ -300,5 +300,25 @@ describe('inspect and explain', () => {
     const plan = JSON.parse(r.stdout);
     expect(plan.emulator).toMatchObject({ path: '/usr/bin/qemu-aarch64', static: false, source: 'option' });
     expect(plan.notes.join(' ')).toMatch(/dynamically linked/);
+  });
+});
+
+describe('a working directory that was removed', () => {
+  // issue 23: `--transparent` from a removed directory printed "internal error" and Node's trace.
+  it.each([
+    [['--transparent', 'true'], 'xrun: --transparent: the current directory no longer exists (no such file or directory)\n'],
+    [['inspect', './prog'], 'xrun: the current directory no longer exists (no such file or directory)\n'],
+    [['./prog'], 'xrun: the current directory no longer exists (no such file or directory)\n'],
+    [['--rootfs', './tree', 'sh'], 'xrun: the current directory no longer exists (no such file or directory)\n'],
+  ])('xrun %j: one line that says so and a hint, no trace, 125', async (args, line) => {
+    const base = mkdtempSync(join(tmpdir(), 'xrun-gone-'));
+    try {
+      const gone = join(base, 'gone');
+      const r = await execa('sh', ['-c', 'mkdir "$1" && cd "$1" && rmdir "$1" && shift && exec "$@"', 'sh', gone, process.execPath, XRUN, ...args], { reject: false, stdin: 'ignore', stripFinalNewline: false });
+      expect(r.stderr).toBe(`${line}hint: change to a directory that exists (or name paths from /), then run again\n`);
+      expect(r.exitCode).toBe(125);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 });
