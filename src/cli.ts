@@ -100,6 +100,27 @@ function buildProgram({ Command, Option }: Commander, run: (code: Promise<number
       run(emulatorsFetchCommand(arches, opts));
     });
 
+  const toolchains = program
+    .command('toolchains')
+    .description("native stand-ins for a tree's compiler programs: Debian's same-source cross builds in the cache (no root needed)");
+  toolchains
+    .command('list')
+    .description('the toolchains in the cache, and each pair of programs the probe compared')
+    .option('--json', 'machine-readable output')
+    .action(async (opts: { json?: boolean }) => {
+      const { toolchainsListCommand } = await import('./provision/toolchains/command.js');
+      run(toolchainsListCommand(opts));
+    });
+  toolchains
+    .command('fetch')
+    .description("fetch the stand-ins a tree's gcc and binutils match (XRUN_MIRROR for another mirror), compare their output with the tree's own programs, and say which run natively")
+    .argument('<dir>', 'a Debian root file system (as for --rootfs)')
+    .option('--json', 'machine-readable output')
+    .action(async (dir: string, opts: { json?: boolean }) => {
+      const { toolchainsFetchCommand } = await import('./provision/toolchains/command.js');
+      run(toolchainsFetchCommand(dir, opts));
+    });
+
   const rootfs = program
     .command('rootfs')
     .description('make a foreign root file system for --rootfs: import an image, or bootstrap Debian; remove one')

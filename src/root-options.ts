@@ -16,7 +16,7 @@ export type RootOptions = LaunchOptions & SandboxOptions & BinfmtOptions;
 export const ROOT_OPTIONS: readonly OptionSpec<keyof RootOptions>[] = [...LAUNCH_OPTIONS, ...SANDBOX_OPTIONS, ...BINFMT_OPTIONS];
 
 /** Names that are subcommands when they come first. */
-const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'rootfs', 'apparmor', 'completion', 'help']);
+const SUBCOMMANDS = new Set(['inspect', 'doctor', 'emulators', 'toolchains', 'rootfs', 'apparmor', 'completion', 'help']);
 
 /**
  * The launch path without commander: `xrun [launch options] PROGRAM ARGS...`.

@@ -29,6 +29,32 @@
  * configuration: this program only executes it. Statically linked: it runs
  * inside any root file system, where the host's libraries are not.
  *
+ * Native stand-ins (src/provision/toolchains/, docs/native-tools.md): a program of the tree that
+ * has a host-native build of the same source (a compiler's cc1, the
+ * assembler, the linker) runs as that build instead, when the file executed
+ * is the very one xrun verified:
+ *   native-loader PATH         the stand-ins' own ELF loader, which runs them
+ *   native-library-path DIRS   its --library-path
+ *   tool IDENT STANDIN         the file executed, if stat() gives IDENT
+ *                              ("INO:SIZE:MTIME:CTIME", times as SEC.NSEC;
+ *                              a write changes the ctime), runs STANDIN; the
+ *                              lines below, up to the next `tool`, are its own:
+ *   tool-arg WORD              appended to its arguments
+ *   tool-dir-arg OPTION DIR    OPTION DIR appended, while DIR is a directory
+ *   tool-plain-arg WORD        with an argument WORD, nothing is appended
+ *   tool-emulate-arg WORD      an argument WORD (WORD ending in '*': starting
+ *                              so) runs the tree's own program, emulated
+ *   tool-emulate-env NAME      so does NAME set, not empty, in the environment
+ *   tool-emulate-if PATH       and PATH existing
+ *   tool-plugin IDENT PATH STANDIN
+ *                              `-plugin PATH` (or --plugin, =PATH) is passed as
+ *                              STANDIN while PATH has IDENT; any other plugin
+ *                              runs the tree's own program, emulated
+ * A stand-in is executed as
+ *   NATIVE-LOADER --library-path DIRS --argv0 argv[2] STANDIN argv[3...] APPENDED...
+ * through a link named like the program in "<argv[0]>.native/" (comm, as
+ * below). Should that fail to start, the tree's program is emulated.
+ *
  * The kernel names a process (comm: ps, pidof, start-stop-daemon --name) after
  * the last component of the path it was executed by. Under binfmt_misc that is
  * the program's own name; executing the emulator by its path would name every
@@ -40,12 +66,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-enum { MAX_CONF = 16384, MAX_LINES = 128 };
+enum { MAX_CONF = 65536, MAX_LINES = 128, MAX_TOOLS = 32, MAX_ITEMS = 512 };
 
 static void put(const char *s, size_t n) {
   while (n > 0) {
@@ -214,6 +241,196 @@ static int debug_take(const struct debug *d, const char *path, const char *sysro
   return 1;
 }
 
+enum item_kind { ARG, DIR_ARG, PLAIN_ARG, EMULATE_ARG, EMULATE_ENV, EMULATE_IF, PLUGIN };
+
+struct item {
+  enum item_kind kind;
+  const char *a, *b, *c;
+};
+
+struct tool {
+  const char *ident, *standin;
+  int first, count;
+};
+
+static struct item items[MAX_ITEMS];
+static struct tool tools[MAX_TOOLS];
+static int nitems, ntools;
+static const char *native_loader, *native_libs;
+
+/* Splits "A B C" in place into at most `n` words; returns how many. */
+static int words(char *s, char **out, int n) {
+  int k = 0;
+  while (*s && k < n) {
+    out[k++] = s;
+    if (k == n) break;
+    char *sp = strchr(s, ' ');
+    if (!sp) break;
+    *sp = '\0';
+    s = sp + 1;
+  }
+  return k;
+}
+
+/* Reads one `tool...` or `native-...` line; 0 when the keyword is not one of them. */
+static int native_line(const char *key, char *value) {
+  char *w[3];
+  if (strcmp(key, "native-loader") == 0) {
+    native_loader = value;
+  } else if (strcmp(key, "native-library-path") == 0) {
+    native_libs = value;
+  } else if (strcmp(key, "tool") == 0) {
+    if (ntools < MAX_TOOLS && words(value, w, 2) == 2) tools[ntools++] = (struct tool){w[0], w[1], nitems, 0};
+  } else if (strncmp(key, "tool-", 5) == 0) {
+    if (ntools == 0 || nitems >= MAX_ITEMS) return 1;
+    struct item it = {ARG, value, NULL, NULL};
+    const char *k = key + 5;
+    if (strcmp(k, "arg") == 0) it.kind = ARG;
+    else if (strcmp(k, "plain-arg") == 0) it.kind = PLAIN_ARG;
+    else if (strcmp(k, "emulate-arg") == 0) it.kind = EMULATE_ARG;
+    else if (strcmp(k, "emulate-env") == 0) it.kind = EMULATE_ENV;
+    else if (strcmp(k, "emulate-if") == 0) it.kind = EMULATE_IF;
+    else if (strcmp(k, "dir-arg") == 0) {
+      if (words(value, w, 2) != 2) return 1;
+      it = (struct item){DIR_ARG, w[0], w[1], NULL};
+    } else if (strcmp(k, "plugin") == 0) {
+      if (words(value, w, 3) != 3) return 1;
+      it = (struct item){PLUGIN, w[0], w[1], w[2]};
+    } else {
+      return 1;
+    }
+    items[nitems++] = it;
+    tools[ntools - 1].count++;
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+/* The identity a tool line names a file by: "INO:SIZE:MTIME:CTIME", following links as exec does. */
+static int identity(const char *path, char *out, size_t size) {
+  struct stat st;
+  if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return -1;
+  int n = snprintf(out, size, "%llu:%lld:%lld.%09ld:%lld.%09ld", (unsigned long long)st.st_ino, (long long)st.st_size,
+                   (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, (long long)st.st_ctim.tv_sec, st.st_ctim.tv_nsec);
+  return n > 0 && (size_t)n < size ? 0 : -1;
+}
+
+static int same_file(const char *path, const char *ident) {
+  char mine[128];
+  return identity(path, mine, sizeof mine) == 0 && strcmp(mine, ident) == 0;
+}
+
+static int word_matches(const char *arg, const char *word) {
+  size_t n = strlen(word);
+  if (n > 0 && word[n - 1] == '*') return strncmp(arg, word, n - 1) == 0;
+  return strcmp(arg, word) == 0;
+}
+
+/* The stand-in for a plugin path, or NULL when the tool has none for it (or the file is not the one verified). */
+static const char *plugin_standin(const struct tool *t, const char *path) {
+  for (int i = t->first; i < t->first + t->count; i++) {
+    if (items[i].kind == PLUGIN && strcmp(items[i].b, path) == 0 && same_file(path, items[i].a)) return items[i].c;
+  }
+  return NULL;
+}
+
+/*
+ * Runs the program's native stand-in when one is configured for the very file
+ * executed and nothing in its arguments or environment asks for the tree's
+ * own; returns only when the program is to be emulated after all.
+ */
+static void run_native(int argc, char **argv, const char *self) {
+  if (ntools == 0 || !native_loader || !native_libs) return;
+  char ident[128];
+  if (identity(argv[1], ident, sizeof ident) != 0) return;
+  const struct tool *t = NULL;
+  for (int i = 0; i < ntools && !t; i++) {
+    if (strcmp(tools[i].ident, ident) == 0) t = &tools[i];
+  }
+  if (!t) return;
+  int plain = 0, nextra = 0;
+  for (int i = t->first; i < t->first + t->count; i++) {
+    const struct item *it = &items[i];
+    if (it->kind == EMULATE_ENV) {
+      const char *v = getenv(it->a);
+      if (v && *v) return;
+    } else if (it->kind == EMULATE_IF) {
+      struct stat st;
+      if (lstat(it->a, &st) == 0) return;
+    } else if (it->kind == EMULATE_ARG || it->kind == PLAIN_ARG) {
+      for (int j = 3; j < argc; j++) {
+        if (!word_matches(argv[j], it->a)) continue;
+        if (it->kind == EMULATE_ARG) return;
+        plain = 1;
+      }
+    } else if (it->kind == ARG || it->kind == DIR_ARG) {
+      nextra += 2;
+    }
+  }
+  const char **exec_args = malloc(sizeof(char *) * (size_t)(argc + nextra + 8));
+  char **joined = malloc(sizeof(char *) * (size_t)(argc + 1));
+  if (!exec_args || !joined) return;
+  int k = 0;
+  exec_args[k++] = native_loader;
+  exec_args[k++] = "--library-path";
+  exec_args[k++] = native_libs;
+  exec_args[k++] = "--argv0";
+  exec_args[k++] = argv[2];
+  exec_args[k++] = t->standin;
+  for (int j = 3; j < argc; j++) {
+    const char *arg = argv[j];
+    joined[j] = NULL;
+    int sep = strcmp(arg, "-plugin") == 0 || strcmp(arg, "--plugin") == 0;
+    const char *eq = strncmp(arg, "-plugin=", 8) == 0 ? arg + 8 : strncmp(arg, "--plugin=", 9) == 0 ? arg + 9 : NULL;
+    if (sep) {
+      if (j + 1 >= argc) return;
+      const char *to = plugin_standin(t, argv[j + 1]);
+      if (!to) return;
+      exec_args[k++] = arg;
+      exec_args[k++] = to;
+      j++;
+      continue;
+    }
+    if (eq) {
+      const char *to = plugin_standin(t, eq);
+      if (!to) return;
+      size_t head = (size_t)(eq - arg), n = strlen(to);
+      joined[j] = malloc(head + n + 1);
+      if (!joined[j]) return;
+      memcpy(joined[j], arg, head);
+      memcpy(joined[j] + head, to, n + 1);
+      arg = joined[j];
+    }
+    exec_args[k++] = arg;
+  }
+  if (!plain) {
+    for (int i = t->first; i < t->first + t->count; i++) {
+      const struct item *it = &items[i];
+      struct stat st;
+      if (it->kind == ARG) {
+        exec_args[k++] = it->a;
+      } else if (it->kind == DIR_ARG && stat(it->b, &st) == 0 && S_ISDIR(st.st_mode)) {
+        exec_args[k++] = it->a;
+        exec_args[k++] = it->b;
+      }
+    }
+  }
+  exec_args[k] = NULL;
+  // Named like the program, as the kernel would have named it (see main).
+  const char *name = strrchr(argv[1], '/');
+  name = name ? name + 1 : argv[1];
+  char link[PATH_MAX];
+  size_t ns = strlen(self), nl = strlen(name);
+  if (nl > 0 && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 && ns + sizeof ".native/" + nl <= sizeof link) {
+    memcpy(link, self, ns);
+    memcpy(link + ns, ".native/", sizeof ".native/" - 1);
+    memcpy(link + ns + sizeof ".native/" - 1, name, nl + 1);
+    if (symlink(native_loader, link) == 0 || errno == EEXIST) execv(link, (char *const *)exec_args);
+  }
+  execv(native_loader, (char *const *)exec_args);
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) {
     say("started by binfmt_misc only (flags F and P)", NULL, NULL);
@@ -263,7 +480,7 @@ int main(int argc, char **argv) {
       else if (strcmp(line, "sysroot") == 0 && nsysroots < MAX_LINES) sysroots[nsysroots++] = value;
       else if (strcmp(line, "missing-loader") == 0 && nmissing < MAX_LINES) missing[nmissing++] = value;
       else if (strcmp(line, "refuse") == 0 && nrefuse < MAX_LINES) refuse[nrefuse++] = value;
-      else debug_conf(&debug, line, value);
+      else if (!debug_conf(&debug, line, value)) native_line(line, value);
     }
     if (!end) break;
     line = end + 1;
@@ -291,6 +508,8 @@ int main(int argc, char **argv) {
     if (strcmp(sysroot, "/") == 0) sysroot = NULL;
   }
   int debugged = debug_take(&debug, argv[1], sysroot ? sysroot : env && *env ? env : NULL);
+  // The exec that takes the debugger runs emulated, under QEMU's gdbstub; any other may run as its stand-in.
+  if (!debugged) run_native(argc, argv, argv[0]);
 
   const char **exec_args = malloc(sizeof(char *) * (size_t)(nargs + debug.nargs + argc + 6));
   if (!exec_args) return 126;

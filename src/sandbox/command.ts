@@ -4,7 +4,7 @@
  * print the plan or run it.
  */
 
-import { planRow, shellQuote } from '../text.js';
+import { planRow, printable, shellQuote } from '../text.js';
 import { chmodSync, existsSync, mkdtempSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import type { LaunchOptions } from '../launch/options.js';
@@ -27,6 +27,8 @@ import { formatSandboxPlan } from './explain.js';
 import { probeFeatures, sandboxBlocker } from './features.js';
 import { Scaffold } from './scaffold.js';
 import { ROOTFS_PATH, locateInView, planSandbox, type SandboxRequest } from './plan.js';
+import { ROOTFS_TOOLS_DIR } from './launcher.js';
+import type { NativeToolsOutcome } from '../provision/toolchains/plan.js';
 import { findProot, planProot, type ProotPlan } from './proot.js';
 import { runSandbox } from './run.js';
 import { removeTree } from '../remove.js';
@@ -52,6 +54,31 @@ function launchDir(): string | undefined {
 
 /** What --rootfs and --transparent read: their own options and a launch's. */
 export type SandboxCommandOptions = LaunchOptions & SandboxOptions;
+
+/**
+ * Which of the tree's compiler programs run as native stand-ins: off with
+ * --no-native-tools or XRUN_NATIVE_TOOLS=0; otherwise the toolchains'
+ * ensure step, which may fetch and compare on first use (never with
+ * --explain) and says so in one line each.
+ */
+async function nativeTools(req: SandboxRequest, opts: SandboxCommandOptions): Promise<NativeToolsOutcome> {
+  const setting = req.env.XRUN_NATIVE_TOOLS;
+  if (opts.nativeTools === false) return { emulated: [], off: '--no-native-tools given' };
+  if (setting === '0') return { emulated: [], off: 'XRUN_NATIVE_TOOLS=0' };
+  const { planNativeTools } = await import('../provision/toolchains/plan.js');
+  const root = req.overlay ? posix.resolve(req.overlay.lower) : posix.resolve(req.root!);
+  try {
+    return await planNativeTools({
+      root, at: ROOTFS_TOOLS_DIR, host: host(), env: req.env, explain: opts.explain === true, unchecked: setting === 'unchecked',
+      say: (line) => process.stderr.write(`xrun: ${printable(line)}\n`),
+    });
+  } catch (err) {
+    // Stand-ins are only ever a shortcut: whatever goes wrong, the tree's own programs still run.
+    const why = err instanceof XrunError ? err.message : String(err);
+    if (!opts.explain) warn(`native stand-ins: ${why}: the tree's compiler programs run emulated`);
+    return { emulated: [], off: why };
+  }
+}
 
 export async function sandboxCommand(program: string | undefined, args: string[], opts: SandboxCommandOptions, overlay?: SandboxRequest['overlay']): Promise<number> {
   if (opts.gdbChild !== undefined && !opts.gdb && opts.gdbPort === undefined) {
@@ -116,7 +143,8 @@ async function sandboxRun(program: string | undefined, args: string[], opts: San
     }
   }
 
-  const plan = planSandbox(req, f, { privateBinfmt });
+  const native = mode === 'rootfs' && privateBinfmt && launcherPath() !== undefined ? await nativeTools(req, opts) : undefined;
+  const plan = planSandbox({ ...req, ...(native ? { nativeTools: native } : {}) }, f, { privateBinfmt });
   // Every arch is registered: a --cpu value names the one it is for, and the rest refuse it by design.
   // Inside a root, the first program's arch is the one a --cpu without ARCH: is for.
   if (mode === 'rootfs') for (const e of plan.binfmt) if (e.arch === plan.program.arch) for (const w of cpuWarnings(e.cpu, e.emulator.path)) warn(w);

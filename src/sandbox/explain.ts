@@ -30,6 +30,7 @@ export function formatSandboxPlan(plan: SandboxPlan, opts: SandboxExplainOptions
     if (plan.debug.gdb) out += planRow('debug', `${plan.debug.target} inside (xrun's launcher decides, on each foreign exec)`);
     for (const [label, text] of describeDebug(plan.debug)) out += planRow(label, text);
   }
+  out += formatNativeTools(plan);
   for (const m of plan.mounts) out += planRow('mount', `${m.source} on ${m.target} (${m.what})`);
   const oneLine = (map: string) => map.split('\n').join(', ');
   out += planRow('ids', `uid_map "${oneLine(plan.idmap.uidMap)}", gid_map "${oneLine(plan.idmap.gidMap)}" (${plan.idmap.reason})`);
@@ -72,4 +73,22 @@ function binfmtRows(plan: SandboxPlan, verbose: boolean): string {
 
 function cpuShort(e: PlannedEntry): string {
   return e.cpu.model === undefined ? "QEMU's default CPU" : `cpu ${e.cpu.model}`;
+}
+/** The tree's compiler programs: which run as native stand-ins, which stay emulated, and why. */
+function formatNativeTools(plan: SandboxPlan): string {
+  const n = plan.nativeTools;
+  if (!n) return '';
+  let out = n.off ? planRow('native', `none: ${n.off}`) : '';
+  const p = n.plan;
+  if (p) {
+    for (const t of p.tools) {
+      out += planRow('native', `${t.path} runs natively as ${t.standin}: ${t.pair}`);
+    }
+    out += planRow('', p.probe.checked
+      ? `the probe found their output byte-identical to the tree's own programs' (${p.probe.key})`
+      : `not compared yet: the first run without --explain builds a probe both ways and compares (${p.probe.key})`);
+    out += planRow('', `started as ${p.toolchain.loader} --library-path ${p.toolchain.libraryPath}; arguments that only the tree's own program answers the same (-v, -E, plugins, precompiled headers...) run it emulated`);
+  }
+  for (const e of n.emulated) out += planRow('emulated', `${e.path}: ${e.why}`);
+  return out;
 }

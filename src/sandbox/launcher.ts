@@ -28,9 +28,12 @@ import type { CpuChoice } from '../cpu.js';
 import type { Emulator } from '../emulator.js';
 import { registerLine, ruleFor } from '../binfmt/rule.js';
 import type { SandboxOp } from '../native.js';
+import type { NativeToolsPlan } from '../provision/toolchains/plan.js';
 
 /** Where the launcher's files go in a --rootfs guest: a hidden directory of its private /dev. */
 export const ROOTFS_LAUNCH_DIR = '/dev/.xrun';
+/** Where the native stand-ins' toolchain is bound in a --rootfs guest. */
+export const ROOTFS_TOOLS_DIR = `${ROOTFS_LAUNCH_DIR}/tools`;
 
 /** Where the launcher looks for a dynamic program's loader (--transparent: the direct launch's rules). */
 export interface LoaderSearch {
@@ -70,6 +73,8 @@ export type LaunchedEntry =
       readonly cpu: CpuChoice;
       readonly loader?: LoaderSearch | undefined;
       readonly debug?: LauncherDebug | undefined;
+      /** Programs of the tree that run as their native stand-ins (provision/toolchains/plan.ts). */
+      readonly native?: NativeToolsPlan | undefined;
     }
   /** An arch xrun cannot run here: the launcher prints `refusal` ({program} filled in) and exits 126. */
   | { readonly arch: Arch; readonly refusal: string };
@@ -84,11 +89,30 @@ export interface LauncherLayout {
 }
 
 /**
+ * The lines that make the launcher run the tree's compiler programs as their
+ * native stand-ins (launcher.c says what each keyword does).
+ */
+export function nativeToolsConf(plan: NativeToolsPlan): string[] {
+  const lines = [`native-loader ${plan.toolchain.loader}`, `native-library-path ${plan.toolchain.libraryPath}`];
+  for (const t of plan.tools) {
+    lines.push(`tool ${t.ident} ${t.standin}`);
+    for (const d of t.rules.dirArgs) lines.push(`tool-dir-arg ${d.option} ${d.dir}`);
+    for (const a of t.rules.plainArgs) lines.push(`tool-plain-arg ${a}`);
+    for (const a of t.rules.emulateArgs) lines.push(`tool-emulate-arg ${a}`);
+    for (const v of t.rules.emulateEnv) lines.push(`tool-emulate-env ${v}`);
+    for (const p of t.rules.emulateIf) lines.push(`tool-emulate-if ${p}`);
+    for (const p of t.plugins) lines.push(`tool-plugin ${p.ident} ${p.path} ${p.standin}`);
+  }
+  return lines;
+}
+
+/**
  * An arch's launcher configuration, a keyword and its value per line:
  * `emulator PATH`, `arg WORD` (its options, in order), `sysroot DIR`,
- * `unless-env NAME`, `missing-loader LINE`, `refuse LINE`, and for
+ * `unless-env NAME`, `missing-loader LINE`, `refuse LINE`, for
  * debugging `debug-marker PATH`, `debug-name NAME`, `debug-arg WORD`,
- * `debug-record LINE`, `debug-tell LINE`.
+ * `debug-record LINE`, `debug-tell LINE`, and the native stand-ins' lines
+ * (nativeToolsConf).
  */
 export function launcherConf(e: LaunchedEntry, emulatorPath?: string): string {
   const lines: string[] = [];
@@ -103,6 +127,7 @@ export function launcherConf(e: LaunchedEntry, emulatorPath?: string): string {
       lines.push(`unless-env ${e.loader.unlessEnv}`);
       for (const line of e.loader.missing.trimEnd().split('\n')) lines.push(`missing-loader ${line}`);
     }
+    if (e.native) lines.push(...nativeToolsConf(e.native));
   }
   return `${lines.join('\n')}\n`;
 }
@@ -151,6 +176,12 @@ export function launcherOps(entries: readonly LaunchedEntry[], launcher: string,
       }
       // Symlinks to the emulator named like each program, so that processes keep their names (launcher.c).
       setup.push({ op: 'mkdir', path: `${interp}.names`, mode: 0o755 });
+      if (e.native) {
+        // The stand-ins' toolchain, read-only, and the links to their loader named like each program.
+        setup.push({ op: 'mkdir', path: e.native.toolchain.at, mode: 0o755 });
+        setup.push({ op: 'bind', source: e.native.toolchain.dir, target: e.native.toolchain.at, readonly: true, recursive: true });
+        setup.push({ op: 'mkdir', path: `${interp}.native`, mode: 0o755 });
+      }
       setup.push({ op: 'write', path: `${interp}.conf`, data: launcherConf(e, layout.emulatorIn(e.emulator)) });
     }
     lines.push(registerLine(ruleFor(e.arch, interp, flags)));

@@ -20,6 +20,8 @@ export interface SandboxOptions {
   /** --verbose: --explain shows every binfmt entry in full. */
   verbose?: boolean;
   gdbChild?: string;
+  /** false with --no-native-tools. */
+  nativeTools?: boolean;
 }
 
 export const SANDBOX_OPTIONS: readonly OptionSpec<keyof SandboxOptions>[] = [
@@ -35,5 +37,6 @@ export const SANDBOX_OPTIONS: readonly OptionSpec<keyof SandboxOptions>[] = [
   { long: '--no-ca-certs', key: 'caCerts', modes: ['rootfs', 'image'], description: "with --rootfs: leave the tree's CA bundle and set no variable (default: SSL_CERT_FILE and NODE_EXTRA_CA_CERTS name the host's, where the tree has one and the host trusts a certificate it lacks)" },
   { long: '--verbose', key: 'verbose', modes: ['rootfs', 'image', 'transparent'], description: 'with --explain: every binfmt entry in full (its CPU and why, the launcher, the register line)' },
   { long: '--gdb-child', value: 'name', key: 'gdbChild', modes: ['rootfs', 'image', 'transparent'], description: 'with --gdb or --gdb-port: debug the first foreign program started inside whose file is named NAME (as ps shows it)' },
+  { long: '--no-native-tools', key: 'nativeTools', modes: ['rootfs', 'image'], description: "run the tree's compiler programs emulated, never as native stand-ins (also XRUN_NATIVE_TOOLS=0)" },
   { long: '--no-sandbox', key: 'sandbox', modes: ['rootfs'], description: 'with --rootfs: no confinement: run the program under the emulator with -L DIR; the programs it starts run on the HOST' },
 ];

@@ -25,6 +25,7 @@ import { chooseIdMap, type IdMapChoice } from './idmap.js';
 import { deniedBy, describeDenial, type SandboxIds } from './denied.js';
 import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry, type LauncherDebug, type LoaderSearch } from './launcher.js';
 import { ROOTFS_DEBUG_DIR, planSandboxDebug, type SandboxDebug, type SandboxDebugRequest } from './debug.js';
+import type { NativeToolsOutcome, NativeToolsPlan } from '../provision/toolchains/plan.js';
 import { fallbackSysroots, missingLoader } from '../sysroots.js';
 import { planNameFiles } from './names.js';
 import { planCaCerts } from './ca-certs.js';
@@ -103,6 +104,8 @@ export interface SandboxRequest {
   readonly launchDir?: string | undefined;
   /** --strace, --gdb, --gdb-port, --gdb-child. */
   readonly debug?: SandboxDebugRequest | undefined;
+  /** --rootfs and --image: which of the tree's compiler programs run as native stand-ins (provision/toolchains/plan.ts). */
+  readonly nativeTools?: NativeToolsOutcome | undefined;
 }
 
 export interface PlannedEntry {
@@ -116,6 +119,8 @@ export interface PlannedEntry {
   readonly loader?: LoaderSearch | undefined;
   /** --strace, --gdb, --gdb-port: what the launcher passes QEMU for them. */
   readonly debug?: LauncherDebug | undefined;
+  /** The tree's compiler programs the launcher runs as native stand-ins. */
+  readonly native?: NativeToolsPlan | undefined;
   readonly line: string;
 }
 
@@ -141,6 +146,8 @@ export interface SandboxPlan {
   readonly binfmt: readonly PlannedEntry[];
   /** Architectures registered only to say, in xrun's words, why they cannot run. */
   readonly refused: readonly RefusedArch[];
+  /** Native stand-ins: what runs natively, what stays emulated, and why (undefined: not considered, as with --transparent). */
+  readonly nativeTools?: NativeToolsOutcome | undefined;
   readonly mounts: readonly PlannedMount[];
   readonly cwd: string;
   readonly argv: readonly string[];
@@ -361,14 +368,16 @@ function entriesFor(arches: readonly Arch[], req: SandboxRequest, h: Host, notes
     const cpu = chooseCpu(arch, emulator.path, { specs, env: req.env });
     // Inside a root, programs find their loader in it; a host command's foreign children, as a direct launch would.
     const loader = inRoot ? undefined : loaderSearch(arch);
-    if ((cpu.model !== undefined || loader || debug) && req.launcher && layout) {
-      const { lines } = launcherOps([{ arch, emulator, cpu, loader, debug }], req.launcher, layout, 'FP');
+    const native = inRoot && req.nativeTools?.plan?.arch === arch.name ? req.nativeTools.plan : undefined;
+    if ((cpu.model !== undefined || loader || debug || native) && req.launcher && layout) {
+      const { lines } = launcherOps([{ arch, emulator, cpu, loader, debug, native }], req.launcher, layout, 'FP');
       const does = [...(cpu.model !== undefined ? [`with -cpu ${cpu.model} on every exec, env -i children too (a binfmt entry passes no options)`] : []),
         ...(loader ? [`with -L the first of ${loader.sysroots.join(', ')} that holds a dynamic program's loader, unless ${loader.unlessEnv} is set`] : []),
         ...(debug?.args.length ? [`with ${debug.args.join(' ')} on every exec`] : []),
-        ...(debug?.take ? [`with ${debug.take.args.join(' ')} for the first exec${debug.take.name !== undefined ? ` of a program named ${debug.take.name}` : ''} to create ${debug.take.marker}`] : [])];
+        ...(debug?.take ? [`with ${debug.take.args.join(' ')} for the first exec${debug.take.name !== undefined ? ` of a program named ${debug.take.name}` : ''} to create ${debug.take.marker}`] : []),
+        ...(native ? [`${native.tools.map((t) => t.tool).join(', ')} of the tree as their native stand-ins, when the file executed is the one verified`] : [])];
       entries.push({
-        arch: arch.name, emulator, cpu, line: lines[0]!, loader, debug,
+        arch: arch.name, emulator, cpu, line: lines[0]!, loader, debug, native,
         interpreter: { kind: 'launcher', path: posix.join(layout.dir, arch.name), reason: `xrun's launcher runs ${emulator.path} ${does.join('; and ')}` },
       });
       continue;
@@ -400,7 +409,7 @@ function loaderSearch(arch: Arch): LoaderSearch {
 /** The entries whose interpreter is xrun's launcher. */
 function launchedOf(entries: readonly PlannedEntry[], refused: readonly RefusedArch[]): LaunchedEntry[] {
   return [
-    ...entries.filter((e) => e.interpreter.kind === 'launcher').map((e) => ({ arch: archByName(e.arch)!, emulator: e.emulator, cpu: e.cpu, loader: e.loader, debug: e.debug })),
+    ...entries.filter((e) => e.interpreter.kind === 'launcher').map((e) => ({ arch: archByName(e.arch)!, emulator: e.emulator, cpu: e.cpu, loader: e.loader, debug: e.debug, native: e.native })),
     ...refused.map((r) => ({ arch: archByName(r.arch)!, refusal: r.message })),
   ];
 }
@@ -457,6 +466,11 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
         source: [req.launcher!, ...new Set(launched.flatMap((e) => ('emulator' in e ? [e.emulator.path] : [])))].join(', '), target: ROOTFS_LAUNCH_DIR,
         what: "bound read-only into a directory of the private /dev, with the launcher's CPU settings",
       });
+      for (const e of launched) {
+        if ('native' in e && e.native) {
+          mounts.push({ source: e.native.toolchain.dir, target: e.native.toolchain.at, what: `the native stand-ins' toolchain (${e.native.toolchain.packages.filter((p) => !p.startsWith('lib') && !p.startsWith('zlib')).join(', ')}), read-only` });
+        }
+      }
     }
     if (debug && debug.ops.length > 0) {
       ops.push(...debug.ops);
@@ -607,6 +621,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     idmap,
     binfmt: entries,
     refused,
+    ...(req.nativeTools ? { nativeTools: req.nativeTools } : {}),
     mounts,
     cwd,
     argv,

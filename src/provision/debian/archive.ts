@@ -14,7 +14,7 @@ import { XrunError } from '../../errors.js';
 import { cacheDir, ensureCacheDir, ensureDir } from '../../paths.js';
 import { findCommand } from '../../which.js';
 import { decompress } from '../archives/compression.js';
-import { Deb822Error, packageRecord, packageStanzas, parseRelease, releaseDate, unwrapClearsigned, type PackageRecord, type Release } from './deb822.js';
+import { Deb822Error, packageRecord, packageStanzas, parseRelease, releaseDate, unwrapClearsigned, type PackageRecord, type Release, type Stanza } from './deb822.js';
 import { cachedDownload, fetchText } from '../transport/download.js';
 import { removeTree } from '../../remove.js';
 
@@ -156,8 +156,8 @@ function checkRelease(rel: Release, src: ArchiveSource, base: string): void {
   }
 }
 
-/** Finds `name`'s stanza in main/binary-<debArch>/Packages, verified against the Release. */
-export async function findPackage(src: ArchiveSource, rel: Release, debArch: string, name: string, downloads?: string): Promise<{ record: PackageRecord; downloaded: number }> {
+/** main/binary-<debArch>/Packages in the cache, verified against the Release: its path, URL and the bytes downloaded for it. */
+export async function packageIndex(src: ArchiveSource, rel: Release, debArch: string, downloads?: string): Promise<{ path: string; url: string; downloaded: number }> {
   const dir = `main/binary-${debArch}`;
   const candidates = [findCommand('xz') ? `${dir}/Packages.xz` : undefined, `${dir}/Packages.gz`].filter((p): p is string => p !== undefined);
   const index = candidates.map((p) => rel.sha256.get(p)).find((f) => f !== undefined);
@@ -168,20 +168,43 @@ export async function findPackage(src: ArchiveSource, rel: Release, debArch: str
   }
   const url = `${src.mirror}/dists/${src.suite}/${index.path}`;
   const cached = await cachedDownload(url, join(downloadsDir(downloads), `${src.suite}_main_${debArch}_Packages`), index, `index ${index.path}`);
-  const { stream } = await decompress(createReadStream(cached.path), url);
-  let found: PackageRecord | undefined;
+  return { path: cached.path, url, downloaded: cached.downloaded };
+}
+
+/** The stanzas of a verified Packages index (packageIndex), decompressed as they are read; with `only`, that package's alone. */
+export async function* indexStanzas(index: { path: string; url: string }, only?: string): AsyncGenerator<Stanza> {
+  const { stream } = await decompress(createReadStream(index.path), index.url);
   try {
-    for await (const s of packageStanzas(stream, name)) {
-      if (s.Package !== name) continue;
-      found = packageRecord(s);
-      break;
-    }
+    yield* packageStanzas(stream, only);
   } catch (err) {
-    if (err instanceof Deb822Error) throw new XrunError('verify', `${url}: ${err.message}`, { cause: err });
+    if (err instanceof Deb822Error) throw new XrunError('verify', `${index.url}: ${err.message}`, { cause: err });
     throw err;
   }
+}
+
+/** Finds `name`'s stanza in main/binary-<debArch>/Packages, verified against the Release. */
+export async function findPackage(src: ArchiveSource, rel: Release, debArch: string, name: string, downloads?: string): Promise<{ record: PackageRecord; downloaded: number }> {
+  const index = await packageIndex(src, rel, debArch, downloads);
+  let found: PackageRecord | undefined;
+  for await (const s of indexStanzas(index, name)) {
+    if (s.Package !== name) continue;
+    try {
+      found = packageRecord(s);
+    } catch (err) {
+      if (err instanceof Deb822Error) throw new XrunError('verify', `${index.url}: ${err.message}`, { cause: err });
+      throw err;
+    }
+    break;
+  }
   if (!found) throw new XrunError('not-found', `${src.suite}/main/${debArch} has no package ${name}`);
-  return { record: found, downloaded: cached.downloaded };
+  return { record: found, downloaded: index.downloaded };
+}
+
+/** The verified .deb of a package record, from the cache or the mirror. */
+export async function downloadPackage(src: ArchiveSource, record: PackageRecord, downloads?: string): Promise<{ path: string; downloaded: number }> {
+  const url = `${src.mirror}/${record.filename}`;
+  const deb = await cachedDownload(url, join(downloadsDir(downloads), `${record.name}_${record.architecture}`), record, `${record.name} ${record.version}`);
+  return { path: deb.path, downloaded: deb.downloaded };
 }
 
 /**

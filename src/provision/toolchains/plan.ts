@@ -1,0 +1,230 @@
+/**
+ * Native stand-ins for a tree's compiler programs: which of them run as a
+ * host build of the same source, and why each one does or does not. The
+ * ensure step of a sandboxed run (sandbox/command.ts): it reads the tree's
+ * dpkg database, checks each program against the MD5 dpkg recorded, finds
+ * the cross packages of the same source version in the cache (fetching them
+ * on first use), and requires a probe's verdict that both give
+ * byte-identical output. Anything short of that leaves the program emulated,
+ * with the reason.
+ */
+
+import { createHash } from 'node:crypto';
+import { posix } from 'node:path';
+import { archForDebian } from '../../arch.js';
+import type { Arch } from '../../arch.js';
+import { isFile } from '../../fs-checks.js';
+import { runsNatively, type Host } from '../../host.js';
+import { formatBytes } from '../transport/progress.js';
+import { archiveSource } from '../debian/archive.js';
+import { Md5Memo, fileIdentity, md5File, readProbe, toolchainDir, toolchainsDir, writeProbe, type ToolchainManifest } from './cache.js';
+import { TreeDpkg, osRelease, treeFile } from './dpkg.js';
+import { cachedToolchain, installToolchain, resolveToolchain } from './fetch.js';
+import { compilerPackage, findCandidates, ltoPlugin, tripletOf, versionMismatch, type Candidate, type ToolName } from './pairs.js';
+import { runProbe } from './probe.js';
+import { toolRules, type ToolRules } from './rules.js';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/** Bumped whenever rules.ts changes what a stand-in is given: older probes then no longer vouch. */
+export const RULES_VERSION = 1;
+
+/** One program of the tree that runs as its stand-in. */
+export interface PlannedTool {
+  readonly tool: ToolName;
+  /** The tree's program, in the guest's view, and its identity (cache.ts fileIdentity). */
+  readonly path: string;
+  readonly ident: string;
+  /** The stand-in, in the guest's view. */
+  readonly standin: string;
+  readonly rules: ToolRules;
+  /** For the linker: gcc's LTO plugin of the tree, and the stand-in's own. */
+  readonly plugins: readonly { readonly path: string; readonly ident: string; readonly standin: string }[];
+  /** "cpp-14-aarch64-linux-gnu 14.2.0-19 (arm64) as cpp-14-aarch64-linux-gnu 14.2.0-19cross1 (amd64)". */
+  readonly pair: string;
+}
+
+export interface NativeToolsPlan {
+  /** QEMU's name of the architecture whose programs these are. */
+  readonly arch: string;
+  readonly toolchain: {
+    /** The unpacked toolchain on the host, bound read-only at `at` in the guest's view. */
+    readonly dir: string;
+    readonly at: string;
+    readonly loader: string;
+    readonly libraryPath: string;
+    readonly packages: readonly string[];
+  };
+  readonly tools: readonly PlannedTool[];
+  /** The probe's key and whether it has compared this pair yet (false only with --explain or XRUN_NATIVE_TOOLS=unchecked). */
+  readonly probe: { readonly key: string; readonly checked: boolean };
+}
+
+export interface NativeToolsOutcome {
+  readonly plan?: NativeToolsPlan | undefined;
+  /** Programs found that stay emulated, each with its reason; or the one reason for the whole tree. */
+  readonly emulated: readonly { readonly path: string; readonly why: string }[];
+  readonly off?: string | undefined;
+}
+
+export interface NativeToolsRequest {
+  /** The tree as the host reads it (for --image, the cached image). */
+  readonly root: string;
+  /** Where the toolchain is bound in the guest's view. */
+  readonly at: string;
+  readonly host: Host;
+  readonly env: Env;
+  /** --explain: say what would happen; fetch nothing, compare nothing. */
+  readonly explain: boolean;
+  /** XRUN_NATIVE_TOOLS=unchecked (the probe's own runs): use a pair the probe has not compared yet. */
+  readonly unchecked: boolean;
+  /** What a first use prints: the fetch and the probe. */
+  readonly say: (line: string) => void;
+}
+
+const off = (why: string): NativeToolsOutcome => ({ emulated: [], off: why });
+
+/** The key of a pair: the tree's programs, the stand-ins' packages, the rules they run by. */
+function probeKey(candidates: readonly Candidate[], manifest: ToolchainManifest): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({
+    rules: RULES_VERSION,
+    tree: candidates.map((c) => [c.tool, c.pkg.name, c.pkg.version, c.md5]).sort(),
+    toolchain: manifest.packages.map((p) => [p.name, p.version, p.debSha256]).sort(),
+  }));
+  return h.digest('hex').slice(0, 32);
+}
+
+function describePair(c: Candidate, manifest: ToolchainManifest): string {
+  const cross = manifest.packages.find((p) => p.name === c.crossPackage);
+  return `${c.pkg.name} ${c.pkg.version} (${c.pkg.arch}) as ${c.crossPackage} ${cross?.version ?? '?'} (${manifest.hostDebArch})`;
+}
+
+/** Which of the tree's compiler programs run natively, and why each does or does not. */
+export async function planNativeTools(req: NativeToolsRequest): Promise<NativeToolsOutcome> {
+  const os = osRelease(req.root);
+  if (os.id !== 'debian') {
+    return off(os.id === undefined ? 'the tree has no /etc/os-release: native stand-ins are proven for Debian trees only'
+      : `the tree is ${os.pretty ?? os.id}: native stand-ins are proven for Debian trees only`);
+  }
+  const tree = TreeDpkg.open(req.root, (n) => n === 'dpkg' || compilerPackage(n));
+  if (!tree) return off('the tree has no dpkg database (var/lib/dpkg/status)');
+  const debArch = tree.find('dpkg')?.arch;
+  const arch: Arch | undefined = debArch ? archForDebian(debArch) : undefined;
+  if (!debArch || !arch) return off(`the tree's dpkg database names no architecture xrun knows${debArch ? ` (${debArch})` : ''}`);
+  if (runsNatively(req.host, arch)) return off(`${debArch} programs run natively here`);
+  const triplet = tripletOf(arch, debArch);
+  const hostDebArch = req.host.arch.debianArches[0];
+  const hostTriplet = req.host.arch.triplets[0];
+  if (!triplet || !hostDebArch || !hostTriplet) return off(`no Debian cross toolchain is known for ${debArch} on ${req.host.arch.name}`);
+  if (!os.codename) return off("the tree's /etc/os-release names no VERSION_CODENAME: which suite's cross packages would match is unknown");
+
+  const missing = new Map<string, string>();
+  const found = findCandidates(tree, triplet, missing);
+  const emulated: { path: string; why: string }[] = [...missing].map(([path, why]) => ({ path, why }));
+  if (found.length === 0) return { emulated, off: `the tree has no gcc or binutils for ${triplet} from its dpkg database` };
+
+  // Only the very files dpkg installed: a modified program (or one replaced by hand) stays emulated.
+  const memo = new Md5Memo(toolchainsDir(hostDebArch, req.env), req.env);
+  const verified = found.filter((c) => {
+    const file = treeFile(req.root, c.path)!;
+    const md5 = memo.md5(file);
+    if (md5 === c.md5) return true;
+    emulated.push({ path: c.path, why: `its MD5 is ${md5}, not the ${c.md5} dpkg recorded for ${c.pkg.name} ${c.pkg.version}: modified since` });
+    return false;
+  });
+  memo.save();
+  if (verified.length === 0) return { emulated };
+
+  const dir = toolchainDir(hostDebArch, os.codename, triplet, req.env);
+  const names = [...new Set(verified.map((c) => c.crossPackage))];
+  const byName = new Map(verified.map((c) => [c.crossPackage, c]));
+  const accept = (name: string, version: string) => versionMismatch(byName.get(name)!.pkg, name, version) === undefined;
+  let manifest = cachedToolchain(dir, names, accept);
+  if (!manifest) {
+    const source = archiveSource({ suite: os.codename }, req.env);
+    if (req.explain) {
+      return { emulated: [...emulated, ...verified.map((c) => ({ path: c.path, why: `the stand-in (${c.crossPackage} from ${source.suite}) is not in the cache yet: a run without --explain fetches it` }))] };
+    }
+    try {
+      const plan = await resolveToolchain(source, hostDebArch, hostTriplet, triplet, names, dir, req.say);
+      const usable = verified.filter((c) => {
+        const p = plan.packages.find((x) => x.record.name === c.crossPackage && x.role === 'tool');
+        if (!p) {
+          emulated.push({ path: c.path, why: `${source.suite} has no ${c.crossPackage} for ${hostDebArch}` });
+          return false;
+        }
+        const why = versionMismatch(c.pkg, c.crossPackage, p.record.version);
+        if (why) emulated.push({ path: c.path, why: `${why} in ${source.suite}: not the same build` });
+        return why === undefined;
+      });
+      if (usable.length === 0) return { emulated };
+      const wanted = new Set(usable.map((c) => c.crossPackage));
+      const trimmed = { ...plan, packages: plan.packages.filter((p) => p.role === 'library' || wanted.has(p.record.name)) };
+      const size = trimmed.packages.reduce((n, p) => n + p.record.size, 0);
+      req.say(`fetching native stand-ins for the tree's ${[...wanted].join(', ')}: ${trimmed.packages.length} packages from ${source.suite}, up to ${formatBytes(size)} (once; \`xrun toolchains list\` shows them)`);
+      manifest = (await installToolchain(trimmed, req.say)).manifest;
+    } catch (err) {
+      const why = (err as Error).message.replace(/^xrun: /, '');
+      req.say(`native stand-ins: cannot fetch ${source.suite}'s cross packages (${why}): the tree's compiler programs run emulated`);
+      return { emulated: [...emulated, ...verified.map((c) => ({ path: c.path, why: `its stand-in could not be fetched: ${why}` }))] };
+    }
+  }
+  const usable = verified.filter((c) => {
+    const p = manifest!.packages.find((x) => x.name === c.crossPackage && x.role === 'tool');
+    const why = p ? versionMismatch(c.pkg, c.crossPackage, p.version) : `the cached toolchain has no ${c.crossPackage}`;
+    if (why) emulated.push({ path: c.path, why });
+    return why === undefined;
+  });
+  if (usable.length === 0) return { emulated };
+
+  const at = req.at;
+  const inGuest = (p: string) => posix.join(at, p);
+  // The plugin ships with lto1 (gcc-N's own package on both sides): with lto1 paired, so is it.
+  const lto = usable.find((c) => c.tool === 'lto1');
+  const ltoFiles = lto ? ltoPlugin(lto) : undefined;
+  const plugins = ltoFiles && isFile(posix.join(dir, 'root', ltoFiles.crossPath)) ? verifiedPlugin(req.root, tree, ltoFiles, inGuest) : [];
+  const tools: PlannedTool[] = usable.map((c) => ({
+    tool: c.tool, path: c.path, ident: fileIdentity(treeFile(req.root, c.path)!), standin: inGuest(c.crossPath),
+    rules: toolRules(c.tool, c.gcc), plugins: c.tool === 'ld' ? plugins : [], pair: describePair(c, manifest!),
+  }));
+  const key = probeKey(usable, manifest);
+  const plan: NativeToolsPlan = {
+    arch: arch.name,
+    toolchain: {
+      dir: posix.join(dir, 'root'), at, loader: inGuest(manifest.loader), libraryPath: manifest.libraryPath.map(inGuest).join(':'),
+      packages: manifest.packages.map((p) => `${p.name} ${p.version}`),
+    },
+    tools,
+    probe: { key, checked: false },
+  };
+  const record = readProbe(hostDebArch, key, req.env);
+  if (record) {
+    if (record.identical) return { plan: { ...plan, probe: { key, checked: true } }, emulated };
+    return { emulated: [...emulated, ...usable.map((c) => ({ path: c.path, why: `the probe found the stand-ins' output different: ${record.detail}` }))] };
+  }
+  if (req.explain || req.unchecked) return { plan, emulated };
+  req.say(`comparing the native stand-ins with the tree's own ${[...new Set(usable.map((c) => `${c.pkg.name} ${c.pkg.version}`))].join(', ')} (once per version pair; a minute or two)`);
+  const verdict = await runProbe({ root: req.root, hostDebArch, key, tools: usable, env: req.env });
+  if (verdict.inconclusive) {
+    // Says nothing about the pair (no C library headers in this tree, say): not recorded, asked again next time.
+    req.say(`could not compare the native stand-ins (${verdict.detail}): the tree's compiler programs run emulated`);
+    return { emulated: [...emulated, ...usable.map((c) => ({ path: c.path, why: `not compared yet: ${verdict.detail}` }))] };
+  }
+  writeProbe(hostDebArch, { format: 1, key, identical: verdict.identical, detail: verdict.detail, pair: tools.map((t) => t.pair), at: new Date().toISOString() }, req.env);
+  if (!verdict.identical) {
+    req.say(`the native stand-ins' output differs from the tree's own (${verdict.detail}): they stay unused for this pair`);
+    return { emulated: [...emulated, ...usable.map((c) => ({ path: c.path, why: `the probe found the stand-ins' output different: ${verdict.detail}` }))] };
+  }
+  return { plan: { ...plan, probe: { key, checked: true } }, emulated };
+}
+
+/** gcc's LTO plugin of the tree, when dpkg vouches for it: the linker's stand-in loads the cross package's own instead. */
+function verifiedPlugin(root: string, tree: TreeDpkg, p: { path: string; crossPath: string }, inGuest: (p: string) => string): PlannedTool['plugins'] {
+  const file = treeFile(root, p.path);
+  if (!file) return [];
+  const owner = tree.owner(p.path, tree.packages.filter((x) => compilerPackage(x.name)));
+  if (!owner) return [];
+  if (md5File(file) !== owner.md5) return [];
+  return [{ path: p.path, ident: fileIdentity(file), standin: inGuest(p.crossPath) }];
+}
