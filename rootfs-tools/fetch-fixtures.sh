@@ -3,7 +3,7 @@
 #
 # Usage: fetch-fixtures.sh [--only ITEMS] [--print-dir] [--help]
 #   --only ITEMS   comma-separated groups (busybox-static, qemu-user-static, sysroot, rootfs, vm, node, tree,
-#                  blas, trixie, tools, debootstrap) or items (sysroot/s390x)
+#                  blas, trixie, tools, debootstrap, gcc, toolchains) or items (sysroot/s390x)
 #   --print-dir    print the cache directory and exit
 # Environment:
 #   XRUN_FIXTURES  cache directory (default ${XDG_CACHE_HOME:-$HOME/.cache}/xrun/fixtures)
@@ -50,6 +50,18 @@
 #   debootstrap/<debarch>-<suite>/     first-stage.tgz: `debootstrap --make-tarball` of a minbase tree (its
 #                                      .debs and the archive's indexes they were checked against), for
 #                                      `debootstrap --foreign --unpack-tarball` with no network: arm64-bookworm
+#   gcc/<debarch>-<suite>/             a real Debian tree, made by xrun's own `rootfs debian` (debootstrap
+#                                      in two stages, so with the dpkg database the native stand-ins read),
+#                                      with gcc and libc6-dev; needs the built CLI (npm run build):
+#                                        arm64-trixie    Debian 13, gcc-14, g++-14, make
+#                                        armhf-trixie    Debian 13, gcc-14, g++-14, make
+#                                        arm64-bookworm  Debian 12, gcc-12 (no matching cross gcc)
+#   toolchains/<debarch>/              a Debian mirror for this host's architecture, as far as the native
+#                                      stand-ins of the gcc trees need it: each suite's InRelease and
+#                                      main/binary-<debarch>/Packages.xz as the archive signed them, and in
+#                                      pool/ the cross packages (gcc-14 and binutils for aarch64 and
+#                                      armhf from trixie, binutils for aarch64 from bookworm) with the
+#                                      libraries they load; served on loopback by the tests
 #   .stamps/<group>.<name>             written last; an item without its stamp is rebuilt
 #
 # Every tree with a skeleton (rootfs, tree, blas, trixie, tools) has an empty /etc/hosts and
@@ -92,6 +104,14 @@ readonly TOOLS_TREES=(arm64-trixie arm64-bookworm)
 readonly DEBOOTSTRAP_TREES=(arm64-bookworm)
 declare -rA TOOLS_PACKAGES=([trixie]='busybox python3.13-minimal gcc-14 libc6-dev apt dpkg'
   [bookworm]='busybox python3.11-minimal gcc-12 libc6-dev apt dpkg')
+# <debarch>-<suite> trees made by `xrun rootfs debian`, and what each includes.
+readonly GCC_TREES=(arm64-trixie armhf-trixie arm64-bookworm)
+declare -rA GCC_INCLUDE=([trixie]='gcc,g++,make,libc6-dev' [bookworm]='gcc,libc6-dev')
+# The cross packages whose stand-ins the gcc trees pair with, per suite; toolchains/<host debarch>.
+declare -rA TOOLCHAIN_PACKAGES=(
+  [trixie]='cpp-14-aarch64-linux-gnu gcc-14-aarch64-linux-gnu g++-14-aarch64-linux-gnu binutils-aarch64-linux-gnu cpp-14-arm-linux-gnueabihf gcc-14-arm-linux-gnueabihf g++-14-arm-linux-gnueabihf binutils-arm-linux-gnueabihf'
+  [bookworm]='binutils-aarch64-linux-gnu')
+readonly TOOLCHAIN_SUITES=(trixie bookworm)
 # PT_INTERP of Debian's dynamic busybox, relative to the tree: checked so that a layout change
 # in the archive fails here rather than as a puzzling ENOENT under qemu.
 declare -rA LOADER=([arm64]=lib/ld-linux-aarch64.so.1 [s390x]=lib/ld64.so.1 [armhf]=lib/ld-linux-armhf.so.3
@@ -144,6 +164,8 @@ all_items() {
   for a in "${TRIXIE_ARCHES[@]}"; do echo "trixie/$a"; done
   for a in "${TOOLS_TREES[@]}"; do echo "tools/$a"; done
   for a in "${DEBOOTSTRAP_TREES[@]}"; do echo "debootstrap/$a"; done
+  for a in "${GCC_TREES[@]}"; do echo "gcc/$a"; done
+  echo "toolchains/$(dpkg --print-architecture)"
 }
 
 stamp_of() { echo "$cache/.stamps/${1%/*}.${1#*/}"; }
@@ -169,7 +191,7 @@ stamp_lists_packages() {
 # Items fetched with an apt of their own (their suite or dependency closure differs from SUITE's
 # one shared download): the trees apt resolves, and VMs of another suite.
 own_apt() {
-  is_resolved_tree "$1" || [[ $1 == vm/*-* || $1 == debootstrap/* ]]
+  is_resolved_tree "$1" || [[ $1 == vm/*-* || $1 == debootstrap/* || $1 == gcc/* || $1 == toolchains/* ]]
 }
 
 packages_of() {
@@ -433,10 +455,11 @@ debs_of() {
     printf '%s\n' "$work/apt-${1//\//-}/cache/archives/"*.deb
     return
   fi
-  if [[ ${1%/*} == debootstrap ]]; then
-    tar -tzf "$cache/$1/first-stage.tgz" | grep '\.deb$'
-    return
-  fi
+  case ${1%/*} in
+    debootstrap) tar -tzf "$cache/$1/first-stage.tgz" | grep '\.deb$'; return ;;
+    gcc) return ;;
+    toolchains) find "$cache/$1/pool" -name '*.deb' | sort; return ;;
+  esac
   for pkg in $(packages_of "$1"); do deb_of "$pkg"; done
 }
 
@@ -509,6 +532,75 @@ fetch_tools_tree() {
   make_rootfs_skeleton "$tmp"
   install_item "$item" "$tmp"
   printf 'fetch-fixtures: %s (%s, %d packages in all)\n' "$item" "${pkgs[*]}" "$n" >&2
+}
+
+# gcc/<debarch>-<suite>: a tree as xrun's users make one, with `xrun rootfs debian` (its own debootstrap
+# cache in the scratch directory, the fixtures' mirror).
+fetch_gcc_tree() {
+  local item=$1 tree=${1#*/} tmp=$work/item.gcc-${1#*/}
+  local arch=${tree%%-*} suite=${tree#*-}
+  local xrun
+  xrun=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)/bin/xrun
+  [[ -f ${xrun%/bin/xrun}/dist/cli.js ]] || die "$item: made by xrun's own rootfs debian: build it first (npm run build)"
+  XDG_CACHE_HOME=$work/xdg XRUN_MIRROR=$MIRROR node "$xrun" rootfs debian --arch "$arch" --suite "$suite" \
+    --include "${GCC_INCLUDE[$suite]}" "$tmp" >"$work/$tree.log" 2>&1 ||
+    { cp -- "$work/$tree.log" "$cache/rootfs-debian-error.log"; die "$item: xrun rootfs debian failed (log: $cache/rootfs-debian-error.log)"; }
+  grep -q '^Package: gcc$' "$tmp/var/lib/dpkg/status" || die "$item: gcc is not in the tree's dpkg database"
+  install_item "$item" "$tmp"
+  printf 'fetch-fixtures: %s (%s, with a dpkg database)\n' "$item" "${GCC_INCLUDE[$suite]}" >&2
+}
+
+# Package names of the Depends and Pre-Depends of PACKAGE that are libraries a program loads (the rule of
+# src/provision/toolchains/fetch.ts: lib* and zlib1g, neither *-cross nor *-dev), from apt in DIR.
+runtime_libraries() {
+  APT_CONFIG=$1/apt.conf apt-cache show --no-all-versions "$2" | sed -n 's/^\(Pre-\)\{0,1\}Depends: //p' | tr ',' '\n' |
+    sed 's/|.*//; s/(.*)//; s/:.*//; s/[[:space:]]//g' | grep -E '^(lib[a-z0-9].*|zlib1g)$' | grep -vE -- '-(cross|dev)$' || true
+}
+
+# toolchains/<debarch>: a mirror of each suite's signed index and the packages the stand-ins need.
+fetch_toolchain_mirror() {
+  local item=$1 arch=${1#*/} tmp=$work/item.toolchains suite dir n deb file sum want pkg
+  local -a queue
+  local -A seen
+  mkdir -p "$tmp"
+  for suite in "${TOOLCHAIN_SUITES[@]}"; do
+    dir=$work/apt-toolchains-$suite
+    setup_apt "$dir" "$suite" "$arch"
+    mkdir -p "$tmp/dists/$suite/main/binary-$arch"
+    /usr/lib/apt/apt-helper download-file "$MIRROR/dists/$suite/InRelease" "$tmp/dists/$suite/InRelease" >/dev/null
+    /usr/lib/apt/apt-helper download-file "$MIRROR/dists/$suite/main/binary-$arch/Packages.xz" \
+      "$tmp/dists/$suite/main/binary-$arch/Packages.xz" >/dev/null
+    sum=$(sha256sum "$tmp/dists/$suite/main/binary-$arch/Packages.xz" | cut -d' ' -f1)
+    grep -q " $sum .* main/binary-$arch/Packages.xz\$" "$tmp/dists/$suite/InRelease" ||
+      die "$item: $suite's Packages.xz changed on the mirror while fetching: run again"
+    # apt must resolve from the very index downloaded above: the same InRelease, or the mirror moved on.
+    run_apt "$dir" update
+    cmp -s "$tmp/dists/$suite/InRelease" "$dir/state/lists/"*"_dists_${suite}_InRelease" ||
+      die "$item: $suite's InRelease changed on the mirror while fetching: run again"
+    read -ra queue <<<"${TOOLCHAIN_PACKAGES[$suite]}"
+    seen=()
+    want=()
+    while ((${#queue[@]})); do
+      pkg=${queue[0]}
+      queue=("${queue[@]:1}")
+      [[ -z ${seen[$pkg]:-} ]] || continue
+      seen[$pkg]=1
+      want+=("$pkg")
+      mapfile -t -O "${#queue[@]}" queue < <(runtime_libraries "$dir" "$pkg")
+    done
+    (cd "$dir/debs" && run_apt "$dir" download "${want[@]}")
+    xz -dc "$tmp/dists/$suite/main/binary-$arch/Packages.xz" >"$dir/Packages"
+    for deb in "$dir/debs/"*.deb; do
+      n=$(dpkg-deb -f "$deb" Package)
+      file=$(awk -v p="$n" '$1 == "Package:" { on = ($2 == p) } on && $1 == "Filename:" && !done { print $2; done = 1 }' "$dir/Packages")
+      [[ -n $file ]] || die "$item: $n is not in $suite's index"
+      mkdir -p "$tmp/$(dirname -- "$file")"
+      mv -- "$deb" "$tmp/$file"
+    done
+    n=${#want[@]}
+    printf 'fetch-fixtures: %s: %s, %d packages\n' "$item" "$suite" "$n" >&2
+  done
+  install_item "$item" "$tmp"
 }
 
 # vm/<debarch>-<suite>: a kernel of another suite than SUITE, with an apt of its own (dynamic scope
@@ -688,6 +780,8 @@ main() {
       tools) fetch_tools_tree "$item" ;;
       vm) fetch_vm "$item" ;;
       debootstrap) fetch_debootstrap "$item" ;;
+      gcc) fetch_gcc_tree "$item" ;;
+      toolchains) fetch_toolchain_mirror "$item" ;;
       *) fetch_node_tree "$item" ;;
     esac
   done

@@ -16,6 +16,7 @@ import { host, runsNatively } from './host.js';
 import { formatIdMap, isIdentityMap, probeFeatures, sandboxBlocker, type Features, type IdExtent } from './sandbox/features.js';
 import { findProot } from './sandbox/proot.js';
 import { chooseIdMap, type IdMapChoice } from './sandbox/idmap.js';
+import { cacheSummary, listCached } from './provision/toolchains/command.js';
 
 export interface Check {
   readonly name: string;
@@ -188,6 +189,7 @@ export function doctorChecks(env: Readonly<Record<string, string | undefined>> =
   }
 
   checks.push(debuggerCheck(env));
+  checks.push({ name: 'native stand-ins', ok: true, detail: cacheSummary(listCached(env)) });
 
   if (!isMounted(DEFAULT_BINFMT_DIR)) {
     checks.push({ name: 'host binfmt entries', ok: true, detail: `binfmt_misc is not mounted at ${DEFAULT_BINFMT_DIR}: no host entries (xrun needs none)` });

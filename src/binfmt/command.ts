@@ -14,6 +14,8 @@ import { makeDirs } from '../paths.js';
 import { DEFAULT_BINFMT_DIR, entryArch, entryCovers, isMounted, listEntries, worksInContainers, type BinfmtEntry } from './entries.js';
 import { DEFAULT_CONF_DIR, persistFile, planInstall, selectArches, type InstallPlan } from './plan.js';
 import { ENTRY_PREFIX, entryName } from './rule.js';
+import { cacheSummary, listCached } from '../provision/toolchains/command.js';
+import { printable } from '../text.js';
 
 /** What the binfmt commands read: their own options, and a launch's --qemu and --json. */
 export type BinfmtCommandOptions = BinfmtOptions & Pick<LaunchOptions, 'qemu' | 'json'>;
@@ -191,8 +193,10 @@ function status(dir: string, json: boolean): number {
     const e = listEntries(dir).find((x) => x.enabled && entryCovers(x, a) && existsSync(x.interpreter));
     return e ? [{ arch: a.name, how: e.name }] : [];
   });
+  // Not the host's table, but what a --rootfs run of this user adds to it: its native stand-ins.
+  const nativeTools = listCached();
   if (json) {
-    process.stdout.write(`${JSON.stringify({ dir, mounted, enabled, entries, runnable }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ dir, mounted, enabled, entries, runnable, nativeTools }, null, 2)}\n`);
     return 0;
   }
   if (!mounted) {
@@ -211,6 +215,7 @@ function status(dir: string, json: boolean): number {
     process.stdout.write(`cpu: host entries run QEMU's default CPU (${[...new Set(slow)].join(', ')}): ${HOST_ENTRY_CPU}\n`);
   }
   process.stdout.write(`runs now: ${runnable.map((r) => (r.how === 'native' ? `${r.arch} (native)` : r.arch)).join(', ')}\n`);
+  process.stdout.write(`native stand-ins for --rootfs: ${printable(cacheSummary(nativeTools))}\n`);
   return 0;
 }
 

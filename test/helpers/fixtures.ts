@@ -55,6 +55,14 @@ export type QemuHost = (typeof QEMU_HOSTS)[number];
 export type TrixieArch = (typeof TRIXIE_ARCHES)[number];
 export type ToolsTree = (typeof TOOLS_TREES)[number];
 export type DebootstrapTree = (typeof DEBOOTSTRAP_TREES)[number];
+/**
+ * Real Debian trees made by xrun's own `rootfs debian` (with a dpkg database): gcc and libc6-dev, with g++ and
+ * make on trixie: gcc/<name>/.
+ */
+export const GCC_TREES = ['arm64-trixie', 'armhf-trixie', 'arm64-bookworm'] as const;
+export type GccTree = (typeof GCC_TREES)[number];
+/** This host's Debian architecture: toolchains/<it>/ mirrors what the gcc trees' native stand-ins need. */
+export const TOOLCHAIN_HOST = ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[process.arch] ?? process.arch;
 
 /** One fetched unit, named as the script's `--only` takes it, e.g. `sysroot/s390x`. */
 export type FixtureItem =
@@ -68,7 +76,9 @@ export type FixtureItem =
   | `vm/${VmFixture}`
   | `trixie/${TrixieArch}`
   | `tools/${ToolsTree}`
-  | `debootstrap/${DebootstrapTree}`;
+  | `debootstrap/${DebootstrapTree}`
+  | `gcc/${GccTree}`
+  | `toolchains/${string}`;
 
 export const ALL_ITEMS: readonly FixtureItem[] = [
   ...STATIC_ARCHES.map((a) => `busybox-static/${a}` as const),
@@ -82,6 +92,8 @@ export const ALL_ITEMS: readonly FixtureItem[] = [
   ...TRIXIE_ARCHES.map((a) => `trixie/${a}` as const),
   ...TOOLS_TREES.map((t) => `tools/${t}` as const),
   ...DEBOOTSTRAP_TREES.map((t) => `debootstrap/${t}` as const),
+  ...GCC_TREES.map((t) => `gcc/${t}` as const),
+  `toolchains/${TOOLCHAIN_HOST}`,
 ];
 
 /**
@@ -149,6 +161,15 @@ export function toolsTree(name: string, env: Env = process.env): string {
 /** `debootstrap --make-tarball` of `name`'s minbase first stage (e.g. `arm64-bookworm`), for `debootstrap --foreign --unpack-tarball`. */
 export function debootstrapTarball(name: string, env: Env = process.env): string {
   return join(fixturesDir(env), 'debootstrap', known(DEBOOTSTRAP_TREES, name, 'debootstrap'), 'first-stage.tgz');
+}
+
+export function gccTree(name: string, env: Env = process.env): string {
+  return join(fixturesDir(env), 'gcc', known(GCC_TREES, name, 'gcc'));
+}
+
+/** The mirror of Debian's signed indexes and cross packages for this host (serve it on loopback). */
+export function toolchainMirror(env: Env = process.env): string {
+  return join(fixturesDir(env), 'toolchains', TOOLCHAIN_HOST);
 }
 
 function known<A extends string>(arches: readonly A[], debarch: string, group: string): A {

@@ -82,7 +82,8 @@ export function planDebian(dir: string, opts: DebianOptions, env: Env = process.
         ...(include.length ? [`--include=${include.join(',')}`] : []), src.suite, target, src.mirror],
       env: { container: 'lxc', TAR_OPTIONS: '--no-same-owner' },
     },
-    stage2: { file: process.execPath, args: [XRUN_BIN, '--rootfs', target, '--env', 'container=lxc', '/debootstrap/debootstrap', '--second-stage'] },
+    // A tree half installed has no compiler to stand in for yet: nothing to look up or fetch.
+    stage2: { file: process.execPath, args: [XRUN_BIN, '--rootfs', target, '--no-native-tools', '--env', 'container=lxc', '/debootstrap/debootstrap', '--second-stage'] },
   };
 }
 

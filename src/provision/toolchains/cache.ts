@@ -6,7 +6,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, readdirSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cacheDir, tryCacheDir } from '../../paths.js';
 
@@ -76,6 +76,64 @@ export function listToolchains(hostDebArch: string, env: Env = process.env): { d
   });
 }
 
+/** The cross packages' versions the archive listed when last asked (null: not there), so that a known mismatch needs no network. */
+export interface SeenVersions {
+  readonly at: string;
+  readonly versions: Readonly<Record<string, string | null>>;
+}
+
+const SEEN = 'seen.json';
+
+export function readSeen(dir: string): SeenVersions | undefined {
+  try {
+    const s = JSON.parse(readFileSync(join(dir, SEEN), 'utf8')) as SeenVersions;
+    return typeof s.at === 'string' && typeof s.versions === 'object' ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Records what the archive listed for `names` (the tool packages among `found`). */
+export function writeSeen(dir: string, names: readonly string[], found: readonly { record: { name: string; version: string }; role: string }[]): void {
+  if (!tryCacheDir(dir)) return;
+  const versions = Object.fromEntries(names.map((n) => [n, found.find((p) => p.role === 'tool' && p.record.name === n)?.record.version ?? null]));
+  const tmp = join(dir, `.${SEEN}.${process.pid}`);
+  try {
+    writeFileSync(tmp, `${JSON.stringify({ at: new Date().toISOString(), versions }, null, 2)}\n`);
+    renameSync(tmp, join(dir, SEEN));
+  } catch {
+    // Only a shortcut: the next run asks the archive again.
+  }
+}
+
+const FAILED = 'failed.json';
+/** How long an archive that could not be reached is not asked again by a run. */
+const FAILED_FOR_MS = 3600 * 1000;
+
+/** The last fetch that failed, when it was less than an hour ago. */
+export function recentFailure(dir: string): { at: string; why: string } | undefined {
+  try {
+    const f = JSON.parse(readFileSync(join(dir, FAILED), 'utf8')) as { at: string; why: string };
+    return typeof f.at === 'string' && typeof f.why === 'string' && Date.now() - Date.parse(f.at) < FAILED_FOR_MS ? f : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeFailure(dir: string, why: string): void {
+  if (!tryCacheDir(dir)) return;
+  try {
+    writeFileSync(join(dir, FAILED), `${JSON.stringify({ at: new Date().toISOString(), why })}\n`);
+  } catch {
+    // Then the next run asks again.
+  }
+}
+
+/** Forgets a failure once a fetch succeeded. */
+export function clearFailure(dir: string): void {
+  rmSync(join(dir, FAILED), { force: true });
+}
+
 /** What a probe concluded about one pair of programs. */
 export interface ProbeRecord {
   readonly format: 1;
@@ -83,6 +141,8 @@ export interface ProbeRecord {
   readonly identical: boolean;
   /** The first difference found, in words (empty when identical). */
   readonly detail: string;
+  /** Programs whose own difference leaves them emulated while the rest of the pair holds. */
+  readonly without?: readonly { readonly tool: string; readonly detail: string }[];
   /** The pair, for people: tree programs and stand-ins with their packages. */
   readonly pair: readonly string[];
   readonly at: string;

@@ -40,6 +40,15 @@ export function formatListing(l: ToolchainsListing): string {
   return lines.map((x) => `${printable(x)}\n`).join('');
 }
 
+/** One line for `doctor` and `--status`: the toolchains and the pairs the probe compared. */
+export function cacheSummary(l: ToolchainsListing = listCached()): string {
+  if (l.toolchains.length === 0) return 'none in the cache (a --rootfs run fetches them on first use; `xrun toolchains fetch DIR` now)';
+  const chains = l.toolchains.map((t) => `${t.manifest.suite} ${t.manifest.triplet} (${t.manifest.packages.filter((p) => p.role === 'tool').map((p) => `${p.name} ${p.version}`).join(', ')})`);
+  const same = l.probes.filter((p) => p.identical).length;
+  const differ = l.probes.length - same;
+  return `${chains.join('; ')}; ${l.probes.length} pair${l.probes.length === 1 ? '' : 's'} compared: ${same} identical${differ > 0 ? `, ${differ} different (emulated)` : ''}`;
+}
+
 export function toolchainsListCommand(opts: { json?: boolean }): number {
   const l = listCached();
   process.stdout.write(opts.json ? `${JSON.stringify(l, null, 2)}\n` : formatListing(l));
@@ -60,7 +69,7 @@ export function formatOutcome(o: NativeToolsOutcome): string {
 export async function toolchainsFetchCommand(dir: string, opts: { json?: boolean }): Promise<number> {
   const outcome = await planNativeTools({
     // Guest paths are only shown by a run's --explain: here the stand-ins' own paths will do.
-    root: posix.resolve(dir), at: '/', host: host(), env: process.env, explain: false, unchecked: false,
+    root: posix.resolve(dir), at: '/', host: host(), env: process.env, explain: false, unchecked: false, force: true,
     say: (line) => process.stderr.write(`xrun: ${printable(line)}\n`),
   });
   process.stdout.write(opts.json ? `${JSON.stringify(outcome, null, 2)}\n` : formatOutcome(outcome));

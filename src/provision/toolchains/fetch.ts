@@ -20,7 +20,7 @@ import { packageRecord, type PackageRecord, type Stanza } from '../debian/deb822
 import { debDataEntries } from '../debian/deb.js';
 import { withLock } from '../transport/lock.js';
 import { makeStaging, removeStaleStaging } from '../transport/staging.js';
-import { MANIFEST, readToolchain, type CachedPackage, type ToolchainManifest } from './cache.js';
+import { MANIFEST, type CachedPackage, type ToolchainManifest } from './cache.js';
 
 export interface ResolvedPackage {
   readonly record: PackageRecord;
@@ -36,12 +36,15 @@ export interface ToolchainPlan {
   readonly hostTriplet: string;
   readonly triplet: string;
   readonly dir: string;
+  /** The tool packages asked for, and every library they load. */
   readonly packages: readonly ResolvedPackage[];
   /** Tool packages the suite does not have for this host. */
   readonly missing: readonly string[];
   readonly signed: boolean;
   /** Bytes the Packages index took to download now. */
   readonly indexBytes: number;
+  /** The stanzas read from the index: the tools asked for and every library (narrow() picks again from them). */
+  readonly stanzas: ReadonlyMap<string, Stanza>;
 }
 
 /**
@@ -58,22 +61,8 @@ export function dependsNames(field: string | undefined): string[] {
   return field.split(',').map((d) => d.split('|')[0]!.trim().replace(/\s*\(.*\)$/, '').replace(/:\S+$/, '')).filter(Boolean);
 }
 
-/**
- * The tool packages `names` of `source` for `hostDebArch`, and every library
- * they need to run (Depends and Pre-Depends, followed through libraries).
- */
-export async function resolveToolchain(
-  source: ArchiveSource, hostDebArch: string, hostTriplet: string, triplet: string, names: readonly string[], dir: string,
-  warn: (line: string) => void,
-): Promise<ToolchainPlan> {
-  const { release, signed } = await fetchRelease(source, warn);
-  const index = await packageIndex(source, release, hostDebArch);
-  const stanzas = new Map<string, Stanza>();
-  const tools = new Set(names);
-  for await (const s of indexStanzas(index)) {
-    const name = s.Package;
-    if (name && (tools.has(name) || runtimeLibrary(name)) && !stanzas.has(name)) stanzas.set(name, s);
-  }
+/** The tool packages `names` and the libraries they load (Depends and Pre-Depends, followed through libraries). */
+function closure(stanzas: ReadonlyMap<string, Stanza>, names: readonly string[], url: string): ResolvedPackage[] {
   const packages: ResolvedPackage[] = [];
   const seen = new Set<string>();
   const visit = (name: string, role: 'tool' | 'library') => {
@@ -85,16 +74,41 @@ export async function resolveToolchain(
     try {
       record = packageRecord(s);
     } catch (err) {
-      throw new XrunError('verify', `${index.url}: ${(err as Error).message}`, { cause: err });
+      throw new XrunError('verify', `${url}: ${(err as Error).message}`, { cause: err });
     }
     packages.push({ record, source: s.Source ?? name, role });
     for (const dep of [...dependsNames(s['Pre-Depends']), ...dependsNames(s.Depends)]) if (runtimeLibrary(dep)) visit(dep, 'library');
   };
   for (const name of names) visit(name, 'tool');
+  return packages;
+}
+
+const KEPT = ['Package', 'Version', 'Architecture', 'Filename', 'SHA256', 'Size', 'Source', 'Depends', 'Pre-Depends'];
+
+/** The tool packages `names` of `source` for `hostDebArch`, and every library they need to run. */
+export async function resolveToolchain(
+  source: ArchiveSource, hostDebArch: string, hostTriplet: string, triplet: string, names: readonly string[], dir: string,
+  warn: (line: string) => void,
+): Promise<ToolchainPlan> {
+  const { release, signed } = await fetchRelease(source, warn);
+  const index = await packageIndex(source, release, hostDebArch);
+  const stanzas = new Map<string, Stanza>();
+  const tools = new Set(names);
+  for await (const s of indexStanzas(index)) {
+    const name = s.Package;
+    if (!name || (!tools.has(name) && !runtimeLibrary(name)) || stanzas.has(name)) continue;
+    // Thousands of libraries: only the fields a download and the dependencies need are kept.
+    stanzas.set(name, Object.fromEntries(KEPT.filter((k) => s[k] !== undefined).map((k) => [k, s[k]!])));
+  }
   return {
-    source, hostDebArch, hostTriplet, triplet, dir, packages, signed, indexBytes: index.downloaded,
-    missing: names.filter((n) => !stanzas.has(n)),
+    source, hostDebArch, hostTriplet, triplet, dir, signed, indexBytes: index.downloaded, stanzas,
+    packages: closure(stanzas, names, index.url), missing: names.filter((n) => !stanzas.has(n)),
   };
+}
+
+/** The plan for `names` alone (some of the tools asked for did not match): their packages and only the libraries they load. */
+export function narrow(plan: ToolchainPlan, names: readonly string[]): ToolchainPlan {
+  return { ...plan, packages: closure(plan.stanzas, names, plan.source.mirror), missing: names.filter((n) => !plan.stanzas.has(n)) };
 }
 
 const STAGING = '.fetch-';
@@ -171,15 +185,4 @@ export async function installToolchain(plan: ToolchainPlan, progress: (line: str
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
-}
-
-/** The toolchain already in `dir`, when it holds every package of `names` at a version `accept` takes. */
-export function cachedToolchain(dir: string, names: readonly string[], accept: (name: string, version: string) => boolean): ToolchainManifest | undefined {
-  const m = readToolchain(dir);
-  if (!m) return undefined;
-  for (const n of names) {
-    const p = m.packages.find((x) => x.name === n && x.role === 'tool');
-    if (!p || !accept(n, p.version)) return undefined;
-  }
-  return m;
 }

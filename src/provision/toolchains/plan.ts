@@ -17,9 +17,9 @@ import { isFile } from '../../fs-checks.js';
 import { runsNatively, type Host } from '../../host.js';
 import { formatBytes } from '../transport/progress.js';
 import { archiveSource } from '../debian/archive.js';
-import { Md5Memo, fileIdentity, md5File, readProbe, toolchainDir, toolchainsDir, writeProbe, type ToolchainManifest } from './cache.js';
+import { Md5Memo, fileIdentity, md5File, readProbe, readSeen, readToolchain, recentFailure, clearFailure, toolchainDir, toolchainsDir, writeFailure, writeProbe, writeSeen, type ToolchainManifest } from './cache.js';
 import { TreeDpkg, osRelease, treeFile } from './dpkg.js';
-import { cachedToolchain, installToolchain, resolveToolchain } from './fetch.js';
+import { installToolchain, narrow, resolveToolchain } from './fetch.js';
 import { compilerPackage, findCandidates, ltoPlugin, tripletOf, versionMismatch, type Candidate, type ToolName } from './pairs.js';
 import { runProbe } from './probe.js';
 import { toolRules, type ToolRules } from './rules.js';
@@ -28,6 +28,8 @@ type Env = Readonly<Record<string, string | undefined>>;
 
 /** Bumped whenever rules.ts changes what a stand-in is given: older probes then no longer vouch. */
 export const RULES_VERSION = 1;
+/** How long a cross package seen not to match is taken as still not matching, before the archive is asked again. */
+const SEEN_FOR_MS = 7 * 24 * 3600 * 1000;
 
 /** One program of the tree that runs as its stand-in. */
 export interface PlannedTool {
@@ -78,8 +80,12 @@ export interface NativeToolsRequest {
   readonly explain: boolean;
   /** XRUN_NATIVE_TOOLS=unchecked (the probe's own runs): use a pair the probe has not compared yet. */
   readonly unchecked: boolean;
+  /** XRUN_NATIVE_TOOLS_WITHOUT (the probe's second look): programs to leave emulated whatever the rest does. */
+  readonly without?: readonly string[] | undefined;
   /** What a first use prints: the fetch and the probe. */
   readonly say: (line: string) => void;
+  /** `toolchains fetch`: ask the archive even when it could not be reached a moment ago. */
+  readonly force?: boolean | undefined;
 }
 
 const off = (why: string): NativeToolsOutcome => ({ emulated: [], off: why });
@@ -137,51 +143,81 @@ export async function planNativeTools(req: NativeToolsRequest): Promise<NativeTo
   if (verified.length === 0) return { emulated };
 
   const dir = toolchainDir(hostDebArch, os.codename, triplet, req.env);
-  const names = [...new Set(verified.map((c) => c.crossPackage))];
-  const byName = new Map(verified.map((c) => [c.crossPackage, c]));
-  const accept = (name: string, version: string) => versionMismatch(byName.get(name)!.pkg, name, version) === undefined;
-  let manifest = cachedToolchain(dir, names, accept);
-  if (!manifest) {
-    const source = archiveSource({ suite: os.codename }, req.env);
-    if (req.explain) {
-      return { emulated: [...emulated, ...verified.map((c) => ({ path: c.path, why: `the stand-in (${c.crossPackage} from ${source.suite}) is not in the cache yet: a run without --explain fetches it` }))] };
+  const source = archiveSource({ suite: os.codename }, req.env);
+  let manifest = readToolchain(dir);
+  const seen = readSeen(dir);
+  /** A candidate's stand-in: in the cache, known not to match (with why), or to be looked up in the archive. */
+  const status = (c: Candidate): { cached: true } | { why: string } | { lookup: true; stale?: string } => {
+    const cached = manifest?.packages.find((x) => x.name === c.crossPackage && x.role === 'tool');
+    if (cached && versionMismatch(c.pkg, c.crossPackage, cached.version) === undefined) return { cached: true };
+    const known = seen?.versions[c.crossPackage];
+    const fresh = seen !== undefined && Date.now() - Date.parse(seen.at) < SEEN_FOR_MS;
+    if (known === undefined) return { lookup: true };
+    const why = known === null ? `${source.suite} has no ${c.crossPackage} for ${hostDebArch}` : versionMismatch(c.pkg, c.crossPackage, known);
+    if (why === undefined) return { lookup: true };
+    const said = `${why} in ${source.suite} (as of ${seen!.at.slice(0, 10)}): not the same build`;
+    return fresh ? { why: said } : { lookup: true, stale: said };
+  };
+  const lookup = verified.filter((c) => 'lookup' in status(c));
+  if (lookup.length > 0 && req.explain) {
+    for (const c of lookup) {
+      const st = status(c);
+      emulated.push({ path: c.path, why: 'stale' in st && st.stale ? st.stale : `the stand-in (${c.crossPackage} from ${source.suite}) is not in the cache yet: a run without --explain fetches it` });
     }
+  } else if (lookup.length > 0 && !req.force && recentFailure(dir) !== undefined) {
+    // Asked a moment ago and the archive could not be reached: not again on every run (`toolchains fetch` asks now).
+    const failed = recentFailure(dir)!;
+    for (const c of lookup) {
+      const st = status(c);
+      emulated.push({ path: c.path, why: 'stale' in st && st.stale ? st.stale : `its stand-in could not be fetched at ${failed.at.slice(11, 16)} UTC (${failed.why}); xrun asks again an hour later, \`xrun toolchains fetch\` now` });
+    }
+  } else if (lookup.length > 0) {
+    const names = [...new Set([...lookup.map((c) => c.crossPackage), ...(manifest?.packages.filter((x) => x.role === 'tool').map((x) => x.name) ?? [])])];
     try {
       const plan = await resolveToolchain(source, hostDebArch, hostTriplet, triplet, names, dir, req.say);
-      const usable = verified.filter((c) => {
-        const p = plan.packages.find((x) => x.record.name === c.crossPackage && x.role === 'tool');
-        if (!p) {
-          emulated.push({ path: c.path, why: `${source.suite} has no ${c.crossPackage} for ${hostDebArch}` });
-          return false;
-        }
-        const why = versionMismatch(c.pkg, c.crossPackage, p.record.version);
-        if (why) emulated.push({ path: c.path, why: `${why} in ${source.suite}: not the same build` });
-        return why === undefined;
-      });
-      if (usable.length === 0) return { emulated };
-      const wanted = new Set(usable.map((c) => c.crossPackage));
-      const trimmed = { ...plan, packages: plan.packages.filter((p) => p.role === 'library' || wanted.has(p.record.name)) };
-      const size = trimmed.packages.reduce((n, p) => n + p.record.size, 0);
-      req.say(`fetching native stand-ins for the tree's ${[...wanted].join(', ')}: ${trimmed.packages.length} packages from ${source.suite}, up to ${formatBytes(size)} (once; \`xrun toolchains list\` shows them)`);
-      manifest = (await installToolchain(trimmed, req.say)).manifest;
+      clearFailure(dir);
+      writeSeen(dir, names, plan.packages);
+      const wanted = new Set(names.filter((n) => {
+        const p = plan.packages.find((x) => x.record.name === n && x.role === 'tool');
+        const c = verified.find((x) => x.crossPackage === n);
+        return p !== undefined && (c === undefined || versionMismatch(c.pkg, n, p.record.version) === undefined);
+      }));
+      const fresh = lookup.filter((c) => wanted.has(c.crossPackage));
+      if (fresh.length > 0) {
+        const trimmed = narrow(plan, [...wanted]);
+        const size = trimmed.packages.reduce((n, p) => n + p.record.size, 0);
+        req.say(`fetching native stand-ins for the tree's ${[...new Set(fresh.map((c) => c.crossPackage))].join(', ')}: ${trimmed.packages.length} packages from ${source.suite}, up to ${formatBytes(size)} (once; \`xrun toolchains list\` shows them)`);
+        manifest = (await installToolchain(trimmed, req.say)).manifest;
+      }
     } catch (err) {
       const why = (err as Error).message.replace(/^xrun: /, '');
-      req.say(`native stand-ins: cannot fetch ${source.suite}'s cross packages (${why}): the tree's compiler programs run emulated`);
-      return { emulated: [...emulated, ...verified.map((c) => ({ path: c.path, why: `its stand-in could not be fetched: ${why}` }))] };
+      if (!req.force) writeFailure(dir, why);
+      const unknown = lookup.filter((c) => { const st = status(c); return !('stale' in st && st.stale); });
+      if (unknown.length > 0) req.say(`native stand-ins: cannot fetch ${source.suite}'s cross packages (${why}): the tree's compiler programs run emulated`);
+      for (const c of lookup) {
+        const st = status(c);
+        emulated.push({ path: c.path, why: 'stale' in st && st.stale ? st.stale : `its stand-in could not be fetched: ${why}` });
+      }
+      const left = verified.filter((c) => 'cached' in status(c));
+      if (left.length === 0) return { emulated };
     }
   }
-  const usable = verified.filter((c) => {
-    const p = manifest!.packages.find((x) => x.name === c.crossPackage && x.role === 'tool');
-    const why = p ? versionMismatch(c.pkg, c.crossPackage, p.version) : `the cached toolchain has no ${c.crossPackage}`;
-    if (why) emulated.push({ path: c.path, why });
-    return why === undefined;
+  const paired = verified.filter((c) => {
+    const st = status(c);
+    if ('cached' in st) return true;
+    if ('why' in st) emulated.push({ path: c.path, why: st.why });
+    else if (!lookup.includes(c)) emulated.push({ path: c.path, why: `the cached toolchain has no ${c.crossPackage}` });
+    return false;
   });
-  if (usable.length === 0) return { emulated };
+  // The probe's second look leaves some out; gcc's LTO plugin still goes with lto1's package (below).
+  const usable = paired.filter((c) => !req.without?.includes(c.tool));
+  if (usable.length === 0 || !manifest) return { emulated };
 
   const at = req.at;
   const inGuest = (p: string) => posix.join(at, p);
-  // The plugin ships with lto1 (gcc-N's own package on both sides): with lto1 paired, so is it.
-  const lto = usable.find((c) => c.tool === 'lto1');
+  // The plugin ships with lto1 (gcc-N's own package on both sides): with lto1 paired, so is it, even where
+  // lto1 itself stays emulated.
+  const lto = paired.find((c) => c.tool === 'lto1');
   const ltoFiles = lto ? ltoPlugin(lto) : undefined;
   const plugins = ltoFiles && isFile(posix.join(dir, 'root', ltoFiles.crossPath)) ? verifiedPlugin(req.root, tree, ltoFiles, inGuest) : [];
   const tools: PlannedTool[] = usable.map((c) => ({
@@ -200,7 +236,7 @@ export async function planNativeTools(req: NativeToolsRequest): Promise<NativeTo
   };
   const record = readProbe(hostDebArch, key, req.env);
   if (record) {
-    if (record.identical) return { plan: { ...plan, probe: { key, checked: true } }, emulated };
+    if (record.identical) return { plan: checked(plan, record.without ?? [], emulated), emulated };
     return { emulated: [...emulated, ...usable.map((c) => ({ path: c.path, why: `the probe found the stand-ins' output different: ${record.detail}` }))] };
   }
   if (req.explain || req.unchecked) return { plan, emulated };
@@ -211,12 +247,28 @@ export async function planNativeTools(req: NativeToolsRequest): Promise<NativeTo
     req.say(`could not compare the native stand-ins (${verdict.detail}): the tree's compiler programs run emulated`);
     return { emulated: [...emulated, ...usable.map((c) => ({ path: c.path, why: `not compared yet: ${verdict.detail}` }))] };
   }
-  writeProbe(hostDebArch, { format: 1, key, identical: verdict.identical, detail: verdict.detail, pair: tools.map((t) => t.pair), at: new Date().toISOString() }, req.env);
+  writeProbe(hostDebArch, {
+    format: 1, key, identical: verdict.identical, detail: verdict.detail, ...(verdict.without ? { without: verdict.without } : {}),
+    pair: tools.map((t) => t.pair), at: new Date().toISOString(),
+  }, req.env);
   if (!verdict.identical) {
     req.say(`the native stand-ins' output differs from the tree's own (${verdict.detail}): they stay unused for this pair`);
     return { emulated: [...emulated, ...usable.map((c) => ({ path: c.path, why: `the probe found the stand-ins' output different: ${verdict.detail}` }))] };
   }
-  return { plan: { ...plan, probe: { key, checked: true } }, emulated };
+  return { plan: checked(plan, verdict.without ?? [], emulated), emulated };
+}
+
+/**
+ * The plan the probe vouched for: without the programs it found to differ on their own (their reason added
+ * to `emulated`), and the linker without gcc's LTO plugin when lto1 is among them (the plugin is lto1's).
+ */
+function checked(plan: NativeToolsPlan, without: readonly { tool: string; detail: string }[], emulated: { path: string; why: string }[]): NativeToolsPlan {
+  const out = new Set(without.map((w) => w.tool));
+  for (const t of plan.tools) {
+    const w = without.find((x) => x.tool === t.tool);
+    if (w) emulated.push({ path: t.path, why: `the probe found its output different (${w.detail}); the rest of the pair compared identical without it` });
+  }
+  return { ...plan, tools: plan.tools.filter((t) => !out.has(t.tool)), probe: { key: plan.probe.key, checked: true } };
 }
 
 /** gcc's LTO plugin of the tree, when dpkg vouches for it: the linker's stand-in loads the cross package's own instead. */

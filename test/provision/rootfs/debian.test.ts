@@ -93,7 +93,7 @@ describe('rootfs debian: plan', () => {
     expect(p.stage1.args).toContain('--include=less,ca-certificates');
     expect(p.stage1.args.slice(-3)).toEqual(['bookworm', '/tmp/r', 'http://deb.debian.org/debian']);
     expect(p.stage1.env).toEqual({ container: 'lxc', TAR_OPTIONS: '--no-same-owner' });
-    expect(p.stage2.args.slice(1)).toEqual(['--rootfs', '/tmp/r', '--env', 'container=lxc', '/debootstrap/debootstrap', '--second-stage']);
+    expect(p.stage2.args.slice(1)).toEqual(['--rootfs', '/tmp/r', '--no-native-tools', '--env', 'container=lxc', '/debootstrap/debootstrap', '--second-stage']);
     expect(() => planDebian('/tmp/r', { arch: 'vax' })).toThrow(/not a Debian architecture/);
     expect(() => planDebian('/tmp/r', { arch: 'arm64', include: 'a;rm -rf' })).toThrow(/not a package name/);
   });
