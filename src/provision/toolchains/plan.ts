@@ -14,6 +14,7 @@ import { posix } from 'node:path';
 import { archForDebian } from '../../arch.js';
 import type { Arch } from '../../arch.js';
 import { isFile } from '../../fs-checks.js';
+import { trustCache } from '../../paths.js';
 import { runsNatively, type Host } from '../../host.js';
 import { formatBytes } from '../transport/progress.js';
 import { archiveSource } from '../debian/archive.js';
@@ -130,6 +131,9 @@ export async function planNativeTools(req: NativeToolsRequest): Promise<NativeTo
   const emulated: { path: string; why: string }[] = [...missing].map(([path, why]) => ({ path, why }));
   if (found.length === 0) return { emulated, off: `the tree has no gcc or binutils for ${triplet} from its dpkg database` };
 
+  // What the cache holds decides what runs (the stand-ins, the probes' verdicts, the MD5s already checked):
+  // a cache someone else could write is refused (src/trust.ts), and the tree's own programs run.
+  trustCache(toolchainsDir(hostDebArch, req.env), req.env);
   // Only the very files dpkg installed: a modified program (or one replaced by hand) stays emulated.
   const memo = new Md5Memo(toolchainsDir(hostDebArch, req.env), req.env);
   const verified = found.filter((c) => {

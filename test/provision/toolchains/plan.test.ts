@@ -6,7 +6,7 @@
  */
 
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -93,5 +93,13 @@ describe('why a tree has no native stand-ins', () => {
     const o2 = await planNativeTools({ ...again, env: { ...req.env, XRUN_MIRROR: 'http://127.0.0.1:9/debian' }, say: (l) => again.said.push(l) });
     expect(again.said).toEqual([]);
     expect(o2.emulated[0]!.why).toMatch(/^its stand-in could not be fetched at \d\d:\d\d UTC \(.+\); xrun asks again an hour later, `xrun toolchains fetch` now$/);
+  });
+
+  it('a toolchain cache others could write is refused before anything in it is believed (issue 23: caches steer what runs)', async () => {
+    const req = request(tree());
+    const cache = req.env.XDG_CACHE_HOME!;
+    mkdirSync(join(cache, 'xrun', 'toolchains', host().arch.debianArches[0]!), { recursive: true });
+    chmodSync(join(cache, 'xrun', 'toolchains'), 0o777);
+    await expect(planNativeTools(req)).rejects.toMatchObject({ code: 'cache', message: expect.stringMatching(/toolchains.*writable/) });
   });
 });
