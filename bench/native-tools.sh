@@ -13,9 +13,12 @@
 # emulators included) and the ratios. Not a test.
 # The trees are made once with `xrun rootfs debian` into $XDG_CACHE_HOME/xrun/bench (about 10 minutes; network).
 # Usage: bench/native-tools.sh [ROUNDS]   (default 3; the emulated builds take minutes each)
+#        bench/native-tools.sh --prepare  (the trees, the sources and the stand-ins only: nothing timed)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 source "$here/timing.sh"
+prepare=''
+if [[ ${1:-} == --prepare ]]; then prepare=1; shift; fi
 rounds=${1:-3}
 xrun=("$(command -v node)" "$here/../bin/xrun")
 base=${XDG_CACHE_HOME:-$HOME/.cache}/xrun/bench/native-tools
@@ -56,6 +59,7 @@ trap 'rm -rf -- "$scratch"' EXIT
 
 # The stand-ins fetched and compared before anything is timed (a first use does both, once).
 "${xrun[@]}" toolchains fetch "$arm64" >/dev/null
+[[ -z $prepare ]] || exit 0
 
 # run DIR MODE SCRIPT: SCRIPT in the arm64 tree (MODE native or emulated) or the amd64 one (byhand), the
 # sources at /src and DIR (made empty) at /b, temporary files there too: the trees stay as they are.

@@ -35,6 +35,8 @@
  * is the very one xrun verified:
  *   native-loader PATH         the stand-ins' own ELF loader, which runs them
  *   native-library-path DIRS   its --library-path
+ *   native-record PATH         each stand-in started is appended to PATH (the
+ *                              probe's own runs: what did run natively)
  *   tool IDENT STANDIN         the file executed, if stat() gives IDENT
  *                              ("INO:SIZE:MTIME:CTIME", times as SEC.NSEC;
  *                              a write changes the ctime), runs STANDIN; the
@@ -44,6 +46,8 @@
  *   tool-plain-arg WORD        with an argument WORD, nothing is appended
  *   tool-emulate-arg WORD      an argument WORD (WORD ending in '*': starting
  *                              so) runs the tree's own program, emulated
+ *   tool-emulate-arg-unless OPTION VALUE
+ *                              so does OPTION followed by anything but VALUE
  *   tool-emulate-env NAME      so does NAME set, not empty, in the environment
  *   tool-emulate-if PATH       and PATH existing
  *   tool-plugin IDENT PATH STANDIN
@@ -74,15 +78,19 @@
 
 enum { MAX_CONF = 65536, MAX_LINES = 128, MAX_TOOLS = 32, MAX_ITEMS = 512 };
 
-static void put(const char *s, size_t n) {
+static void put_to(int fd, const char *s, size_t n) {
   while (n > 0) {
-    ssize_t w = write(2, s, n);
+    ssize_t w = write(fd, s, n);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return;
     s += w;
     n -= (size_t)w;
   }
 }
+
+static void put(const char *s, size_t n) { put_to(2, s, n); }
+
+static void put_fd(int fd, const char *s) { put_to(fd, s, strlen(s)); }
 
 static void say(const char *a, const char *b, const char *c) {
   const char *parts[] = {"xrun-launcher: ", a, b, c, "\n"};
@@ -241,7 +249,7 @@ static int debug_take(const struct debug *d, const char *path, const char *sysro
   return 1;
 }
 
-enum item_kind { ARG, DIR_ARG, PLAIN_ARG, EMULATE_ARG, EMULATE_ENV, EMULATE_IF, PLUGIN };
+enum item_kind { ARG, DIR_ARG, PLAIN_ARG, EMULATE_ARG, EMULATE_UNLESS, EMULATE_ENV, EMULATE_IF, PLUGIN };
 
 struct item {
   enum item_kind kind;
@@ -256,7 +264,7 @@ struct tool {
 static struct item items[MAX_ITEMS];
 static struct tool tools[MAX_TOOLS];
 static int nitems, ntools;
-static const char *native_loader, *native_libs;
+static const char *native_loader, *native_libs, *native_record;
 
 /* Splits "A B C" in place into at most `n` words; returns how many. */
 static int words(char *s, char **out, int n) {
@@ -279,6 +287,8 @@ static int native_line(const char *key, char *value) {
     native_loader = value;
   } else if (strcmp(key, "native-library-path") == 0) {
     native_libs = value;
+  } else if (strcmp(key, "native-record") == 0) {
+    native_record = value;
   } else if (strcmp(key, "tool") == 0) {
     if (ntools < MAX_TOOLS && words(value, w, 2) == 2) tools[ntools++] = (struct tool){w[0], w[1], nitems, 0};
   } else if (strncmp(key, "tool-", 5) == 0) {
@@ -290,6 +300,10 @@ static int native_line(const char *key, char *value) {
     else if (strcmp(k, "emulate-arg") == 0) it.kind = EMULATE_ARG;
     else if (strcmp(k, "emulate-env") == 0) it.kind = EMULATE_ENV;
     else if (strcmp(k, "emulate-if") == 0) it.kind = EMULATE_IF;
+    else if (strcmp(k, "emulate-arg-unless") == 0) {
+      if (words(value, w, 2) != 2) return 1;
+      it = (struct item){EMULATE_UNLESS, w[0], w[1], NULL};
+    }
     else if (strcmp(k, "dir-arg") == 0) {
       if (words(value, w, 2) != 2) return 1;
       it = (struct item){DIR_ARG, w[0], w[1], NULL};
@@ -358,6 +372,10 @@ static void run_native(int argc, char **argv, const char *self) {
     } else if (it->kind == EMULATE_IF) {
       struct stat st;
       if (lstat(it->a, &st) == 0) return;
+    } else if (it->kind == EMULATE_UNLESS) {
+      for (int j = 3; j < argc; j++) {
+        if (strcmp(argv[j], it->a) == 0 && (j + 1 >= argc || strcmp(argv[j + 1], it->b) != 0)) return;
+      }
     } else if (it->kind == EMULATE_ARG || it->kind == PLAIN_ARG) {
       for (int j = 3; j < argc; j++) {
         if (!word_matches(argv[j], it->a)) continue;
@@ -417,6 +435,15 @@ static void run_native(int argc, char **argv, const char *self) {
     }
   }
   exec_args[k] = NULL;
+  if (native_record) {
+    // The probe's own runs: which stand-ins did run (a line each), so that it vouches for no more.
+    int fd = open(native_record, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+      put_fd(fd, t->standin);
+      put_fd(fd, "\n");
+      close(fd);
+    }
+  }
   // Named like the program, as the kernel would have named it (see main).
   const char *name = strrchr(argv[1], '/');
   name = name ? name + 1 : argv[1];

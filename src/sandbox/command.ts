@@ -70,7 +70,7 @@ async function nativeTools(req: SandboxRequest, opts: SandboxCommandOptions): Pr
   try {
     return await planNativeTools({
       root, at: ROOTFS_TOOLS_DIR, host: host(), env: req.env, explain: opts.explain === true, unchecked: setting === 'unchecked',
-      without: req.env.XRUN_NATIVE_TOOLS_WITHOUT?.split(',').filter(Boolean),
+      without: req.env.XRUN_NATIVE_TOOLS_WITHOUT?.split(',').filter(Boolean), record: req.env.XRUN_NATIVE_TOOLS_RECORD || undefined,
       say: (line) => process.stderr.write(`xrun: ${printable(line)}\n`),
     });
   } catch (err) {

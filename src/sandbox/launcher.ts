@@ -94,11 +94,13 @@ export interface LauncherLayout {
  */
 export function nativeToolsConf(plan: NativeToolsPlan): string[] {
   const lines = [`native-loader ${plan.toolchain.loader}`, `native-library-path ${plan.toolchain.libraryPath}`];
+  if (plan.record !== undefined) lines.push(`native-record ${plan.record}`);
   for (const t of plan.tools) {
     lines.push(`tool ${t.ident} ${t.standin}`);
     for (const d of t.rules.dirArgs) lines.push(`tool-dir-arg ${d.option} ${d.dir}`);
     for (const a of t.rules.plainArgs) lines.push(`tool-plain-arg ${a}`);
     for (const a of t.rules.emulateArgs) lines.push(`tool-emulate-arg ${a}`);
+    for (const u of t.rules.emulateUnless) lines.push(`tool-emulate-arg-unless ${u.option} ${u.value}`);
     for (const v of t.rules.emulateEnv) lines.push(`tool-emulate-env ${v}`);
     for (const p of t.rules.emulateIf) lines.push(`tool-emulate-if ${p}`);
     for (const p of t.plugins) lines.push(`tool-plugin ${p.ident} ${p.path} ${p.standin}`);

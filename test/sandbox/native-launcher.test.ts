@@ -8,7 +8,7 @@
  */
 
 import { execa } from 'execa';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -30,15 +30,18 @@ const script = (path: string, word: string) => {
 function tool(over: Partial<PlannedTool> = {}): PlannedTool {
   return {
     tool: 'cc1', path: join(dir, 'cc1'), ident: fileIdentity(join(dir, 'cc1')), standin: '/standin/cc1', pair: 'x as y',
-    rules: { dirArgs: [{ option: '-isystem', dir: join(dir, 'inc') }, { option: '-isystem', dir: join(dir, 'absent') }], plainArgs: ['-nostdinc'], emulateArgs: ['-E', '-fplugin*'], emulateEnv: ['C_INCLUDE_PATH'], emulateIf: [join(dir, 'cross-only')] },
+    rules: {
+      dirArgs: [{ option: '-isystem', dir: join(dir, 'inc') }, { option: '-isystem', dir: join(dir, 'absent') }], plainArgs: ['-nostdinc'], emulateArgs: ['-E', '-fplugin*'],
+      emulateUnless: [{ option: '-imultilib', value: '.' }], emulateEnv: ['C_INCLUDE_PATH'], emulateIf: [join(dir, 'cross-only')],
+    },
     plugins: [],
     ...over,
   };
 }
 
-function configure(tools: PlannedTool[], loader = join(dir, 'loader')): void {
+function configure(tools: PlannedTool[], loader = join(dir, 'loader'), record?: string): void {
   const plan: NativeToolsPlan = {
-    arch: 'aarch64', tools, probe: { key: 'k', checked: true },
+    arch: 'aarch64', tools, probe: { key: 'k', checked: true }, ...(record ? { record } : {}),
     toolchain: { dir: '/unused', at: '/unused', loader, libraryPath: '/lib/a:/lib/b', packages: [] },
   };
   const conf = launcherConf({ arch: archByName('aarch64')!, emulator: { path: join(dir, 'emulator') } as never, cpu: { model: undefined } as never, native: plan });
@@ -103,6 +106,24 @@ describe('the launcher and native stand-ins', () => {
     }
   });
 
+  it("an option with the one value that changes nothing (armhf's -imultilib .) runs the stand-in; with any other, or none, the tree's own", async (ctx) => {
+    if (!launcher) ctx.skip('skipped: xrun-launcher is not built (npm run build)');
+    configure([tool()]);
+    expect((await exec(join(dir, 'cc1'), ['-imultilib', '.', 'x.c']))[0]).toBe('native cc1 cc1');
+    expect((await exec(join(dir, 'cc1'), ['-imultilib', 'n32', 'x.c']))[0]).toBe('emulated cc1 cc1');
+    expect((await exec(join(dir, 'cc1'), ['x.c', '-imultilib']))[0]).toBe('emulated cc1 cc1');
+  });
+
+  it('with a record file (the probe\'s runs), each stand-in started is noted there, and an emulated run notes nothing', async (ctx) => {
+    if (!launcher) ctx.skip('skipped: xrun-launcher is not built (npm run build)');
+    const record = join(dir, 'record');
+    configure([tool()], join(dir, 'loader'), record);
+    await exec(join(dir, 'cc1'), ['x.c']);
+    await exec(join(dir, 'cc1'), ['-E', 'x.c']);
+    await exec(join(dir, 'cc1'), ['y.c']);
+    expect(readFileSync(record, 'utf8')).toBe('/standin/cc1\n/standin/cc1\n');
+  });
+
   it('-nostdinc: the stand-in, with nothing appended', async (ctx) => {
     if (!launcher) ctx.skip('skipped: xrun-launcher is not built (npm run build)');
     configure([tool()]);
@@ -112,7 +133,7 @@ describe('the launcher and native stand-ins', () => {
   it("the linker's -plugin is the stand-in's own plugin while the tree's file is the one verified; any other plugin runs it emulated", async (ctx) => {
     if (!launcher) ctx.skip('skipped: xrun-launcher is not built (npm run build)');
     const plugin = join(dir, 'plugin.so');
-    configure([tool({ rules: { dirArgs: [], plainArgs: [], emulateArgs: [], emulateEnv: [], emulateIf: [] }, plugins: [{ path: plugin, ident: fileIdentity(plugin), standin: '/standin/plugin.so' }] })]);
+    configure([tool({ rules: { dirArgs: [], plainArgs: [], emulateArgs: [], emulateUnless: [], emulateEnv: [], emulateIf: [] }, plugins: [{ path: plugin, ident: fileIdentity(plugin), standin: '/standin/plugin.so' }] })]);
     expect((await exec(join(dir, 'cc1'), ['-plugin', plugin, '-plugin-opt=x', 'a.o'])).slice(6)).toEqual(['-plugin', '/standin/plugin.so', '-plugin-opt=x', 'a.o']);
     expect((await exec(join(dir, 'cc1'), [`--plugin=${plugin}`])).slice(6)).toEqual(['--plugin=/standin/plugin.so']);
     expect((await exec(join(dir, 'cc1'), ['-plugin', join(dir, 'other.so')]))[0]).toBe('emulated cc1 cc1');
@@ -135,7 +156,7 @@ describe('the launcher and native stand-ins', () => {
     expect(lines).toEqual([
       'native-loader /a/ld.so', 'native-library-path /a/lib', `tool ${t.ident} /standin/cc1`,
       `tool-dir-arg -isystem ${join(dir, 'inc')}`, `tool-dir-arg -isystem ${join(dir, 'absent')}`, 'tool-plain-arg -nostdinc',
-      'tool-emulate-arg -E', 'tool-emulate-arg -fplugin*', 'tool-emulate-env C_INCLUDE_PATH', `tool-emulate-if ${join(dir, 'cross-only')}`,
+      'tool-emulate-arg -E', 'tool-emulate-arg -fplugin*', 'tool-emulate-arg-unless -imultilib .', 'tool-emulate-env C_INCLUDE_PATH', `tool-emulate-if ${join(dir, 'cross-only')}`,
       'tool-plugin 1:2:3.000000000:4.000000000 /p.so /s/p.so',
     ]);
   });

@@ -93,6 +93,10 @@ for (const runner of [currentUser, otherUser]) {
       const list = await runner.run(['toolchains', 'list'], { env });
       expect(list.stdout).toMatch(/^trixie aarch64-linux-gnu \(amd64\): cpp-14-aarch64-linux-gnu 14.2.0-19cross1, /m);
       expect(list.stdout).toMatch(/^pair [0-9a-f]{32}: identical output, compared /m);
+      // doctor and --status say the same in one line.
+      const summary = /trixie aarch64-linux-gnu \(cpp-14-aarch64-linux-gnu 14\.2\.0-19cross1, .*\); 1 pair compared: 1 identical/;
+      expect((await runner.run(['doctor'], { env })).stdout).toMatch(new RegExp(`^ok {3}native stand-ins {7}${summary.source}`, 'm'));
+      expect((await runner.run(['--status'], { env })).stdout).toMatch(new RegExp(`^native stand-ins for --rootfs: ${summary.source}`, 'm'));
     }, 900_000);
 
     it('--explain names each program that runs natively and how; --no-native-tools and XRUN_NATIVE_TOOLS=0 say there are none', async (ctx) => {

@@ -59,6 +59,8 @@ export interface NativeToolsPlan {
     readonly packages: readonly string[];
   };
   readonly tools: readonly PlannedTool[];
+  /** The probe's own runs: where the launcher notes each stand-in it starts (a path in the guest's view). */
+  readonly record?: string | undefined;
   /** The probe's key and whether it has compared this pair yet (false only with --explain or XRUN_NATIVE_TOOLS=unchecked). */
   readonly probe: { readonly key: string; readonly checked: boolean };
 }
@@ -83,6 +85,8 @@ export interface NativeToolsRequest {
   readonly unchecked: boolean;
   /** XRUN_NATIVE_TOOLS_WITHOUT (the probe's second look): programs to leave emulated whatever the rest does. */
   readonly without?: readonly string[] | undefined;
+  /** XRUN_NATIVE_TOOLS_RECORD (the probe's runs): the guest's file the launcher notes each stand-in it starts in. */
+  readonly record?: string | undefined;
   /** What a first use prints: the fetch and the probe. */
   readonly say: (line: string) => void;
   /** `toolchains fetch`: ask the archive even when it could not be reached a moment ago. */
@@ -236,6 +240,7 @@ export async function planNativeTools(req: NativeToolsRequest): Promise<NativeTo
       packages: manifest.packages.map((p) => `${p.name} ${p.version}`),
     },
     tools,
+    ...(req.unchecked && req.record !== undefined ? { record: req.record } : {}),
     probe: { key, checked: false },
   };
   const record = readProbe(hostDebArch, key, req.env);
@@ -266,13 +271,18 @@ export async function planNativeTools(req: NativeToolsRequest): Promise<NativeTo
  * The plan the probe vouched for: without the programs it found to differ on their own (their reason added
  * to `emulated`), and the linker without gcc's LTO plugin when lto1 is among them (the plugin is lto1's).
  */
-function checked(plan: NativeToolsPlan, without: readonly { tool: string; detail: string }[], emulated: { path: string; why: string }[]): NativeToolsPlan {
+function checked(plan: NativeToolsPlan, without: readonly { tool: string; detail: string }[], emulated: { path: string; why: string }[]): NativeToolsPlan | undefined {
   const out = new Set(without.map((w) => w.tool));
   for (const t of plan.tools) {
     const w = without.find((x) => x.tool === t.tool);
-    if (w) emulated.push({ path: t.path, why: `the probe found its output different (${w.detail}); the rest of the pair compared identical without it` });
+    if (!w) continue;
+    emulated.push({
+      path: t.path,
+      why: /never started/.test(w.detail) ? `not vouched for: ${w.detail}` : `the probe found its output different (${w.detail}); the rest of the pair compared identical without it`,
+    });
   }
-  return { ...plan, tools: plan.tools.filter((t) => !out.has(t.tool)), probe: { key: plan.probe.key, checked: true } };
+  const tools = plan.tools.filter((t) => !out.has(t.tool));
+  return tools.length > 0 ? { ...plan, tools, probe: { key: plan.probe.key, checked: true } } : undefined;
 }
 
 /** gcc's LTO plugin of the tree, when dpkg vouches for it: the linker's stand-in loads the cross package's own instead. */

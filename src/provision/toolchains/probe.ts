@@ -200,11 +200,16 @@ export async function runProbe(req: ProbeRequest): Promise<ProbeVerdict> {
     for (const [name, text] of Object.entries(sources)) writeFileSync(join(src, name), text);
     const build = async (name: string, env: Record<string, string>): Promise<string | undefined> => {
       const out = join(work, name);
+      const ran = join(work, `${name}.ran`);
       mkdirSync(out);
+      mkdirSync(ran);
       const r = await execa(process.execPath, [
-        XRUN_BIN, '--rootfs', req.root, '--bind', `${src}:${GUEST}/src`, '--bind', `${out}:${GUEST}/out`, '--cwd', `${GUEST}/src`,
-        '--', '/bin/sh', `${GUEST}/src/probe.sh`,
-      ], { env: { ...req.env, ...env }, extendEnv: false, reject: false, stdin: 'ignore', timeout: 1_200_000 });
+        XRUN_BIN, '--rootfs', req.root, '--bind', `${src}:${GUEST}/src`, '--bind', `${out}:${GUEST}/out`, '--bind', `${ran}:${GUEST}/ran`,
+        '--cwd', `${GUEST}/src`, '--', '/bin/sh', `${GUEST}/src/probe.sh`,
+      ], {
+        // Where the launcher notes each stand-in it starts: the probe vouches only for those.
+        env: { ...req.env, ...env, XRUN_NATIVE_TOOLS_RECORD: `${GUEST}/ran/stand-ins` }, extendEnv: false, reject: false, stdin: 'ignore', timeout: 1_200_000,
+      });
       if (r.exitCode === 0) return undefined;
       return `the ${name} build did not run: ${(r.stderr || r.stdout).trim().split('\n').pop() ?? `exit status ${r.exitCode}`}`;
     };
@@ -223,16 +228,32 @@ export async function runProbe(req: ProbeRequest): Promise<ProbeVerdict> {
       const err = readFileSync(join(emulated, 'c-obj.err'), 'utf8').trim().split('\n')[0] ?? '';
       return { identical: false, detail: `the tree's own gcc did not build the probe${err ? `: ${err}` : ''}`, inconclusive: true };
     }
+    /** The programs a native build never started as stand-ins (an argument its build always gets keeps it emulated): not vouched for. */
+    const unused = (name: string, tools: readonly Candidate[]) => {
+      let ran = '';
+      try {
+        ran = readFileSync(join(work, `${name}.ran`, 'stand-ins'), 'utf8');
+      } catch {
+        // None ran.
+      }
+      const started = new Set(ran.split('\n').filter(Boolean));
+      return tools.filter((t) => ![...started].some((s) => s.endsWith(t.crossPath)))
+        .map((t) => ({ tool: t.tool, detail: "the probe's build never started it as its stand-in" }));
+    };
     const diffs = differences(emulated, join(work, 'native'));
-    if (diffs.length === 0) return { identical: true, detail: '' };
+    if (diffs.length === 0) {
+      const never = unused('native', req.tools);
+      return { identical: true, detail: '', ...(never.length > 0 ? { without: never } : {}) };
+    }
     // A difference in the LTO link alone is lto1's (its own partitioning and code generation; seen with an
     // armhf lto1 run emulated, a 32-bit program, against the 64-bit stand-in): the rest may still hold without it.
     if (diffs.every((d) => LTO_STEP.test(d.file)) && req.tools.some((t) => t.tool === 'lto1')) {
       const again = await build('native-without-lto1', { XRUN_NATIVE_TOOLS: 'unchecked', XRUN_NATIVE_TOOLS_WITHOUT: 'lto1' });
       if (again) return { identical: false, detail: again, inconclusive: true };
       const left = differences(emulated, join(work, 'native-without-lto1'));
-      if (left.length === 0) return { identical: true, detail: '', without: [{ tool: 'lto1', detail: diffs[0]!.detail }] };
-      return { identical: false, detail: left[0]!.detail };
+      if (left.length > 0) return { identical: false, detail: left[0]!.detail };
+      const never = unused('native-without-lto1', req.tools.filter((t) => t.tool !== 'lto1'));
+      return { identical: true, detail: '', without: [{ tool: 'lto1', detail: diffs[0]!.detail }, ...never] };
     }
     return { identical: false, detail: diffs[0]!.detail };
   } finally {

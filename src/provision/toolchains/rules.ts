@@ -30,6 +30,8 @@ export interface ToolRules {
   readonly plainArgs: readonly string[];
   /** Any of these arguments (a trailing '*': any starting so) runs the tree's program, emulated. */
   readonly emulateArgs: readonly string[];
+  /** So does `option` followed by anything but `value` (armhf's driver passes `-imultilib .`, which changes nothing). */
+  readonly emulateUnless: readonly { readonly option: string; readonly value: string }[];
   /** Any of these set in the environment does too. */
   readonly emulateEnv: readonly string[];
   /** And any of these paths existing. */
@@ -46,7 +48,7 @@ export interface ToolRules {
 const DESCRIBE = ['-v', '-version', '--version', '--help', '--help=*', '--target-help', '-dumpspecs'];
 const GCC_EMULATE = [
   ...DESCRIBE, '-E', '-fplugin*', '-iplugindir*', '-frecord-gcc-switches', '-isysroot', '--sysroot*', '-iprefix', '-iwithprefix',
-  '-iwithprefixbefore', '-imultilib', '-nostdinc++', '-fno-canonical-system-headers', '--output-pch', '-fmodules*', '-fmodule-*',
+  '-iwithprefixbefore', '-nostdinc++', '-fno-canonical-system-headers', '--output-pch', '-fmodules*', '-fmodule-*',
   '-finput-charset=*', '-fexec-charset=*', '-fwide-exec-charset=*', '-fpch-deps',
 ];
 /** The loader of the stand-ins would read these too, and the tree's libraries they name are foreign to it. */
@@ -68,10 +70,14 @@ export function toolRules(tool: ToolName, gcc: { triplet: string; version: strin
       dirArgs: dirs.map((dir) => ({ option: '-isystem', dir })),
       plainArgs: ['-nostdinc'],
       emulateArgs: GCC_EMULATE,
+      // A multilib directory other than "." would be appended to some built-in directories, not to -isystem ones.
+      emulateUnless: [{ option: '-imultilib', value: '.' }],
       emulateEnv: [...LOADER_ENV, ...INCLUDE_ENV],
       emulateIf: [`/usr/lib/gcc-cross/${t}/${n}`, `/usr/${t}/include/c++`],
     };
   }
-  if (tool === 'lto1') return { dirArgs: [], plainArgs: [], emulateArgs: [...DESCRIBE, '-fplugin*', '-iplugindir*', '-frecord-gcc-switches'], emulateEnv: [...LOADER_ENV, 'GCC_EXEC_PREFIX'], emulateIf: [] };
-  return { dirArgs: [], plainArgs: [], emulateArgs: [...DESCRIBE, '-V', '--verbose*'], emulateEnv: LOADER_ENV, emulateIf: [] };
+  if (tool === 'lto1') {
+    return { dirArgs: [], plainArgs: [], emulateArgs: [...DESCRIBE, '-fplugin*', '-iplugindir*', '-frecord-gcc-switches'], emulateUnless: [], emulateEnv: [...LOADER_ENV, 'GCC_EXEC_PREFIX'], emulateIf: [] };
+  }
+  return { dirArgs: [], plainArgs: [], emulateArgs: [...DESCRIBE, '-V', '--verbose*'], emulateUnless: [], emulateEnv: LOADER_ENV, emulateIf: [] };
 }
