@@ -7,11 +7,12 @@
  * on a Debian 12 host, whose libc is older than it needs.
  */
 
-import { mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { XrunError, errnoCode, errnoText } from '../../errors.js';
 import { readElf } from '../../elf-file.js';
 import { ensureCacheDir } from '../../paths.js';
+import { removeTree } from '../../remove.js';
 import { lookupOnDisk, resolveInRoot } from '../../safe-path.js';
 import { isDir, isFile } from '../../fs-checks.js';
 import { Extractor } from '../archives/extract.js';
@@ -183,6 +184,6 @@ export async function installToolchain(plan: ToolchainPlan, progress: (line: str
     }
     throw err;
   } finally {
-    rmSync(tmp, { recursive: true, force: true });
+    removeTree(tmp);
   }
 }

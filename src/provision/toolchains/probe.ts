@@ -9,9 +9,10 @@
  */
 
 import { execa } from 'execa';
-import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { ensureCacheDir, packageRoot } from '../../paths.js';
+import { removeTree } from '../../remove.js';
 import { makeStaging, removeStaleStaging } from '../transport/staging.js';
 import { toolchainsDir } from './cache.js';
 import { treeFile } from './dpkg.js';
@@ -257,6 +258,6 @@ export async function runProbe(req: ProbeRequest): Promise<ProbeVerdict> {
     }
     return { identical: false, detail: diffs[0]!.detail };
   } finally {
-    rmSync(work, { recursive: true, force: true });
+    removeTree(work);
   }
 }
