@@ -17,6 +17,8 @@ import { cleanupRunners, copyFor, currentUser, otherUser, type Runner } from '..
 import { xrun } from '../launch/run.js';
 
 const QEMU = '/usr/bin/qemu-aarch64-static';
+/** Every run uses the emulator the expectations are measured with, whatever else PATH or the cache holds (a newer QEMU's HWCAP differs). */
+const PINNED = { XRUN_QEMU: `aarch64:${QEMU}` };
 const cannot = (runner: Runner) =>
   cannotSandbox(runner)
   ?? fixturesSkipReason(['trixie/arm64'])
@@ -75,7 +77,7 @@ for (const runner of [currentUser, otherUser]) {
       skipIf(ctx, cannot(runner));
       const root = await trixieFor(runner);
       const before = treeState(root);
-      const r = await runner.run(['--rootfs', root, '/bin/sh', '-c', GRANDCHILD]);
+      const r = await runner.run(['--rootfs', root, '/bin/sh', '-c', GRANDCHILD], { env: PINNED });
       expect(r.stderr).toBe('');
       expect(r.exitCode).toBe(0);
       expect(hwcapOf(String(r.stdout))).toBe(await qemuHwcap('neoverse-n1'));
@@ -87,11 +89,11 @@ for (const runner of [currentUser, otherUser]) {
     it('QEMU_CPU from the user and --cpu override the policy in every exec', async (ctx) => {
       skipIf(ctx, cannot(runner));
       const root = await trixieFor(runner);
-      const user = await runner.run(['--rootfs', root, '/bin/sh', '-c', GRANDCHILD], { env: { QEMU_CPU: 'cortex-a72' } });
+      const user = await runner.run(['--rootfs', root, '/bin/sh', '-c', GRANDCHILD], { env: { ...PINNED, QEMU_CPU: 'cortex-a72' } });
       expect(hwcapOf(String(user.stdout))).toBe(await qemuHwcap('cortex-a72'));
-      const option = await runner.run(['--cpu', 'cortex-a57', '--rootfs', root, '/bin/sh', '-c', GRANDCHILD], { env: { QEMU_CPU: 'cortex-a72' } });
+      const option = await runner.run(['--cpu', 'cortex-a57', '--rootfs', root, '/bin/sh', '-c', GRANDCHILD], { env: { ...PINNED, QEMU_CPU: 'cortex-a72' } });
       expect(hwcapOf(String(option.stdout))).toBe(await qemuHwcap('cortex-a57'));
-      const qemuDefault = await runner.run(['--cpu', 'default', '--rootfs', root, '/bin/sh', '-c', GRANDCHILD]);
+      const qemuDefault = await runner.run(['--cpu', 'default', '--rootfs', root, '/bin/sh', '-c', GRANDCHILD], { env: PINNED });
       expect(hwcapOf(String(qemuDefault.stdout))).toBe(await qemuHwcap(undefined));
     });
   });
@@ -128,7 +130,7 @@ describe('--transparent', () => {
   it('a foreign grandchild of a host command, through env -i, runs with the chosen model', async (ctx) => {
     skipIf(ctx, cannot(currentUser));
     const root = trixie('arm64');
-    const r = await xrun(['--transparent', '--', 'sh', '-c', `env -i LD_SHOW_AUXV=1 QEMU_LD_PREFIX=${root} ${root}/bin/busybox true`]);
+    const r = await xrun(['--transparent', '--', 'sh', '-c', `env -i LD_SHOW_AUXV=1 QEMU_LD_PREFIX=${root} ${root}/bin/busybox true`], { env: PINNED });
     expect(r.exitCode).toBe(0);
     expect(hwcapOf(String(r.stdout))).toBe(await qemuHwcap('neoverse-n1'));
   });

@@ -19,6 +19,8 @@ import { XRUN } from '../launch/run.js';
 
 const blocker = sandboxBlocker(probeFeatures());
 const EMULATOR = '/usr/bin/qemu-aarch64-static';
+/** The emulator the expectations are measured with, whatever else the cache holds (a newer QEMU's HWCAP differs). */
+const PINNED = `XRUN_QEMU=aarch64:${EMULATOR}`;
 const hasProot = existsSync('/usr/bin/proot');
 const isRoot = process.getuid?.() === 0;
 
@@ -51,8 +53,8 @@ function runWithoutUserns(runner: Runner, args: readonly string[], path: string)
   const inner = ['/usr/bin/unshare', '--user', '--map-root-user', '/bin/sh', '-c',
     'echo 0 > /proc/sys/user/max_user_namespaces && exec "$@"', 'sh', process.execPath, cli, ...args];
   const cmd = unprivileged
-    ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', '/usr/bin/env', '-i', `PATH=${path}`, 'HOME=/tmp', ...inner]
-    : ['env', '-i', `PATH=${path}`, `HOME=${process.env.HOME ?? '/root'}`, ...inner];
+    ? ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups', '--', '/usr/bin/env', '-i', `PATH=${path}`, 'HOME=/tmp', PINNED, ...inner]
+    : ['env', '-i', `PATH=${path}`, `HOME=${process.env.HOME ?? '/root'}`, PINNED, ...inner];
   return execa(cmd[0]!, cmd.slice(1), { reject: false, stdin: 'ignore', stripFinalNewline: false });
 }
 
