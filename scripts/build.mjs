@@ -23,33 +23,24 @@ await build({
   // Bundled CommonJS (commander) calls require(); ESM output has none.
   banner: { js: "import { createRequire as __xrunCreateRequire } from 'node:module'; const require = __xrunCreateRequire(import.meta.url);" },
 });
+// One CommonJS file, for a script started by path: import.meta.url becomes the file's own URL.
+const script = (entry, outfile) => build({
+  absWorkingDir: root,
+  entryPoints: [entry],
+  outfile,
+  bundle: true,
+  format: 'cjs',
+  platform: 'node',
+  target: 'node20',
+  logLevel: 'warning',
+  define: { 'import.meta.url': '__xrunModuleUrl' },
+  banner: { js: "const __xrunModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
+});
 // The launch path again, as one CommonJS file for bin/xrun: Node's ES module loader
 // alone costs about 5 ms of start-up. Everything but a direct launch imports dist/cli.js.
-await build({
-  absWorkingDir: root,
-  entryPoints: ['src/bin.ts'],
-  outfile: 'dist/bin.cjs',
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  logLevel: 'warning',
-  define: { 'import.meta.url': '__xrunModuleUrl' },
-  banner: { js: "const __xrunModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-});
+await script('src/bin.ts', 'dist/bin.cjs');
 // The half of `rootfs rm` that runs inside the sandbox (src/sandbox/rootfs-rm-child.ts), a script of its own.
-await build({
-  absWorkingDir: root,
-  entryPoints: ['src/sandbox/rootfs-rm-child.ts'],
-  outfile: 'dist/rootfs-rm-child.cjs',
-  bundle: true,
-  format: 'cjs',
-  platform: 'node',
-  target: 'node20',
-  logLevel: 'warning',
-  define: { 'import.meta.url': '__xrunModuleUrl' },
-  banner: { js: "const __xrunModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
-});
+await script('src/sandbox/rootfs-rm-child.ts', 'dist/rootfs-rm-child.cjs');
 
 const { manPage } = await import(pathToFileURL(`${root}/dist/cli.js`).href);
 mkdirSync(`${root}/man`, { recursive: true });
