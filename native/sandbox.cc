@@ -1,8 +1,10 @@
 // Runs a sandbox plan: a child cloned into new user, mount and pid
 // namespaces, its id maps written by xrun, then the plan's operations (mount,
-// bind, layer, write, mkdir, file, symlink, root, enter, chdir) in that child, which
-// is the namespace's init: it forks the guest, forwards signals, reaps, and
-// exits with the guest's status. xrun waits for it.
+// bind, layer, write, mkdir, file, symlink, links, readonly, root, enter,
+// chdir) in that child, which is the namespace's init: it forks the guest,
+// forwards signals, reaps, and exits with the guest's status. xrun waits for
+// it. With a `nest` op the guest first enters user and mount namespaces of
+// its own, nested in the init's, whose maps the init writes.
 //
 // Node is multithreaded and unshare(CLONE_NEWUSER) refuses a multithreaded
 // caller, so the namespaces come with the clone. After it the child runs only
@@ -39,7 +41,7 @@ namespace xrun {
 
 namespace {
 
-enum OpKind { kMount, kBind, kLayer, kWrite, kMkdir, kFile, kSymlink, kRoot, kEnter, kChdir, kUserns };
+enum OpKind { kMount, kBind, kLayer, kWrite, kMkdir, kFile, kSymlink, kLinks, kReadonly, kRoot, kEnter, kChdir, kNest };
 
 // Paths named by an op (target, path) are inside the current root: the host's
 // '/' until a `root` op names the new root. They are resolved by the child,
@@ -47,14 +49,14 @@ enum OpKind { kMount, kBind, kLayer, kWrite, kMkdir, kFile, kSymlink, kRoot, kEn
 // Bind sources are host paths.
 struct Op {
   OpKind kind;
-  std::string source, target, fstype, data;  // target: mount point, or the path to write/create/enter; userns: uid map, gid map in source, data
+  std::string source, target, fstype, data;  // target: mount point, or the path to write/create/enter; nest: uid map, gid map in source, data
   std::string parent, leaf;                  // target split, for the ops that create `leaf` in `parent`
   unsigned long flags = 0;                   // mount flags
   unsigned mode = 0;                         // mkdir/file mode
   bool recursive = false, readonly = false;  // bind
   bool nofollow = false;                     // bind: onto a symlink itself, not where it leads
   bool sourceInRoot = false;                 // bind: the source is a path inside the root, resolved there
-  std::vector<std::string> make;             // layer: paths made on it, relative to it, parents first
+  std::vector<std::string> make;             // layer: paths made on it, relative to it, parents first; links: their names
   std::vector<bool> makeFile;                // layer: make[i] is an empty file, else a directory
   bool byMount = false;                      // layer: attached by mount(2), not fsmount
   bool optional = false;
@@ -317,14 +319,24 @@ bool ParseSpec(const Napi::Object& o, Spec* spec, std::string* why) {
     } else if (kind == "chdir") {
       out.kind = kChdir;
       ok = Str(op, "path", &out.target);
-    } else if (kind == "userns") {
-      out.kind = kUserns;
+    } else if (kind == "links") {
+      out.kind = kLinks;
+      ok = Str(op, "path", &out.target) && Str(op, "linkTarget", &out.data) && !out.data.empty() && Strings(op, "names", &out.make);
+      for (const std::string& n : out.make) {
+        if (n.empty() || n == "." || n == ".." || n.find('/') != std::string::npos) return *why = "links: '" + n + "' is not a name", false;
+      }
+    } else if (kind == "readonly") {
+      out.kind = kReadonly;
+      ok = Str(op, "path", &out.target);
+    } else if (kind == "nest") {
+      out.kind = kNest;
       ok = Str(op, "uidMap", &out.source) && Str(op, "gidMap", &out.data) && !out.source.empty() && !out.data.empty();
+      if (ok && i + 1 != ops.Length()) return *why = "nest must be the last op", false;
     } else {
       return *why = "unknown op '" + kind + "'", false;
     }
     if (!ok) return *why = "bad " + kind + " op", false;
-    if (kind != "enter" && kind != "userns" && (out.target.empty() || out.target[0] != '/')) return *why = kind + ": paths are absolute", false;
+    if (kind != "enter" && kind != "nest" && (out.target.empty() || out.target[0] != '/')) return *why = kind + ": paths are absolute", false;
     size_t slash = out.target.find_last_of('/');
     if (slash != std::string::npos) {
       out.parent = slash == 0 ? "/" : out.target.substr(0, slash);
@@ -903,30 +915,16 @@ int Create(int root, const Op& op, bool walk) {
   return rc == 0 || err == EEXIST ? 0 : err;
 }
 
-// Writes `data` to /proc/self/`file`; returns 0 or an errno.
-int WriteSelf(const char* file, const std::string& data) {
-  int fd = open(file, O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  ssize_t w = write(fd, data.data(), data.size());
-  int err = w < 0 ? errno : EIO;
-  close(fd);
-  return w == static_cast<ssize_t>(data.size()) ? 0 : err;
-}
-
-// Enters a user namespace of its own (the init is single-threaded: a clone
-// of xrun's one calling thread) and maps it with one id each: the kernel lets
-// a process map its own ids in a namespace it made, without privilege, once
-// setgroups is denied there (it already is when the outer one denies it).
-// The init is not dumpable, which makes its /proc/self files the host root's:
-// dumpable only while it writes them, before any guest process exists.
-int NestedUserns(const std::string& uidMap, const std::string& gidMap) {
-  if (unshare(CLONE_NEWUSER) != 0) return errno;
-  prctl(PR_SET_DUMPABLE, 1);
-  int err = WriteSelf("/proc/self/setgroups", "deny");
-  if (err == EPERM) err = 0;
-  if (err == 0) err = WriteSelf("/proc/self/uid_map", uidMap);
-  if (err == 0) err = WriteSelf("/proc/self/gid_map", gidMap);
-  prctl(PR_SET_DUMPABLE, 0);
+// Creates each of `op.make` in the directory `op.target` as a link to
+// `op.data`; what is already there is kept.
+int Links(int root, const Op& op, bool walk) {
+  int dir = OpenIn(root, op.target.c_str(), O_PATH | O_DIRECTORY, walk);
+  if (dir < 0) return errno;
+  int err = 0;
+  for (size_t i = 0; err == 0 && i < op.make.size(); i++) {
+    if (symlinkat(op.data.c_str(), dir, op.make[i].c_str()) != 0 && errno != EEXIST) err = errno;
+  }
+  close(dir);
   return err;
 }
 
@@ -986,8 +984,12 @@ int RunOp(const Op& op, int* root, bool walk) {
       return 0;
     case kChdir:
       return chdir(target) == 0 ? 0 : errno;
-    case kUserns:
-      return NestedUserns(op.source, op.data);
+    case kLinks:
+      return Links(*root, op, walk);
+    case kReadonly:
+      return ReadOnly(*root, target, false, walk);
+    case kNest:
+      return 0;  // done by the guest as it starts (Guest, WriteNestMaps)
   }
   return EINVAL;
 }
@@ -998,9 +1000,87 @@ int RunOp(const Op& op, int* root, bool walk) {
   _exit(127);
 }
 
+// What the guest and the init share for a `nest` op: the init's descriptor
+// for a /proc where the guest can be named (the one it started with: the
+// host's, in the host's pid namespace), and a pipe each way.
+struct Nest {
+  int step = -1;  // the op's index, for failures
+  const Op* op = nullptr;
+  int proc = -1;
+  int up[2] = {-1, -1};    // guest -> init: its pid as that /proc names it
+  int down[2] = {-1, -1};  // init -> guest: its maps are written
+};
+
+// In the guest, first of all: user and mount namespaces of its own, nested in
+// the init's (issue 23). The guest keeps its ids (the init maps each of its own
+// namespace's ids to itself) and its root's powers over everything it makes,
+// mounts included; but the namespaces that hold the sandbox's mounts, its
+// binfmt_misc instance and its pid namespace belong to the init's, over
+// which it has none, and the mounts it inherits are locked as the kernel
+// locks them for a less privileged namespace: one xrun made read-only (the
+// emulators, the launcher and its settings, binfmt_misc) cannot be made
+// writable again (MNT_LOCK_READONLY), nor unmounted to show what is below
+// (MNT_LOCKED). A process that has just entered a user namespace cannot map
+// ranges there itself: the init, still outside, writes the maps.
+void EnterNest(const Nest& n, int report) {
+  close(n.up[0]);
+  close(n.down[1]);
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) Fail(report, n.step, errno);
+  // Dumpable while the init writes the maps, so that its /proc files are this process's ids', not the host root's.
+  prctl(PR_SET_DUMPABLE, 1);
+  char self[24];
+  ssize_t len = readlinkat(n.proc, "self", self, sizeof self);
+  if (len <= 0 || len == static_cast<ssize_t>(sizeof self)) Fail(report, n.step, len < 0 ? errno : EIO);
+  WriteAll(n.up[1], self, static_cast<size_t>(len));
+  close(n.up[1]);
+  // EOF: the init could not write the maps, and has said why.
+  if (!ReadByte(n.down[0])) _exit(127);
+  close(n.down[0]);
+  close(n.proc);
+  prctl(PR_SET_DUMPABLE, 0);
+}
+
+// Writes `data` to /proc/PID/`file` through the /proc descriptor `proc`.
+int WriteProcAt(int proc, const char* pid, const char* file, const std::string& data) {
+  char path[64];
+  size_t np = std::strlen(pid), nf = std::strlen(file);
+  if (np + nf + 2 > sizeof path) return ENAMETOOLONG;
+  std::memcpy(path, pid, np);
+  path[np] = '/';
+  std::memcpy(path + np + 1, file, nf + 1);
+  int fd = openat(proc, path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t w = write(fd, data.data(), data.size());
+  int err = w < 0 ? errno : EIO;
+  close(fd);
+  return w == static_cast<ssize_t>(data.size()) ? 0 : err;
+}
+
+// In the init, once the guest has entered its namespaces: its maps. Returns 0,
+// an errno, or -1 when the guest failed first (it has said why).
+int WriteNestMaps(const Nest& n) {
+  close(n.up[1]);
+  close(n.down[0]);
+  char pid[24];
+  ssize_t len;
+  do {
+    len = read(n.up[0], pid, sizeof pid - 1);
+  } while (len < 0 && errno == EINTR);
+  close(n.up[0]);
+  if (len <= 0) return -1;
+  pid[len] = '\0';
+  int err = WriteProcAt(n.proc, pid, "uid_map", n.op->source);
+  if (err == 0) err = WriteProcAt(n.proc, pid, "gid_map", n.op->data);
+  close(n.proc);
+  if (err == 0) WriteAll(n.down[1], "g", 1);
+  close(n.down[1]);
+  return err;
+}
+
 // The guest, forked by the init: its signals as a fresh process has them, then exec.
-[[noreturn]] void Guest(const Spec& spec, char* const* argv, char* const* envp, int report) {
+[[noreturn]] void Guest(const Spec& spec, char* const* argv, char* const* envp, int report, const Nest& nest) {
   ResetSignalsForExec();
+  if (nest.op != nullptr) EnterNest(nest, report);
   if (spec.ignoreChown) {
     int e = IgnoreChown();
     if (e != 0) Fail(report, -3, e);
@@ -1049,6 +1129,15 @@ int RunOp(const Op& op, int* root, bool walk) {
   // root's): the guest may not ptrace or read the memory of this copy of xrun.
   prctl(PR_SET_DUMPABLE, 0);
 
+  // The guest's nested namespaces: /proc as it is now, before any op changes the view.
+  Nest nest;
+  if (!spec.ops.empty() && spec.ops.back().kind == kNest) {
+    nest.step = static_cast<int>(spec.ops.size() - 1);
+    nest.op = &spec.ops.back();
+    nest.proc = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (nest.proc < 0 || pipe2(nest.up, O_CLOEXEC) != 0 || pipe2(nest.down, O_CLOEXEC) != 0) Fail(report, nest.step, errno);
+  }
+
   int root = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (root < 0) Fail(report, 0, errno);
   bool failed = false;
@@ -1067,8 +1156,12 @@ int RunOp(const Op& op, int* root, bool walk) {
   for (int sig : kForwarded) sigaddset(&forwarded, sig);
   sigprocmask(SIG_BLOCK, &forwarded, nullptr);
   pid_t guest = CloneProcess(0);
-  if (guest == 0) Guest(spec, argv, envp, report);
+  if (guest == 0) Guest(spec, argv, envp, report, nest);
   if (guest < 0) Fail(report, -4, errno);
+  if (nest.op != nullptr) {
+    int err = WriteNestMaps(nest);
+    if (err > 0) Fail(report, nest.step, err);
+  }
   // The guest holds the report pipe until its execve closes it.
   close(report);
   SetChild(guest, PidFd(guest));

@@ -42,16 +42,22 @@ export type SandboxOp =
   | { op: 'mkdir'; path: string; mode?: number; optional?: boolean }
   | { op: 'file'; path: string; mode?: number; optional?: boolean }
   | { op: 'symlink'; path: string; linkTarget: string; optional?: boolean }
+  /** Each of `names` made in the directory `path` as a link to `linkTarget`; what is there already is kept. */
+  | { op: 'links'; path: string; linkTarget: string; names: readonly string[]; optional?: boolean }
+  /** The mount at `path` made read-only (not its submounts); an error where `path` is no mount's root. */
+  | { op: 'readonly'; path: string; optional?: boolean }
   /** The host directory that becomes the guest's '/': later paths resolve inside it. */
   | { op: 'root'; path: string }
   /** pivot_root into the root named by `root`; the old root is detached. */
   | { op: 'enter' }
   | { op: 'chdir'; path: string }
   /**
-   * A nested user namespace for the rest, its maps written by the process itself (one id each, so no
-   * privilege is needed): after it, no op may need the outer namespace's root.
+   * The last op, if any: the guest starts in user and mount namespaces of its own, nested in the
+   * init's, with these maps (written by the init, which stays outside). Mounts it inherits are locked
+   * (a read-only one stays read-only), and binfmt_misc, the mounts and the pid namespace stay the
+   * init's namespace's: the guest has no power over them.
    */
-  | { op: 'userns'; uidMap: string; gidMap: string };
+  | { op: 'nest'; uidMap: string; gidMap: string };
 
 /** Everything the addon needs to run a sandbox, serialised before it forks. */
 export interface SandboxSpec {

@@ -56,15 +56,18 @@
  *                              runs the tree's own program, emulated
  * A stand-in is executed as
  *   NATIVE-LOADER --library-path DIRS --argv0 argv[2] STANDIN argv[3...] APPENDED...
- * through a link named like the program in "<argv[0]>.native/" (comm, as
- * below). Should that fail to start, the tree's program is emulated.
+ * through a link named like the program in "<argv[0]>.native/" where xrun
+ * made one (comm, as below), else by the loader's own path. Should that fail
+ * to start, the tree's program is emulated.
  *
  * The kernel names a process (comm: ps, pidof, start-stop-daemon --name) after
  * the last component of the path it was executed by. Under binfmt_misc that is
  * the program's own name; executing the emulator by its path would name every
  * process after the emulator. So the emulator is executed through a symlink
- * named like the program, in "<argv[0]>.names/" (made on first use; where this
- * process may not write there, the emulator's own path serves).
+ * named like the program, in "<argv[0]>.names/", where xrun made one before
+ * the guest started, on a file system the guest cannot write; for any other
+ * name, the emulator's own path serves. None is made here: a link made on
+ * demand is made where the guest could plant its own (issue 23).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -453,7 +456,7 @@ static void run_native(int argc, char **argv, const char *self) {
     memcpy(link, self, ns);
     memcpy(link + ns, ".native/", sizeof ".native/" - 1);
     memcpy(link + ns + sizeof ".native/" - 1, name, nl + 1);
-    if (symlink(native_loader, link) == 0 || errno == EEXIST) execv(link, (char *const *)exec_args);
+    execv(link, (char *const *)exec_args);
   }
   execv(native_loader, (char *const *)exec_args);
 }
@@ -562,7 +565,7 @@ int main(int argc, char **argv) {
     memcpy(link, argv[0], n);
     memcpy(link + n, ".names/", sizeof ".names/" - 1);
     memcpy(link + n + sizeof ".names/" - 1, name, nl + 1);
-    if (symlink(emulator, link) == 0 || errno == EEXIST) execv(link, (char *const *)exec_args);
+    execv(link, (char *const *)exec_args);
   }
   execv(emulator, (char *const *)exec_args);
   int err = errno;

@@ -34,7 +34,7 @@ export function formatSandboxPlan(plan: SandboxPlan, opts: SandboxExplainOptions
   for (const m of plan.mounts) out += planRow('mount', `${m.source} on ${m.target} (${m.what})`);
   const oneLine = (map: string) => map.split('\n').join(', ');
   out += planRow('ids', `uid_map "${oneLine(plan.idmap.uidMap)}", gid_map "${oneLine(plan.idmap.gidMap)}" (${plan.idmap.reason})`);
-  if (plan.idmap.inner) out += planRow('', `uid_map "${plan.idmap.inner.uidMap}", gid_map "${plan.idmap.inner.gidMap}" (${plan.idmap.inner.reason})`);
+  if (plan.spec.ops.some((o) => o.op === 'nest')) out += planRow('', `uid_map "${oneLine(plan.idmap.nest.uidMap)}", gid_map "${oneLine(plan.idmap.nest.gidMap)}" (${plan.idmap.nest.reason})`);
   out += planRow('paths', plan.resolve.reason);
   out += binfmtRows(plan, opts.verbose === true);
   out += planRow('hang-up', plan.hangup.reason);

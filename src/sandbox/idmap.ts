@@ -13,10 +13,31 @@ export interface IdMapChoice {
   readonly gidMap: string;
   readonly reason: string;
   /**
-   * --transparent as a user: the maps of a user namespace nested in the first once the binfmt entries are
-   * registered, giving the programs your own ids back.
+   * The maps of the user namespace the program runs in, nested in the first once everything is set up
+   * (their ids are the first one's): the first one keeps the sandbox's mounts, binfmt_misc and pid
+   * namespace out of the program's reach (issue 23). --transparent as a user: your own ids back.
    */
-  readonly inner?: { readonly uidMap: string; readonly gidMap: string; readonly reason: string };
+  readonly nest: { readonly uidMap: string; readonly gidMap: string; readonly reason: string };
+}
+
+/** Why the program runs one user namespace down. */
+const BELOW = "after set-up the program runs in a user namespace nested in this one, each of its ids mapped to itself: root inside as before, but over a namespace whose mounts (xrun's read-only ones stay read-only), binfmt_misc entries and pid namespace it cannot change";
+
+/**
+ * Each id of `map` to itself, one level down, one "inside outside count"
+ * line per range. `map` is written as the kernel's lines or, for
+ * newuidmap, as one line of triples: both are read as triples.
+ */
+function toSelf(map: string): string {
+  const n = map.trim().split(/\s+/);
+  const lines: string[] = [];
+  for (let i = 0; i + 2 < n.length; i += 3) lines.push(`${n[i]} ${n[i]} ${n[i + 2]}`);
+  return lines.join('\n');
+}
+
+/** The nested maps that keep the ids of the first namespace (see `nest`). */
+function same(uidMap: string, gidMap: string): IdMapChoice['nest'] {
+  return { uidMap: toSelf(uidMap), gidMap: toSelf(gidMap), reason: BELOW };
 }
 
 /**
@@ -32,7 +53,7 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
   if (hostRoot) {
     const all = '0 0 4294967295';
     return {
-      choice: { kind: 'full', uidMap: all, gidMap: all, reason: 'run as root: every id maps to itself, so files keep their owners on the host' },
+      choice: { kind: 'full', uidMap: all, gidMap: all, reason: 'run as root: every id maps to itself, so files keep their owners on the host', nest: same(all, all) },
       spec: { uidMap: all, gidMap: all },
     };
   }
@@ -47,6 +68,7 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
         choice: {
           kind: 'nested', uidMap, gidMap,
           reason: `${where}: its ${idCount(f.uidMap)} uids and ${idCount(f.gidMap)} gids map to themselves, so root is root inside and package managers can chown to them; other ids do not exist here`,
+          nest: same(uidMap, gidMap),
         },
         spec: { uidMap, gidMap },
       };
@@ -55,6 +77,7 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
       choice: {
         kind: 'single', uidMap, gidMap,
         reason: `${where}: one id exists here, so it alone maps, to itself; chown to other ids succeeds without effect so package managers work`,
+        nest: same(uidMap, gidMap),
       },
       spec: { setgroups: 'deny', uidMap, gidMap, ignoreChown: true },
     };
@@ -71,7 +94,7 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
       choice: {
         kind: 'single', uidMap, gidMap,
         reason: "your id maps to root while xrun registers the private binfmt_misc entries (that needs root's id mapped)",
-        inner: {
+        nest: {
           uidMap: `${uid} 0 1`, gidMap: `${gid} 0 1`,
           reason: 'then the programs run in a nested user namespace as you, with your uid and gid and no privilege; the entries registered outside still apply there',
         },
@@ -83,7 +106,7 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
     const uidMap = `0 ${uid} 1 1 ${f.subuid.start} ${f.subuid.count}`;
     const gidMap = `0 ${gid} 1 1 ${f.subgid.start} ${f.subgid.count}`;
     return {
-      choice: { kind: 'subid', uidMap, gidMap, reason: `your /etc/subuid and /etc/subgid ranges, through newuidmap/newgidmap: root inside, and package managers can chown` },
+      choice: { kind: 'subid', uidMap, gidMap, reason: `your /etc/subuid and /etc/subgid ranges, through newuidmap/newgidmap: root inside, and package managers can chown`, nest: same(uidMap, gidMap) },
       spec: {
         uidHelper: [f.newuidmap, '0', String(uid), '1', '1', String(f.subuid.start), String(f.subuid.count)],
         gidHelper: [f.newgidmap, '0', String(gid), '1', '1', String(f.subgid.start), String(f.subgid.count)],
@@ -96,6 +119,7 @@ export function chooseIdMap(f: Features, mode: 'rootfs' | 'transparent', uid: nu
     choice: {
       kind: 'single', uidMap, gidMap,
       reason: 'no subordinate id range for you (/etc/subuid): only your own id maps, to root inside; chown succeeds without effect so package managers work',
+      nest: same(uidMap, gidMap),
     },
     spec: { setgroups: 'deny', uidMap, gidMap, ignoreChown: true },
   };

@@ -12,8 +12,19 @@
  * or, for an architecture xrun cannot run here, print xrun's own error and
  * exit. Every choice and every word is made here; the launcher executes.
  *
- * Everything lives on a tmpfs private to the sandbox's mount namespace, so
- * nothing is written to the root file system or left behind:
+ * The kernel names a process after the path it was executed by, so the
+ * launcher runs the emulator through a link named like the program, where
+ * xrun made one: in "<interpreter>.names/", for the names on the tree's PATH,
+ * made before the guest starts. Elsewhere (other names, other architectures,
+ * --transparent) the process carries the emulator's name. Links made on
+ * demand would be made where the guest can write too, and a link checked and
+ * then followed by name can be swapped in between (issue 23: a planted name
+ * ran the guest's script for every later exec of that name).
+ *
+ * Everything lives on a tmpfs private to the sandbox's mount namespace, made
+ * read-only once set up, so nothing is written to the root file system or
+ * left behind, and the guest (in a user namespace below, see idmap.ts) can
+ * change none of it:
  * - --rootfs: /dev/.xrun/ on the guest's private /dev, with the emulators bound
  *   there (inside the root they must be reachable by path). The entries are
  *   registered after entering the root, so the kernel opens the launcher (flag
@@ -78,6 +89,12 @@ export type LaunchedEntry =
     }
   /** An arch xrun cannot run here: the launcher prints `refusal` ({program} filled in) and exits 126. */
   | { readonly arch: Arch; readonly refusal: string };
+
+/** The names the launcher can run `arch`'s programs by (their basenames), made as links to the emulator. */
+export interface LauncherNames {
+  readonly arch: string;
+  readonly names: readonly string[];
+}
 
 export interface LauncherLayout {
   /** The launcher's directory as the registering process sees it. */
@@ -154,7 +171,7 @@ const LAUNCHER_NAME = '.launcher';
  * is each arch's link to the launcher in `layout.dir`: the kernel opens it now
  * (flag F), and passes that path as the launcher's argv[0].
  */
-export function launcherOps(entries: readonly LaunchedEntry[], launcher: string, layout: LauncherLayout, flags: string): { setup: SandboxOp[]; lines: string[] } {
+export function launcherOps(entries: readonly LaunchedEntry[], launcher: string, layout: LauncherLayout, flags: string, names?: LauncherNames): { setup: SandboxOp[]; lines: string[] } {
   const setup: SandboxOp[] = [];
   const lines: string[] = [];
   if (entries.length === 0) return { setup, lines };
@@ -176,13 +193,19 @@ export function launcherOps(entries: readonly LaunchedEntry[], launcher: string,
         setup.push({ op: 'file', path: target, mode: 0o755 });
         setup.push({ op: 'bind', source: e.emulator.path, target, readonly: true });
       }
-      // Symlinks to the emulator named like each program, so that processes keep their names (launcher.c).
-      setup.push({ op: 'mkdir', path: `${interp}.names`, mode: 0o755 });
+      // Links to the emulator named like each program, so that processes keep their names (launcher.c).
+      const ownNames = names?.arch === name ? names.names : [];
+      if (ownNames.length > 0) {
+        setup.push({ op: 'mkdir', path: `${interp}.names`, mode: 0o755 });
+        setup.push({ op: 'links', path: `${interp}.names`, linkTarget: layout.emulatorIn(e.emulator), names: ownNames });
+      }
       if (e.native) {
         // The stand-ins' toolchain, read-only, and the links to their loader named like each program.
         setup.push({ op: 'mkdir', path: e.native.toolchain.at, mode: 0o755 });
         setup.push({ op: 'bind', source: e.native.toolchain.dir, target: e.native.toolchain.at, readonly: true, recursive: true });
         setup.push({ op: 'mkdir', path: `${interp}.native`, mode: 0o755 });
+        const standins = [...new Set([...ownNames, ...e.native.tools.map((t) => posix.basename(t.path))])].sort();
+        setup.push({ op: 'links', path: `${interp}.native`, linkTarget: e.native.toolchain.loader, names: standins });
       }
       setup.push({ op: 'write', path: `${interp}.conf`, data: launcherConf(e, layout.emulatorIn(e.emulator)) });
     }

@@ -23,7 +23,7 @@ import type { SandboxOp, SandboxSpec } from '../native.js';
 import { atLeast, type Features } from './features.js';
 import { chooseIdMap, type IdMapChoice } from './idmap.js';
 import { deniedBy, describeDenial, type SandboxIds } from './denied.js';
-import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry, type LauncherDebug, type LoaderSearch } from './launcher.js';
+import { ROOTFS_LAUNCH_DIR, launcherOps, rootfsLayout, transparentLayout, type LaunchedEntry, type LauncherDebug, type LauncherNames, type LoaderSearch } from './launcher.js';
 import { ROOTFS_DEBUG_DIR, planSandboxDebug, type SandboxDebug, type SandboxDebugRequest } from './debug.js';
 import type { NativeToolsOutcome, NativeToolsPlan } from '../provision/toolchains/plan.js';
 import { fallbackSysroots, missingLoader } from '../sysroots.js';
@@ -426,6 +426,9 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
   // Nothing mounted here may reach the host's mount table.
   ops.push({ op: 'mount', target: '/', flags: MS_REC | MS_PRIVATE });
 
+  /** --rootfs: names for the launcher to run the first program's arch by (launcher.ts). */
+  let names: LauncherNames | undefined;
+
   /**
    * --rootfs: the ops from the overlay and `root` to the entries registered
    * inside, with `launched`, and the guest's view they make.
@@ -453,9 +456,11 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     // with no /proc, an instance of the same (one per user namespace) on the launcher's directory.
     let registerDir = DEFAULT_BINFMT_DIR;
     if (launched.length > 0) {
+      // A file system of its own, made read-only once set up: the guest can neither change it nor make it writable.
       ops.push({ op: 'mkdir', path: ROOTFS_LAUNCH_DIR, mode: 0o755 });
+      ops.push({ op: 'mount', source: 'tmpfs', target: ROOTFS_LAUNCH_DIR, fstype: 'tmpfs', flags: MS_NOSUID | MS_NODEV, data: 'mode=0755' });
       scaffold.made(ROOTFS_LAUNCH_DIR, { kind: 'directory' });
-      ops.push(...launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').setup);
+      ops.push(...launcherOps(launched, req.launcher!, rootfsLayout(), 'FP', names).setup);
       if (!proc) {
         registerDir = `${ROOTFS_LAUNCH_DIR}/binfmt_misc`;
         ops.push({ op: 'mkdir', path: registerDir, mode: 0o755 });
@@ -464,7 +469,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
       }
       mounts.push({
         source: [req.launcher!, ...new Set(launched.flatMap((e) => ('emulator' in e ? [e.emulator.path] : [])))].join(', '), target: ROOTFS_LAUNCH_DIR,
-        what: "bound read-only into a directory of the private /dev, with the launcher's CPU settings",
+        what: "bound read-only onto a tmpfs in the private /dev, with the launcher's CPU settings; the tmpfs is read-only once they are written",
       });
       for (const e of launched) {
         if ('native' in e && e.native) {
@@ -501,6 +506,10 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     for (const line of launcherOps(launched, req.launcher!, rootfsLayout(), 'FP').lines) {
       ops.push({ op: 'write', path: `${registerDir}/register`, data: line });
     }
+    // binfmt_misc's files belong to this namespace's root, so modes alone would let the guest's root write them.
+    if (registerDir !== DEFAULT_BINFMT_DIR) ops.push({ op: 'readonly', path: registerDir });
+    if (registers && proc) ops.push({ op: 'readonly', path: DEFAULT_BINFMT_DIR, optional: true });
+    if (launched.length > 0) ops.push({ op: 'readonly', path: ROOTFS_LAUNCH_DIR });
     return { ops, view: scaffold, warnings, env: caEnv };
   }
 
@@ -538,6 +547,7 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     if (arch && runsNatively(h, arch)) notes.push(`${arch.name} runs natively here: no binfmt entry needed`);
     // Every foreign arch, not only the first program's: a tree holds programs of others too (multiarch, bound-in tests).
     const first = arch && !runsNatively(h, arch) ? arch : undefined;
+    if (first) names = { arch: first.name, names: programNames(guest, env.PATH ?? ROOTFS_PATH) };
     const foreign = ARCHES.filter((a) => !runsNatively(h, a));
     debug = req.debug ? planSandboxDebug(req.debug, view, req.env) : undefined;
     ({ entries, refused } = opts.privateBinfmt ? entriesFor(foreign, req, h, notes, first, debug?.launcher) : { entries: [], refused: [] });
@@ -576,9 +586,11 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     const { setup, lines } = launcherOps(launched, req.launcher!, transparentLayout(dir), 'FP');
     ops.push(...setup);
     for (const line of lines) ops.push({ op: 'write', path: `${DEFAULT_BINFMT_DIR}/register`, data: line });
+    ops.push({ op: 'readonly', path: dir });
   }
   if (registers) {
-    // Entries registered above.
+    // Every entry this instance gets is registered (--rootfs registers the launcher's on a mount inside the root).
+    ops.push({ op: 'readonly', path: DEFAULT_BINFMT_DIR });
   } else if (!opts.privateBinfmt) {
     notes.push('using the host binfmt_misc entries: this kernel has no binfmt_misc per user namespace');
   }
@@ -596,11 +608,14 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
     // /proc/$pid is the process that getpid() names.
     ops.push({ op: 'mount', source: 'proc', target: '/proc', fstype: 'proc', flags: MS_NOSUID | MS_NODEV | MS_NOEXEC, optional: true });
     mounts.push({ source: 'proc', target: '/proc', what: "the sandbox's own, over the host's (left as it is where the kernel refuses a new one)" });
-    if (registers) ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
+    if (registers) {
+      ops.push({ op: 'mount', source: 'binfmt_misc', target: DEFAULT_BINFMT_DIR, fstype: 'binfmt_misc', flags: 0, optional: true });
+      ops.push({ op: 'readonly', path: DEFAULT_BINFMT_DIR, optional: true });
+    }
   }
-  // Last of the ops that need the outer namespace's root.
-  if (idmap.inner) ops.push({ op: 'userns', uidMap: idmap.inner.uidMap, gidMap: idmap.inner.gidMap });
   ops.push({ op: 'chdir', path: cwd });
+  // Last: the program one user namespace down, where nothing above can be changed (issue 23).
+  ops.push({ op: 'nest', uidMap: idmap.nest.uidMap, gidMap: idmap.nest.gidMap });
 
   const resolve = atLeast(f.kernel, 5, 6)
     ? { by: 'openat2' as const, reason: 'openat2 with RESOLVE_IN_ROOT: symlinks in the tree resolve inside it' }
@@ -643,6 +658,24 @@ export function planSandbox(req: SandboxRequest, f: Features, opts: { privateBin
 }
 
 
+
+/**
+ * The names of the programs on the guest's PATH (each directory read once,
+ * in the view): the names the launcher can give the processes it starts.
+ */
+function programNames(view: Scaffold, pathEnv: string): string[] {
+  const found = new Set<string>();
+  for (const dir of pathEnv.split(':')) {
+    const at = dir.startsWith('/') ? view.file(dir)?.hostPath : undefined;
+    if (at === undefined || !isDir(at)) continue;
+    try {
+      for (const name of readdirSync(at)) found.add(name);
+    } catch {
+      // Unreadable: its programs keep the emulator's name.
+    }
+  }
+  return [...found].sort();
+}
 
 function splitBind(bind: string): [string, string | undefined] {
   const colon = bind.indexOf(':');

@@ -30,8 +30,12 @@ function describeOp(op: SandboxOp): string {
       return 'entering the root';
     case 'chdir':
       return `changing to directory ${op.path}`;
-    case 'userns':
-      return `mapping your own ids back (uid_map "${op.uidMap}", gid_map "${op.gidMap}") in a nested user namespace`;
+    case 'links':
+      return `creating ${op.names.length} links in ${op.path}`;
+    case 'readonly':
+      return `making ${op.path} read-only`;
+    case 'nest':
+      return `starting the program in a nested user namespace (uid_map "${op.uidMap.split('\n').join(', ')}", gid_map "${op.gidMap.split('\n').join(', ')}")`;
   }
 }
 

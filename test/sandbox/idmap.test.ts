@@ -12,7 +12,8 @@ import { execa } from 'execa';
 import { copyFileSync, readlinkSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseIdMap, probeFeatures, sandboxBlocker } from '../../src/sandbox/features.js';
+import { parseIdMap, probeFeatures, sandboxBlocker, type Features } from '../../src/sandbox/features.js';
+import { chooseIdMap } from '../../src/sandbox/idmap.js';
 import { busyboxStatic, fixturesAvailable, rootfs } from '../helpers/fixtures.js';
 import { skipIf } from '../helpers/skip.js';
 import { NOBODY, cleanupRunners, copyFor, otherUser, runtimeFor65534 } from '../helpers/users.js';
@@ -113,5 +114,21 @@ describe('inside a user namespace', () => {
     expect(doctor.idmap.uidMap).toEqual(real);
     expect(doctor.idmap.rootfs).toMatchObject({ kind: 'nested', uidMap: '0 0 1\n1 1 65536' });
     expect(doctor.checks.find((c) => c.name === 'id ranges')!.detail).toContain(`uid_map is "0 ${NOBODY} 1, 1 100000 65536"`);
+  });
+});
+
+describe("the program's nested user namespace (issue 23)", () => {
+  const f = (over: Partial<Features>): Features => ({ ...probeFeatures(), ...over });
+  it('keeps every id of the first namespace, each mapped to itself: both subordinate ranges, not only the first', () => {
+    const subid = f({
+      canMapIds: false, uidMap: parseIdMap('0 0 4294967295'), gidMap: parseIdMap('0 0 4294967295'),
+      subuid: { start: 300000, count: 65536 }, subgid: { start: 400000, count: 65536 }, newuidmap: '/usr/bin/newuidmap', newgidmap: '/usr/bin/newgidmap',
+    });
+    const { choice } = chooseIdMap(subid, 'rootfs', 1000, 1000);
+    expect(choice.kind).toBe('subid');
+    expect(choice.nest.uidMap).toBe('0 0 1\n1 1 65536');
+    expect(choice.nest.gidMap).toBe('0 0 1\n1 1 65536');
+    const root = chooseIdMap(f({ canMapIds: true, uidMap: [], gidMap: [] }), 'rootfs', 0, 0).choice;
+    expect(root.nest.uidMap).toBe('0 0 4294967295');
   });
 });
