@@ -115,3 +115,9 @@ export function modifiedCc1(cc1: string, dest: string): void {
   bytes[at + 8] = 'D'.charCodeAt(0);
   writeFileSync(dest, bytes, { mode: 0o755 });
 }
+
+/** The stand-ins the launcher noted starting (XRUN_NATIVE_TOOLS_RECORD in the build's `ran-natively`), by file name, each once. */
+export function ranNatively(files: Map<string, Buffer>): string[] {
+  const lines = (files.get('ran-natively')?.toString() ?? '').split('\n').filter(Boolean);
+  return [...new Set(lines.map((l) => l.slice(l.lastIndexOf('/') + 1)))].sort();
+}

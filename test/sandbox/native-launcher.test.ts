@@ -8,7 +8,7 @@
  */
 
 import { execa } from 'execa';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,9 @@ beforeAll(() => {
   symlinkSync(launcher, join(dir, 'aarch64'));
   mkdirSync(join(dir, 'aarch64.names'));
   mkdirSync(join(dir, 'aarch64.native'));
+  // The links xrun makes before the guest starts (launcher.ts); the launcher makes none.
+  symlinkSync(join(dir, 'emulator'), join(dir, 'aarch64.names', 'cc1'));
+  symlinkSync(join(dir, 'loader'), join(dir, 'aarch64.native', 'cc1'));
   mkdirSync(join(dir, 'inc'));
   writeFileSync(join(dir, 'cc1'), 'the tree\'s cc1');
   writeFileSync(join(dir, 'plugin.so'), 'the tree\'s plugin');
@@ -148,6 +151,15 @@ describe('the launcher and native stand-ins', () => {
     rmSync(join(dir, 'aarch64.native'), { recursive: true });
     mkdirSync(join(dir, 'aarch64.native'));
     expect((await exec(join(dir, 'cc1'), []))[0]).toBe('emulated cc1 cc1');
+  });
+
+  it('a name xrun made no link for runs by the emulator\'s own path: the launcher plants no link (issue 23, item 6)', async (ctx) => {
+    if (!launcher) ctx.skip('skipped: xrun-launcher is not built (npm run build)');
+    configure([tool()]);
+    writeFileSync(join(dir, 'other'), 'another program');
+    const r = await execa(join(dir, 'aarch64'), [join(dir, 'other'), 'other'], { env: { PATH: '/usr/bin:/bin' }, extendEnv: false, reject: false });
+    expect(r.stdout.split('\n')[0]).toBe('emulated emulator emulator');
+    expect(readdirSync(join(dir, 'aarch64.names'))).toEqual(['cc1']);
   });
 
   it('nativeToolsConf says each rule in the launcher\'s words, in order', () => {

@@ -59,7 +59,7 @@ export interface NativeToolsPlan {
     readonly packages: readonly string[];
   };
   readonly tools: readonly PlannedTool[];
-  /** The probe's own runs: where the launcher notes each stand-in it starts (a path in the guest's view). */
+  /** The probe's runs, and tests: where the launcher notes each stand-in it starts (a path in the guest's view). */
   readonly record?: string | undefined;
   /** The probe's key and whether it has compared this pair yet (false only with --explain or XRUN_NATIVE_TOOLS=unchecked). */
   readonly probe: { readonly key: string; readonly checked: boolean };
@@ -85,7 +85,7 @@ export interface NativeToolsRequest {
   readonly unchecked: boolean;
   /** XRUN_NATIVE_TOOLS_WITHOUT (the probe's second look): programs to leave emulated whatever the rest does. */
   readonly without?: readonly string[] | undefined;
-  /** XRUN_NATIVE_TOOLS_RECORD (the probe's runs): the guest's file the launcher notes each stand-in it starts in. */
+  /** XRUN_NATIVE_TOOLS_RECORD (the probe's runs, tests): the guest's file the launcher notes each stand-in it starts in. */
   readonly record?: string | undefined;
   /** What a first use prints: the fetch and the probe. */
   readonly say: (line: string) => void;
@@ -240,7 +240,7 @@ export async function planNativeTools(req: NativeToolsRequest): Promise<NativeTo
       packages: manifest.packages.map((p) => `${p.name} ${p.version}`),
     },
     tools,
-    ...(req.unchecked && req.record !== undefined ? { record: req.record } : {}),
+    ...(req.record !== undefined ? { record: req.record } : {}),
     probe: { key, checked: false },
   };
   const record = readProbe(hostDebArch, key, req.env);
