@@ -34,8 +34,9 @@ export function formatListing(l: ToolchainsListing): string {
     lines.push(`${m.suite} ${m.triplet} (${m.hostDebArch}): ${tools.map((p) => `${p.name} ${p.version}`).join(', ')}; `
       + `${m.packages.length - tools.length} libraries; ${formatBytes(size)} of packages, ${m.signed ? 'verified' : 'signature NOT checked'}, fetched ${m.fetchedAt}`, `  ${t.dir}`);
   }
+  // as and ld come from one binutils package: its line once.
   for (const p of l.probes) {
-    lines.push(`pair ${p.key}: ${p.identical ? 'identical output' : `different output (${p.detail})`}, compared ${p.at}`, ...p.pair.map((x) => `  ${x}`));
+    lines.push(`pair ${p.key}: ${p.identical ? 'identical output' : `different output (${p.detail})`}, compared ${p.at}`, ...[...new Set(p.pair)].map((x) => `  ${x}`));
   }
   return lines.map((x) => `${printable(x)}\n`).join('');
 }
