@@ -361,20 +361,7 @@ export function removeTree(path: string | Buffer): void {
   const name = bytes.subarray(slash + 1);
   const shown = bytes.toString();
   if (name.length === 0 || name.equals(Buffer.from('.')) || name.equals(Buffer.from('..'))) throw new XrunError('io', `removing ${shown}: not a name to remove`);
-  let parent: number;
-  try {
-    parent = openDirPath(dir);
-  } catch (err) {
-    if (err instanceof XrunError) throw err;
-    if (errnoCode(err) === 'ENOENT') return;
-    throw new XrunError('io', `removing ${shown}: ${errnoText(errnoCode(err))}`, { cause: err });
-  }
-  try {
-    const left = removeAt(parent, name, shown);
-    if (left.length > 0) throw new XrunError('io', `removing ${shown}: ${describeLeftover(left[0]!)}${left.length > 1 ? ` (and ${left.length - 1} more left)` : ''}`);
-  } finally {
-    closeSync(parent);
-  }
+  throughDir(dir, `removing ${shown}`, (parent) => removeAt(parent, name, shown));
 }
 
 /**
@@ -382,17 +369,22 @@ export function removeTree(path: string | Buffer): void {
  * XrunError naming it.
  */
 export function emptyDir(path: string): void {
+  throughDir(path, `emptying ${path}`, (fd) => removeContents(fd, path));
+}
+
+/** Opens DIR (openDirPath; one that is not there is nothing to do) and removes through it; anything left is one XrunError for `what`. */
+function throughDir(dir: string | Buffer, what: string, remove: (fd: number) => Leftover[]): void {
   let fd: number;
   try {
-    fd = openDirPath(path);
+    fd = openDirPath(dir);
   } catch (err) {
     if (err instanceof XrunError) throw err;
     if (errnoCode(err) === 'ENOENT') return;
-    throw new XrunError('io', `emptying ${path}: ${errnoText(errnoCode(err))}`, { cause: err });
+    throw new XrunError('io', `${what}: ${errnoText(errnoCode(err))}`, { cause: err });
   }
   try {
-    const left = removeContents(fd, path);
-    if (left.length > 0) throw new XrunError('io', `emptying ${path}: ${describeLeftover(left[0]!)}${left.length > 1 ? ` (and ${left.length - 1} more left)` : ''}`);
+    const left = remove(fd);
+    if (left.length > 0) throw new XrunError('io', `${what}: ${describeLeftover(left[0]!)}${left.length > 1 ? ` (and ${left.length - 1} more left)` : ''}`);
   } finally {
     closeSync(fd);
   }
